@@ -1,0 +1,1 @@
+//! zdupgrade-sim: a simulated GKE cluster.
