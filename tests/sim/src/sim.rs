@@ -1,0 +1,111 @@
+//! The simulator's whole state behind one lock: the clock, the Kubernetes objects, the GKE
+//! cluster and its node pools, injected faults, and the recorder that tests read back.
+
+use crate::gke::Gke;
+use crate::recorder::Recorder;
+use crate::scenario::{Faults, Scenario, Timings};
+use crate::store::Objects;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+pub type Shared = Arc<SharedSim>;
+
+pub struct SharedSim {
+    inner: Mutex<Sim>,
+}
+
+impl SharedSim {
+    pub fn new(sim: Sim) -> Shared {
+        Arc::new(SharedSim {
+            inner: Mutex::new(sim),
+        })
+    }
+    pub fn lock(&self) -> MutexGuard<'_, Sim> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Simulated time: real time since start multiplied by the scenario's scale.
+pub struct Clock {
+    start: Instant,
+    pub scale: f64,
+}
+
+impl Clock {
+    pub fn new(scale: f64) -> Clock {
+        Clock {
+            start: Instant::now(),
+            scale: if scale > 0.0 { scale } else { 1.0 },
+        }
+    }
+    /// Simulated seconds since start.
+    pub fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * self.scale
+    }
+}
+
+/// When a bound pod started and became runnable, kept outside the Pod object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PodTimer {
+    pub bound_at: f64,
+    pub running_at: Option<f64>,
+    pub deleting_at: Option<f64>,
+}
+
+pub struct Sim {
+    pub clock: Clock,
+    pub scenario: Scenario,
+    pub faults: Faults,
+    pub objs: Objects,
+    pub gke: Gke,
+    pub rec: Recorder,
+    pub pod_timers: HashMap<String, PodTimer>,
+    /// The Kubernetes API's address, `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// A zonal control plane refuses requests until this simulated time.
+    pub outage_until: Option<f64>,
+    pub outage_logged: bool,
+    /// Real start time, for request rates.
+    pub started: Instant,
+}
+
+impl Sim {
+    pub fn now(&self) -> f64 {
+        self.clock.now()
+    }
+    pub fn timings(&self) -> &Timings {
+        &self.scenario.timings
+    }
+
+    /// Whether the Kubernetes API answers right now (faults and master upgrades).
+    pub fn api_down(&mut self) -> bool {
+        let t = self.now();
+        let fault = self.faults.api_outages.iter().any(|w| w.contains(t));
+        let upgrade = self.outage_until.is_some_and(|u| t < u);
+        let down = fault || upgrade;
+        if down != self.outage_logged {
+            self.outage_logged = down;
+            let kind = if down {
+                "api_outage_start"
+            } else {
+                "api_outage_end"
+            };
+            self.rec.log(t, kind, "control-plane", "");
+        }
+        down
+    }
+
+    pub fn is_master_regional(&self) -> bool {
+        self.scenario.is_regional()
+    }
+
+    pub fn master_version(&self) -> &str {
+        &self.gke.master_version
+    }
+}
+
+/// Seconds to wait in real time for `sim_seconds` of simulated time.
+pub fn real_duration(scale: f64, sim_seconds: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64((sim_seconds / scale).max(0.0))
+}
