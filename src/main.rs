@@ -1,1 +1,30 @@
-fn main() {}
+//! Entry point: parse, run, print the error chain, exit with the error's code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use kubectl_zdupgrade::cli::Cli;
+use kubectl_zdupgrade::errors::exit_code;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match kubectl_zdupgrade::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,64 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_kubectl_zdupgrade_global_optspecs
+    string join \n q/quiet v/verbose h/help V/version
+end
+
+function __fish_kubectl_zdupgrade_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_kubectl_zdupgrade_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_kubectl_zdupgrade_using_subcommand
+    set -l cmd (__fish_kubectl_zdupgrade_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s V -l version -d 'Print version'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "migrate" -d 'Move every workload from a node pool to a new one (created as a clone), then delete the old pool'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l from -d 'The node pool to move away from (default: the only other pool)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l project -d 'Google Cloud project of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l location -l zone -l region -d 'Zone or region of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l cluster -d 'GKE cluster name' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l context -d 'Kube context to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l grace-period -d 'Seconds each pod gets to terminate (default: the pod\'s own), as `kubectl drain --grace-period`' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l node-timeout -d 'How long to wait for the new pool\'s nodes to be Ready' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l drain-timeout -d 'How long one node\'s drain may take (kubectl drain --timeout)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l settle-timeout -d 'How long the displaced workloads may take to be fully ready again after a node\'s drain' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l machine-type -d 'Machine type of the new pool (default: the old pool\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l num-nodes -d 'Nodes per zone in the new pool (default: the most the old pool has in any zone)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l node-version -d 'Kubernetes version of the new pool (default: the control plane\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l image-type -d 'Image type of the new pool (default: the old pool\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l disk-size -d 'Boot disk size in GB of the new pool (default: the old pool\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l disk-type -d 'Boot disk type of the new pool (default: the old pool\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s y -l yes -d 'Delete the old pool without asking'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l dry-run -d 'Only read the cluster and print the plan: every command that would run'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l keep-old-pool -d 'Stop after draining: keep the old pool (cordoned), ready for a rollback'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l force -d 'Also drain pods without a controller (they are lost), as `kubectl drain --force`'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l delete-emptydir-data -d 'Also drain pods with emptyDir volumes (their data is lost), as `kubectl drain --delete-emptydir-data`'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l allow-config-drift -d 'Go on even if the old pool has settings the clone cannot reproduce'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate completion help" -f -a "migrate" -d 'Move every workload from a node pool to a new one (created as a clone), then delete the old pool'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

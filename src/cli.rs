@@ -1,0 +1,264 @@
+//! Command-line definition (clap derive). Parsing only validates syntax; it never starts a process.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl zdupgrade",
+    bin_name = "kubectl zdupgrade",
+    version,
+    about = "Zero-downtime GKE upgrades: migrate workloads to a new node pool, node by node, gated on workload health"
+)]
+pub struct Cli {
+    /// Print only warnings and errors.
+    #[arg(
+        long,
+        short = 'q',
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
+    pub quiet: bool,
+
+    /// Print every kubectl/gcloud command line and its exit status (no progress bars).
+    #[arg(long, short = 'v', global = true, help_heading = "Global options")]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool.
+    Migrate(MigrateArgs),
+    /// Print a shell completion script.
+    Completion(CompletionArgs),
+}
+
+/// Which cluster to act on. Unset values come from the kube context's name
+/// (`gke_PROJECT_LOCATION_CLUSTER`), then from gcloud's properties.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cluster selection")]
+pub struct ClusterArgs {
+    /// Google Cloud project of the cluster.
+    #[arg(long, value_name = "PROJECT")]
+    pub project: Option<String>,
+
+    /// Zone or region of the cluster.
+    #[arg(long, visible_aliases = ["zone", "region"], value_name = "LOCATION")]
+    pub location: Option<String>,
+
+    /// GKE cluster name.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Kube context to use (passed to every kubectl call).
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+
+    /// Kubeconfig file to use (passed to every kubectl call).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Name of the node pool to move workloads to (created as a clone of the old pool if missing).
+    #[arg(value_name = "NEW_POOL")]
+    pub new_pool: String,
+
+    /// The node pool to move away from (default: the only other pool).
+    #[arg(long, value_name = "OLD_POOL")]
+    pub from: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Delete the old pool without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Only read the cluster and print the plan: every command that would run.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Stop after draining: keep the old pool (cordoned), ready for a rollback.
+    #[arg(long)]
+    pub keep_old_pool: bool,
+
+    /// Also drain pods without a controller (they are lost), as `kubectl drain --force`.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also drain pods with emptyDir volumes (their data is lost), as `kubectl drain --delete-emptydir-data`.
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+
+    /// Seconds each pod gets to terminate (default: the pod's own), as `kubectl drain --grace-period`.
+    #[arg(long, value_name = "SECS")]
+    pub grace_period: Option<u32>,
+
+    /// How long to wait for the new pool's nodes to be Ready.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub node_timeout: Duration,
+
+    /// How long one node's drain may take (kubectl drain --timeout).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How long the displaced workloads may take to be fully ready again after a node's drain.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
+
+    /// Go on even if the old pool has settings the clone cannot reproduce.
+    #[arg(long)]
+    pub allow_config_drift: bool,
+
+    /// Machine type of the new pool (default: the old pool's).
+    #[arg(long, value_name = "TYPE")]
+    pub machine_type: Option<String>,
+
+    /// Nodes per zone in the new pool (default: the most the old pool has in any zone).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub num_nodes: Option<u32>,
+
+    /// Kubernetes version of the new pool (default: the control plane's).
+    #[arg(long, value_name = "VERSION")]
+    pub node_version: Option<String>,
+
+    /// Image type of the new pool (default: the old pool's).
+    #[arg(long, value_name = "TYPE")]
+    pub image_type: Option<String>,
+
+    /// Boot disk size in GB of the new pool (default: the old pool's).
+    #[arg(long, value_name = "GB", value_parser = clap::value_parser!(u32).range(10..=65536))]
+    pub disk_size: Option<u32>,
+
+    /// Boot disk type of the new pool (default: the old pool's).
+    #[arg(long, value_name = "TYPE")]
+    pub disk_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    /// The shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The longest timeout accepted: anything longer is almost certainly a typo.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses durations like `90s`, `10m`, `1h30m` (units h, m, s; at least one; no bare numbers).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration; use e.g. 90s, 10m or 1h".into());
+    }
+    if text.starts_with('-') {
+        return Err(format!("{text:?}: a duration cannot be negative"));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown unit {c:?}; use h, m or s (e.g. 10m)"
+                ))
+            }
+        };
+        if digits.is_empty() {
+            return Err(format!("{text:?}: expected a number before {c:?}"));
+        }
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: too long"))?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!(
+            "{text:?}: missing unit after {digits}; use e.g. {digits}s or {digits}m"
+        ));
+    }
+    let duration = Duration::from_secs(total);
+    if duration.is_zero() {
+        return Err(format!("{text:?}: must be longer than zero"));
+    }
+    if duration > MAX_DURATION {
+        return Err(format!("{text:?}: longer than 24h"));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        for bad in [
+            "",
+            "0s",
+            "0m",
+            "-5m",
+            "10",
+            "m",
+            "5x",
+            "25h",
+            "1h1s1",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn location_aliases_and_usage_name() {
+        let cli = Cli::try_parse_from([
+            "kubectl-zdupgrade",
+            "migrate",
+            "p2",
+            "--zone",
+            "europe-west1-b",
+        ])
+        .unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.cluster.location.as_deref(), Some("europe-west1-b"));
+        assert_eq!(args.drain_timeout, Duration::from_secs(600));
+        let cli =
+            Cli::try_parse_from(["x", "migrate", "p2", "--region", "us-central1", "-q"]).unwrap();
+        assert!(cli.quiet);
+        let help = Cli::command().render_usage().to_string();
+        assert!(help.contains("kubectl zdupgrade"), "{help}");
+        assert!(Cli::try_parse_from(["x", "migrate", "p2", "--node-timeout", "0s"]).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! kubectl-zdupgrade: zero-downtime GKE node-pool migration, driving the real `kubectl` and
+//! `gcloud` and sequencing what a careful operator would do by hand.
+
+pub mod cli;
+pub mod clone;
+pub mod commands;
+pub mod errors;
+pub mod report;
+pub mod target;
+pub mod tools;
+pub mod workloads;
+
+use cli::{Cli, Command};
+use report::Printer;
+
+/// Runs a parsed command line.
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Migrate(args) => {
+            let printer = Printer::new(cli.quiet, cli.verbose);
+            commands::migrate::exec(args, &printer)
+        }
+        Command::Completion(args) => {
+            commands::completion::exec(args, &mut std::io::stdout().lock())
+        }
+    }
+}

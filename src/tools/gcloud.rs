@@ -1,0 +1,380 @@
+//! Typed wrapper around `gcloud container ...`: every call names the project and the location
+//! explicitly and asks for JSON. gcloud costs about a second per call, so it is used only for what
+//! kubectl cannot answer: describe the cluster, create and delete a node pool, read properties.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::command::Command;
+use crate::errors::Error;
+use crate::report::Reporter;
+
+/// `gcloud container clusters describe --format=json`, the fields this tool uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub private_cluster_config: Option<PrivateClusterConfig>,
+    #[serde(default)]
+    pub current_master_version: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub locations: Vec<String>,
+    #[serde(default)]
+    pub node_pools: Vec<NodePool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateClusterConfig {
+    #[serde(default)]
+    pub private_endpoint: Option<String>,
+}
+
+/// A node pool as GKE describes it. Fields the clone does not reproduce land in `other` (and
+/// `config.other`), which is how config drift is detected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePool {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub locations: Vec<String>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub initial_node_count: Option<u64>,
+    #[serde(default)]
+    pub autoscaling: Option<Autoscaling>,
+    #[serde(default)]
+    pub management: Option<Management>,
+    #[serde(default)]
+    pub max_pods_constraint: Option<MaxPodsConstraint>,
+    #[serde(default)]
+    pub upgrade_settings: Option<UpgradeSettings>,
+    #[serde(default)]
+    pub config: NodeConfig,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeConfig {
+    pub machine_type: Option<String>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub disk_size_gb: Option<u64>,
+    pub disk_type: Option<String>,
+    pub image_type: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resource_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    pub service_account: Option<String>,
+    #[serde(default)]
+    pub oauth_scopes: Vec<String>,
+    #[serde(default)]
+    pub spot: bool,
+    #[serde(default)]
+    pub preemptible: bool,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub local_ssd_count: Option<u64>,
+    #[serde(default)]
+    pub accelerators: Vec<Accelerator>,
+    pub min_cpu_platform: Option<String>,
+    pub workload_metadata_config: Option<WorkloadMetadataConfig>,
+    pub shielded_instance_config: Option<ShieldedInstanceConfig>,
+    pub boot_disk_kms_key: Option<String>,
+    pub gvnic: Option<Gvnic>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accelerator {
+    #[serde(deserialize_with = "int")]
+    pub accelerator_count: u64,
+    pub accelerator_type: String,
+    pub gpu_partition_size: Option<String>,
+    pub gpu_driver_installation_config: Option<GpuDriverInstallationConfig>,
+    pub gpu_sharing_config: Option<GpuSharingConfig>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuDriverInstallationConfig {
+    pub gpu_driver_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuSharingConfig {
+    pub gpu_sharing_strategy: Option<String>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_shared_clients_per_gpu: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkloadMetadataConfig {
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShieldedInstanceConfig {
+    #[serde(default)]
+    pub enable_secure_boot: bool,
+    #[serde(default)]
+    pub enable_integrity_monitoring: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Gvnic {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscaling {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub min_node_count: Option<u64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_node_count: Option<u64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub total_min_node_count: Option<u64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub total_max_node_count: Option<u64>,
+    pub location_policy: Option<String>,
+    #[serde(default)]
+    pub autoprovisioned: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Management {
+    #[serde(default)]
+    pub auto_upgrade: bool,
+    #[serde(default)]
+    pub auto_repair: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaxPodsConstraint {
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_pods_per_node: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSettings {
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_surge: Option<u64>,
+    #[serde(default, deserialize_with = "opt_int")]
+    pub max_unavailable: Option<u64>,
+    pub strategy: Option<String>,
+    pub blue_green_settings: Option<Value>,
+}
+
+/// Google APIs print int64 fields as JSON strings and int32 as numbers; accept both.
+fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a non-negative integer: {n}"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("not an integer: {s:?}"))),
+        Some(other) => Err(serde::de::Error::custom(format!("not an integer: {other}"))),
+    }
+}
+
+fn int<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    opt_int(d)?.ok_or_else(|| serde::de::Error::custom("missing integer"))
+}
+
+impl Cluster {
+    pub fn pool(&self, name: &str) -> Option<&NodePool> {
+        self.node_pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn pool_names(&self) -> Vec<&str> {
+        self.node_pools.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+/// gcloud bound to one project and location.
+pub struct Gcloud<'r> {
+    path: PathBuf,
+    project: String,
+    location: String,
+    reporter: &'r dyn Reporter,
+}
+
+impl<'r> Gcloud<'r> {
+    pub fn new(path: &Path, project: &str, location: &str, reporter: &'r dyn Reporter) -> Self {
+        Gcloud {
+            path: path.to_path_buf(),
+            project: project.to_string(),
+            location: location.to_string(),
+            reporter,
+        }
+    }
+
+    fn container<I: IntoIterator<Item = S>, S: Into<String>>(&self, args: I) -> Command {
+        Command::new("gcloud", &self.path)
+            .arg("container")
+            .args(args)
+            .arg(format!("--project={}", self.project))
+            .arg(format!("--location={}", self.location))
+    }
+
+    pub fn describe_cluster_command(&self, cluster: &str) -> Command {
+        self.container(["clusters", "describe", cluster, "--format=json"])
+    }
+
+    pub fn describe_cluster(&self, cluster: &str) -> Result<Cluster, Error> {
+        self.describe_cluster_command(cluster).json(self.reporter)
+    }
+
+    /// `gcloud container node-pools create POOL --cluster C ... CLONE_ARGS --format=json`.
+    pub fn create_node_pool_command(
+        &self,
+        cluster: &str,
+        pool: &str,
+        clone_args: &[String],
+    ) -> Command {
+        self.container(["node-pools", "create", pool])
+            .arg(format!("--cluster={cluster}"))
+            .args(clone_args.iter().cloned())
+            .arg("--format=json")
+    }
+
+    pub fn delete_node_pool_command(&self, cluster: &str, pool: &str) -> Command {
+        self.container(["node-pools", "delete", pool])
+            .arg(format!("--cluster={cluster}"))
+            .arg("--quiet")
+            .arg("--format=json")
+    }
+
+    pub fn run(&self, command: &Command) -> Result<(), Error> {
+        command.output(self.reporter).map(|_| ())
+    }
+}
+
+/// `gcloud config get-value PROPERTY`: `None` when unset.
+pub fn config_get_value(
+    gcloud: &Path,
+    property: &str,
+    reporter: &dyn Reporter,
+) -> Result<Option<String>, Error> {
+    let output = Command::new("gcloud", gcloud)
+        .args(["config", "get-value", property])
+        .output(reporter)?;
+    let value = output.stdout.trim();
+    Ok((!value.is_empty() && value != "(unset)").then(|| value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn fixture_cluster() -> Cluster {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/gcloud-cluster-describe.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn parses_a_cluster_description() {
+        let cluster = fixture_cluster();
+        assert_eq!(cluster.name, "prod");
+        assert_eq!(cluster.endpoint.as_deref(), Some("34.78.12.200"));
+        assert_eq!(
+            cluster
+                .private_cluster_config
+                .as_ref()
+                .and_then(|p| p.private_endpoint.as_deref()),
+            Some("10.132.0.2")
+        );
+        assert_eq!(
+            cluster.current_master_version.as_deref(),
+            Some("1.30.5-gke.1014001")
+        );
+        assert_eq!(cluster.pool_names(), ["default-pool", "pool-gpu"]);
+        let pool = cluster.pool("default-pool").unwrap();
+        assert_eq!(pool.status.as_deref(), Some("RUNNING"));
+        assert_eq!(pool.locations, ["europe-west1-b", "europe-west1-c"]);
+        assert_eq!(pool.initial_node_count, Some(2));
+        let c = &pool.config;
+        assert_eq!(c.machine_type.as_deref(), Some("e2-standard-4"));
+        assert_eq!(c.disk_size_gb, Some(100));
+        assert_eq!(c.labels["team"], "payments");
+        assert_eq!(c.taints[0].effect, "NO_SCHEDULE");
+        assert!(c.spot);
+        let auto = pool.autoscaling.as_ref().unwrap();
+        assert!(auto.enabled);
+        assert_eq!(
+            (auto.min_node_count, auto.max_node_count),
+            (Some(1), Some(5))
+        );
+        assert_eq!(
+            pool.max_pods_constraint.as_ref().unwrap().max_pods_per_node,
+            Some(110),
+            "int64 fields arrive as strings"
+        );
+        let gpu = cluster.pool("pool-gpu").unwrap();
+        assert_eq!(gpu.config.accelerators[0].accelerator_count, 1);
+        assert!(gpu.config.other.contains_key("kubeletConfig"));
+    }
+
+    #[test]
+    fn command_lines_name_project_and_location() {
+        let g = Gcloud::new(
+            Path::new("/usr/bin/gcloud"),
+            "acme",
+            "europe-west1",
+            &crate::report::Silent,
+        );
+        assert_eq!(
+            g.describe_cluster_command("prod").to_string(),
+            "gcloud container clusters describe prod --format=json --project=acme --location=europe-west1"
+        );
+        assert_eq!(
+            g.delete_node_pool_command("prod", "old").to_string(),
+            "gcloud container node-pools delete old --project=acme --location=europe-west1 --cluster=prod --quiet --format=json"
+        );
+    }
+}

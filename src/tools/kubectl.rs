@@ -1,0 +1,448 @@
+//! Typed wrapper around kubectl: every call gets the user's `--context`/`--kubeconfig`, asks for
+//! JSON and returns k8s-openapi types. Also parses `kubectl drain`'s streamed output.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::command::Command;
+use crate::errors::Error;
+use crate::report::Reporter;
+
+/// The label GKE puts on every node with the name of its node pool.
+pub const POOL_LABEL: &str = "cloud.google.com/gke-nodepool";
+
+/// `kubectl get ... -o json` of a list.
+#[derive(Debug, Deserialize)]
+struct ItemList<T> {
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
+}
+
+/// `kubectl config view --minify -o json`, the fields this tool uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KubeConfigView {
+    #[serde(rename = "current-context", default)]
+    pub current_context: Option<String>,
+    #[serde(default)]
+    pub contexts: Vec<NamedContext>,
+    #[serde(default)]
+    pub clusters: Vec<NamedCluster>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedContext {
+    pub name: String,
+    pub context: ContextRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContextRef {
+    pub cluster: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedCluster {
+    pub name: String,
+    pub cluster: ClusterRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterRef {
+    #[serde(default)]
+    pub server: String,
+}
+
+impl KubeConfigView {
+    /// The API server URL of the current context.
+    pub fn server(&self) -> Option<&str> {
+        let context = self.current_context.as_deref()?;
+        let cluster = &self
+            .contexts
+            .iter()
+            .find(|c| c.name == context)?
+            .context
+            .cluster;
+        let named = self.clusters.iter().find(|c| &c.name == cluster)?;
+        Some(named.cluster.server.as_str())
+    }
+}
+
+/// Deployments, StatefulSets and ReplicaSets from one `kubectl get deployments,statefulsets,replicasets`.
+#[derive(Debug, Clone, Default)]
+pub struct Workloads {
+    pub deployments: Vec<Deployment>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub replica_sets: Vec<ReplicaSet>,
+}
+
+impl Workloads {
+    /// Parses a mixed `List`, dispatching on each item's `kind`.
+    pub fn from_list_json(json: &str) -> Result<Self, serde_json::Error> {
+        let list: ItemList<Value> = serde_json::from_str(json)?;
+        let mut workloads = Workloads::default();
+        for item in list.items {
+            match item.get("kind").and_then(Value::as_str) {
+                Some("Deployment") => workloads.deployments.push(serde_json::from_value(item)?),
+                Some("StatefulSet") => workloads.stateful_sets.push(serde_json::from_value(item)?),
+                Some("ReplicaSet") => workloads.replica_sets.push(serde_json::from_value(item)?),
+                _ => {}
+            }
+        }
+        Ok(workloads)
+    }
+}
+
+/// The `kubectl drain` flags this tool passes.
+#[derive(Debug, Clone)]
+pub struct DrainOptions {
+    pub force: bool,
+    pub delete_emptydir_data: bool,
+    pub grace_period: Option<u32>,
+    pub timeout: Duration,
+}
+
+/// kubectl bound to the user's context and kubeconfig.
+pub struct Kubectl<'r> {
+    path: PathBuf,
+    context: Option<String>,
+    kubeconfig: Option<String>,
+    reporter: &'r dyn Reporter,
+}
+
+impl<'r> Kubectl<'r> {
+    pub fn new(
+        path: &Path,
+        context: Option<&str>,
+        kubeconfig: Option<&str>,
+        reporter: &'r dyn Reporter,
+    ) -> Self {
+        Kubectl {
+            path: path.to_path_buf(),
+            context: context.map(str::to_string),
+            kubeconfig: kubeconfig.map(str::to_string),
+            reporter,
+        }
+    }
+
+    pub fn command<I: IntoIterator<Item = S>, S: Into<String>>(&self, args: I) -> Command {
+        let mut cmd = Command::new("kubectl", &self.path);
+        if let Some(context) = &self.context {
+            cmd = cmd.arg(format!("--context={context}"));
+        }
+        if let Some(kubeconfig) = &self.kubeconfig {
+            cmd = cmd.arg(format!("--kubeconfig={kubeconfig}"));
+        }
+        cmd.args(args)
+    }
+
+    fn list<T: DeserializeOwned>(&self, args: &[&str]) -> Result<Vec<T>, Error> {
+        let list: ItemList<T> = self.command(args.iter().copied()).json(self.reporter)?;
+        Ok(list.items)
+    }
+
+    pub fn config_view(&self) -> Result<KubeConfigView, Error> {
+        self.command(["config", "view", "--minify", "-o", "json"])
+            .json(self.reporter)
+    }
+
+    pub fn pool_nodes_command(&self, pool: &str) -> Command {
+        self.command([
+            "get",
+            "nodes",
+            "-l",
+            &format!("{POOL_LABEL}={pool}"),
+            "-o",
+            "json",
+        ])
+    }
+
+    pub fn pool_nodes(&self, pool: &str) -> Result<Vec<Node>, Error> {
+        let list: ItemList<Node> = self.pool_nodes_command(pool).json(self.reporter)?;
+        Ok(list.items)
+    }
+
+    /// All pods of the cluster. One list instead of one call per node: the health gate needs
+    /// every pod anyway (a Pending replacement has no node yet), and one call costs the same
+    /// start-up as each per-node call would.
+    pub fn all_pods(&self) -> Result<Vec<Pod>, Error> {
+        self.list(&["get", "pods", "--all-namespaces", "-o", "json"])
+    }
+
+    /// Pods bound to one node (`--field-selector spec.nodeName=NODE`).
+    pub fn node_pods(&self, node: &str) -> Result<Vec<Pod>, Error> {
+        let selector = format!("--field-selector=spec.nodeName={node}");
+        self.list(&["get", "pods", "--all-namespaces", &selector, "-o", "json"])
+    }
+
+    pub fn pdbs(&self) -> Result<Vec<PodDisruptionBudget>, Error> {
+        self.list(&[
+            "get",
+            "poddisruptionbudgets",
+            "--all-namespaces",
+            "-o",
+            "json",
+        ])
+    }
+
+    pub fn workloads(&self) -> Result<Workloads, Error> {
+        let cmd = self.command([
+            "get",
+            "deployments,statefulsets,replicasets",
+            "--all-namespaces",
+            "-o",
+            "json",
+        ]);
+        let output = cmd.output(self.reporter)?;
+        Workloads::from_list_json(&output.stdout).map_err(|source| Error::Json {
+            command: cmd.to_string(),
+            source,
+        })
+    }
+
+    pub fn cordon_command(&self, node: &str) -> Command {
+        self.command(["cordon", node])
+    }
+
+    pub fn uncordon_command(&self, nodes: &[String]) -> Command {
+        self.command(["uncordon"]).args(nodes.iter().cloned())
+    }
+
+    pub fn drain_command(&self, node: &str, options: &DrainOptions) -> Command {
+        let mut cmd = self.command(["drain", node, "--ignore-daemonsets"]);
+        if options.force {
+            cmd = cmd.arg("--force");
+        }
+        if options.delete_emptydir_data {
+            cmd = cmd.arg("--delete-emptydir-data");
+        }
+        if let Some(seconds) = options.grace_period {
+            cmd = cmd.arg(format!("--grace-period={seconds}"));
+        }
+        cmd.arg(format!("--timeout={}s", options.timeout.as_secs()))
+    }
+
+    pub fn run(&self, command: &Command) -> Result<(), Error> {
+        command.output(self.reporter).map(|_| ())
+    }
+
+    pub fn reporter(&self) -> &dyn Reporter {
+        self.reporter
+    }
+}
+
+/// One line of `kubectl drain` output, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainEvent {
+    /// `evicting pod NS/NAME`
+    Evicting {
+        namespace: String,
+        name: String,
+    },
+    /// `pod/NAME evicted`
+    Evicted {
+        name: String,
+    },
+    /// `error when evicting pods/"NAME" -n "NS" (will retry after 5s): REASON`
+    Blocked {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    /// `node/NAME drained`
+    Drained,
+    Other,
+}
+
+pub fn parse_drain_line(line: &str) -> DrainEvent {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("evicting pod ") {
+        let rest = rest.trim_matches('"');
+        if let Some((namespace, name)) = rest.split_once('/') {
+            return DrainEvent::Evicting {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            };
+        }
+    }
+    if let Some(name) = line
+        .strip_prefix("pod/")
+        .and_then(|r| r.strip_suffix(" evicted"))
+    {
+        return DrainEvent::Evicted {
+            name: name.to_string(),
+        };
+    }
+    if let Some(rest) = line.strip_prefix("error when evicting pods/\"") {
+        if let Some((name, rest)) = rest.split_once('"') {
+            let namespace = rest
+                .trim_start()
+                .strip_prefix("-n \"")
+                .and_then(|r| r.split_once('"'))
+                .map(|(ns, _)| ns.to_string())
+                .unwrap_or_default();
+            let reason = line
+                .split_once("): ")
+                .map(|(_, r)| r.trim().to_string())
+                .unwrap_or_default();
+            return DrainEvent::Blocked {
+                namespace,
+                name: name.to_string(),
+                reason,
+            };
+        }
+    }
+    if line.starts_with("node/") && line.ends_with(" drained") {
+        return DrainEvent::Drained;
+    }
+    DrainEvent::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Silent;
+
+    fn kubectl() -> Kubectl<'static> {
+        Kubectl::new(
+            Path::new("/usr/bin/kubectl"),
+            Some("gke_acme_europe-west1_prod"),
+            Some("/tmp/kc"),
+            &Silent,
+        )
+    }
+
+    #[test]
+    fn every_call_carries_context_and_kubeconfig() {
+        let k = kubectl();
+        assert_eq!(
+            k.pool_nodes_command("default-pool").to_string(),
+            "kubectl --context=gke_acme_europe-west1_prod --kubeconfig=/tmp/kc get nodes -l cloud.google.com/gke-nodepool=default-pool -o json"
+        );
+        let plain = Kubectl::new(Path::new("kubectl"), None, None, &Silent);
+        assert_eq!(plain.cordon_command("n1").to_string(), "kubectl cordon n1");
+    }
+
+    #[test]
+    fn drain_command_flags() {
+        let k = Kubectl::new(Path::new("kubectl"), None, None, &Silent);
+        let mut options = DrainOptions {
+            force: false,
+            delete_emptydir_data: false,
+            grace_period: None,
+            timeout: Duration::from_secs(600),
+        };
+        assert_eq!(
+            k.drain_command("n1", &options).to_string(),
+            "kubectl drain n1 --ignore-daemonsets --timeout=600s"
+        );
+        options.force = true;
+        options.delete_emptydir_data = true;
+        options.grace_period = Some(30);
+        assert_eq!(
+            k.drain_command("n1", &options).to_string(),
+            "kubectl drain n1 --ignore-daemonsets --force --delete-emptydir-data --grace-period=30 --timeout=600s"
+        );
+    }
+
+    #[test]
+    fn drain_lines() {
+        assert_eq!(
+            parse_drain_line("evicting pod default/web-7d4b9c-x2x9z"),
+            DrainEvent::Evicting {
+                namespace: "default".into(),
+                name: "web-7d4b9c-x2x9z".into()
+            }
+        );
+        assert_eq!(
+            parse_drain_line("pod/web-7d4b9c-x2x9z evicted"),
+            DrainEvent::Evicted {
+                name: "web-7d4b9c-x2x9z".into()
+            }
+        );
+        assert_eq!(
+            parse_drain_line(
+                r#"error when evicting pods/"db-0" -n "payments" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."#
+            ),
+            DrainEvent::Blocked {
+                namespace: "payments".into(),
+                name: "db-0".into(),
+                reason: "Cannot evict pod as it would violate the pod's disruption budget.".into()
+            }
+        );
+        assert_eq!(
+            parse_drain_line("node/gke-prod-default-pool-1 drained"),
+            DrainEvent::Drained
+        );
+        assert_eq!(
+            parse_drain_line("node/gke-prod-default-pool-1 cordoned"),
+            DrainEvent::Other
+        );
+        assert_eq!(
+            parse_drain_line(
+                "Warning: ignoring DaemonSet-managed Pods: kube-system/fluentbit-gke-abcde"
+            ),
+            DrainEvent::Other
+        );
+    }
+
+    #[test]
+    fn parses_kubectl_lists() {
+        let nodes: ItemList<Node> =
+            serde_json::from_str(include_str!("../../tests/fixtures/kubectl-get-nodes.json"))
+                .unwrap();
+        assert_eq!(nodes.items.len(), 3);
+        assert_eq!(
+            nodes.items[0].metadata.name.as_deref(),
+            Some("gke-prod-default-pool-1a2b3c4d-0001")
+        );
+        let pods: ItemList<Pod> =
+            serde_json::from_str(include_str!("../../tests/fixtures/kubectl-get-pods.json"))
+                .unwrap();
+        assert!(pods.items.len() >= 5);
+        let pdbs: ItemList<PodDisruptionBudget> =
+            serde_json::from_str(include_str!("../../tests/fixtures/kubectl-get-pdb.json"))
+                .unwrap();
+        assert_eq!(pdbs.items.len(), 2);
+        assert_eq!(
+            pdbs.items[1].status.as_ref().unwrap().disruptions_allowed,
+            0,
+            "missing means 0"
+        );
+        let w = Workloads::from_list_json(include_str!(
+            "../../tests/fixtures/kubectl-get-workloads.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                w.deployments.len(),
+                w.stateful_sets.len(),
+                w.replica_sets.len()
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            w.stateful_sets[0].status.as_ref().unwrap().ready_replicas,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn server_of_the_current_context() {
+        let view: KubeConfigView = serde_json::from_str(include_str!(
+            "../../tests/fixtures/kubectl-config-view.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            view.current_context.as_deref(),
+            Some("gke_acme_europe-west1_prod")
+        );
+        assert_eq!(view.server(), Some("https://34.78.12.200"));
+    }
+}

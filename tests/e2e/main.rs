@@ -1,0 +1,224 @@
+//! End-to-end tests: the plugin, run through kubectl's plugin mechanism with the real
+//! `kubectl` and `gcloud`, against the simulated GKE cluster. Each test starts its own
+//! simulator and asserts what the cluster shows afterwards.
+
+mod migrate;
+mod refusals;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use zdupgrade_sim::{Scenario, SimHandle, SimOptions};
+
+pub fn scenario(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(format!("{name}.json"));
+    Scenario::load(&path).expect("scenario loads")
+}
+
+pub struct World {
+    pub sim: SimHandle,
+    bin_dir: PathBuf,
+}
+
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} after {:.1}s\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+impl World {
+    pub fn new(s: Scenario) -> World {
+        let sim = SimHandle::start(s, SimOptions::default()).expect("simulator starts");
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-zdupgrade"));
+        World {
+            sim,
+            bin_dir: bin.parent().expect("bin dir").to_path_buf(),
+        }
+    }
+
+    pub fn basic() -> World {
+        World::new(scenario("basic"))
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args);
+        c.env_clear();
+        let path = format!(
+            "{}:{}",
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path);
+        for (k, v) in self.sim.env() {
+            c.env(k, v);
+        }
+        c.env("NO_COLOR", "1");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `kubectl zdupgrade ARGS` (the plugin, found on PATH by kubectl).
+    pub fn plugin(&self, args: &[&str]) -> Run {
+        let mut full = vec!["zdupgrade"];
+        full.extend_from_slice(args);
+        run(self.command("kubectl", &full), Duration::from_secs(240))
+    }
+
+    pub fn spawn_plugin(&self, args: &[&str]) -> std::process::Child {
+        let mut c = self.command(
+            self.bin_dir.join("kubectl-zdupgrade").to_str().unwrap(),
+            args,
+        );
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.spawn().expect("plugin starts")
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Run {
+        run(self.command("kubectl", args), Duration::from_secs(60))
+    }
+
+    pub fn gcloud(&self, args: &[&str]) -> Run {
+        run(self.command("gcloud", args), Duration::from_secs(120))
+    }
+
+    pub fn report(&self) -> Value {
+        self.sim.report()
+    }
+
+    pub fn pools(&self) -> Vec<String> {
+        self.sim.with(|s| {
+            s.gke
+                .pools
+                .iter()
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect()
+        })
+    }
+
+    /// Node name -> pool name.
+    pub fn node_pools(&self) -> std::collections::BTreeMap<String, String> {
+        self.sim.with(|s| {
+            s.objs
+                .list::<k8s_openapi::api::core::v1::Node>()
+                .map(|n| {
+                    (
+                        n.metadata.name.clone().unwrap_or_default(),
+                        n.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("cloud.google.com/gke-nodepool").cloned())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Writes the simulator recorded (API writes by any client).
+    pub fn writes(&self) -> Vec<Value> {
+        self.report()["writes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn run(mut c: Command, limit: Duration) -> Run {
+    let start = Instant::now();
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().expect("command starts");
+    let out = wait_with_limit(child, limit);
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn wait_with_limit(child: std::process::Child, limit: Duration) -> Output {
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait succeeds"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("command did not finish within {limit:?}");
+        }
+    }
+}
+
+/// Events of one type from a report.
+pub fn events<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+/// `node=NAME` from an event's detail.
+pub fn detail_node(e: &Value) -> String {
+    e["detail"]
+        .as_str()
+        .unwrap_or("")
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("node="))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Asserts zero downtime and no PDB violation for every workload with 2+ replicas, and no pod
+/// lost.
+pub fn assert_zero_downtime(report: &Value) {
+    for w in report["workloads"].as_array().expect("workloads") {
+        if w["replicas"].as_i64().unwrap_or(0) >= 2 {
+            assert_eq!(
+                w["downtime_seconds"].as_f64(),
+                Some(0.0),
+                "downtime for {}",
+                w
+            );
+            assert_eq!(
+                w["seconds_below_pdb"].as_f64(),
+                Some(0.0),
+                "below PDB for {}",
+                w
+            );
+        }
+    }
+    assert_eq!(
+        report["pods_lost"].as_array().map(Vec::len),
+        Some(0),
+        "pods lost: {}",
+        report["pods_lost"]
+    );
+}
