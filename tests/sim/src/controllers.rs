@@ -59,6 +59,21 @@ fn labels_of(meta: &ObjectMeta) -> BTreeMap<String, String> {
     meta.labels.clone().unwrap_or_default()
 }
 
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+/// An object's labels without copying them (hot paths: scheduling, PDBs).
+fn labels_ref(meta: &ObjectMeta) -> &BTreeMap<String, String> {
+    meta.labels.as_ref().unwrap_or(&NO_LABELS)
+}
+
+/// While the world is being built, pods start at once and StatefulSets need not wait for
+/// each ordinal to be Ready (`settle_instantly` sets the start delay to this marker).
+fn settling(sim: &Sim) -> bool {
+    sim.scenario.timings.pod_start <= SETTLING_DELAY
+}
+
+const SETTLING_DELAY: f64 = -1e9;
+
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references
         .iter()
@@ -250,7 +265,7 @@ pub fn pdb_view(sim: &Sim, pdb: &PodDisruptionBudget) -> PdbView {
         .list::<Pod>()
         .filter(|p| {
             p.metadata.namespace.as_deref() == Some(&ns)
-                && selector_matches(&sel, &labels_of(&p.metadata))
+                && selector_matches(&sel, labels_ref(&p.metadata))
                 && p.metadata.deletion_timestamp.is_none()
                 && !pod_terminal(p)
         })
@@ -340,6 +355,11 @@ pub fn evict(
         .collect();
     let t = sim.now();
     let who = format!("{ns}/{name}");
+    let on_node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
     if pdbs.len() > 1 {
         return Err(ApiError::new(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
     }
@@ -358,8 +378,8 @@ pub fn evict(
                 v.current_healthy < v.desired_healthy
             };
         if blocked {
-            sim.rec
-                .log(t, "eviction_refused", &who, &format!("pdb={}", v.name));
+            let detail = format!("pdb={} node={on_node}", v.name);
+            sim.rec.log(t, "eviction_refused", &who, &detail);
             let mut e = ApiError::new(
                 429,
                 "TooManyRequests",
@@ -377,8 +397,9 @@ pub fn evict(
     }
     let detail = pdbs
         .first()
-        .map(|p| format!("pdb={}", p.metadata.name.clone().unwrap_or_default()))
-        .unwrap_or_default();
+        .map(|p| format!("pdb={} ", p.metadata.name.clone().unwrap_or_default()))
+        .unwrap_or_default()
+        + &format!("node={on_node}");
     sim.rec.log(t, "eviction_accepted", &who, &detail);
     delete_pod(sim, ns, name, grace, "evicted");
     for pdb in pdbs {
@@ -741,19 +762,14 @@ fn unfit(
     used: &HashMap<String, (i64, i64, i64)>,
 ) -> Option<String> {
     let spec = pod.spec.as_ref()?;
-    let nname = node.metadata.name.clone().unwrap_or_default();
-    let labels = labels_of(&node.metadata);
-    let tols = spec.tolerations.clone().unwrap_or_default();
-    if !node_ready(node) && !tolerates(&tols, "node.kubernetes.io/not-ready", None, "NoSchedule") {
+    let nname = node.metadata.name.as_deref().unwrap_or_default();
+    let labels = labels_ref(&node.metadata);
+    let tols: &[Toleration] = spec.tolerations.as_deref().unwrap_or_default();
+    if !node_ready(node) && !tolerates(tols, "node.kubernetes.io/not-ready", None, "NoSchedule") {
         return Some("node(s) had untolerated taint {node.kubernetes.io/not-ready: }".into());
     }
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
-        && !tolerates(
-            &tols,
-            "node.kubernetes.io/unschedulable",
-            None,
-            "NoSchedule",
-        )
+        && !tolerates(tols, "node.kubernetes.io/unschedulable", None, "NoSchedule")
     {
         return Some("node(s) were unschedulable".into());
     }
@@ -764,7 +780,7 @@ fn unfit(
         .unwrap_or_default()
     {
         if (t.effect == "NoSchedule" || t.effect == "NoExecute")
-            && !tolerates(&tols, &t.key, t.value.as_deref(), &t.effect)
+            && !tolerates(tols, &t.key, t.value.as_deref(), &t.effect)
         {
             return Some(format!(
                 "node(s) had untolerated taint {{{}: {}}}",
@@ -791,12 +807,12 @@ fn unfit(
             term.match_expressions
                 .iter()
                 .flatten()
-                .all(|e| expr_matches(e, &labels, &nname, false))
+                .all(|e| expr_matches(e, labels, nname, false))
                 && term
                     .match_fields
                     .iter()
                     .flatten()
-                    .all(|e| expr_matches(e, &labels, &nname, true))
+                    .all(|e| expr_matches(e, labels, nname, true))
         });
         if !ok {
             return Some("node(s) didn't match Pod's node affinity/selector".into());
@@ -819,7 +835,7 @@ fn unfit(
     }
     let (cpu, mem) = pod_requests(spec);
     let (acpu, amem, apods) = node_allocatable(node);
-    let (ucpu, umem, upods) = used.get(&nname).copied().unwrap_or_default();
+    let (ucpu, umem, upods) = used.get(nname).copied().unwrap_or_default();
     if ucpu + cpu > acpu {
         return Some("Insufficient cpu".into());
     }
@@ -869,7 +885,8 @@ fn schedule(sim: &mut Sim) {
     });
     let nodes: Vec<Node> = sim.objs.list::<Node>().cloned().collect();
     let mut used: HashMap<String, (i64, i64, i64)> = HashMap::new();
-    let mut owner_count: HashMap<(String, String), i32> = HashMap::new();
+    // owner uid -> node name or "zone:ZONE" -> pods of that owner there
+    let mut owner_count: HashMap<String, HashMap<String, i32>> = HashMap::new();
     let zone_of: HashMap<String, String> = nodes
         .iter()
         .map(|n| {
@@ -894,46 +911,46 @@ fn schedule(sim: &mut Sim) {
             e.2 += 1;
             if let Some(o) = controller_of(&p.metadata) {
                 if p.metadata.deletion_timestamp.is_none() {
-                    *owner_count.entry((o.uid.clone(), n.clone())).or_default() += 1;
-                    *owner_count
-                        .entry((
-                            o.uid.clone(),
-                            format!("zone:{}", zone_of.get(&n).cloned().unwrap_or_default()),
-                        ))
-                        .or_default() += 1;
+                    let m = owner_count.entry(o.uid.clone()).or_default();
+                    *m.entry(n.clone()).or_default() += 1;
+                    *m.entry(format!(
+                        "zone:{}",
+                        zone_of.get(&n).cloned().unwrap_or_default()
+                    ))
+                    .or_default() += 1;
                 }
             }
         }
     }
+    let node_keys: Vec<(String, String)> = nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let zone = format!("zone:{}", zone_of.get(&name).cloned().unwrap_or_default());
+            (name, zone)
+        })
+        .collect();
     for pod in pending {
         let owner = controller_of(&pod.metadata)
             .map(|o| o.uid.clone())
             .unwrap_or_default();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut best: Option<(i64, String)> = None;
-        for n in &nodes {
-            let name = n.metadata.name.clone().unwrap_or_default();
+        let mine = owner_count.get(&owner);
+        for (n, (name, zone_key)) in nodes.iter().zip(&node_keys) {
             match unfit(sim, &pod, n, &used) {
                 Some(r) => *reasons.entry(r).or_default() += 1,
                 None => {
-                    let same_node = owner_count
-                        .get(&(owner.clone(), name.clone()))
-                        .copied()
-                        .unwrap_or(0) as i64;
-                    let same_zone = owner_count
-                        .get(&(
-                            owner.clone(),
-                            format!("zone:{}", zone_of.get(&name).cloned().unwrap_or_default()),
-                        ))
-                        .copied()
-                        .unwrap_or(0) as i64;
-                    let load = used.get(&name).map(|u| u.0).unwrap_or(0);
+                    let count = |k: &str| mine.and_then(|m| m.get(k)).copied().unwrap_or(0) as i64;
+                    let same_node = count(name);
+                    let same_zone = count(zone_key);
+                    let load = used.get(name).map(|u| u.0).unwrap_or(0);
                     let score = same_node * 1_000_000_000 + same_zone * 1_000_000 + load;
                     if best
                         .as_ref()
-                        .is_none_or(|(s, bn)| score < *s || (score == *s && name < *bn))
+                        .is_none_or(|(s, bn)| score < *s || (score == *s && name < bn))
                     {
-                        best = Some((score, name));
+                        best = Some((score, name.clone()));
                     }
                 }
             }
@@ -947,15 +964,13 @@ fn schedule(sim: &mut Sim) {
                 e.0 += c;
                 e.1 += m;
                 e.2 += 1;
-                *owner_count
-                    .entry((owner.clone(), node.clone()))
-                    .or_default() += 1;
-                *owner_count
-                    .entry((
-                        owner,
-                        format!("zone:{}", zone_of.get(&node).cloned().unwrap_or_default()),
-                    ))
-                    .or_default() += 1;
+                let m = owner_count.entry(owner).or_default();
+                *m.entry(node.clone()).or_default() += 1;
+                *m.entry(format!(
+                    "zone:{}",
+                    zone_of.get(&node).cloned().unwrap_or_default()
+                ))
+                .or_default() += 1;
             }
             None => {
                 let detail: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
@@ -1558,7 +1573,7 @@ fn statefulsets(sim: &mut Sim) {
         for ord in 0..replicas {
             match by_ord.get(&ord) {
                 None => {
-                    if blocked {
+                    if blocked && !settling(sim) {
                         break;
                     }
                     let pname = format!("{name}-{ord}");
@@ -1712,6 +1727,30 @@ fn daemonsets(sim: &mut Sim) {
                 ..Default::default()
             }))
             .collect();
+        // Nodes that already have one of this DaemonSet's pods, bound or pinned by affinity.
+        let covered: HashSet<String> = pods
+            .iter()
+            .flat_map(|p| {
+                let spec = p.spec.as_ref();
+                let bound = spec.and_then(|s| s.node_name.clone());
+                let pinned = spec
+                    .and_then(|s| s.affinity.as_ref())
+                    .and_then(|a| a.node_affinity.as_ref())
+                    .and_then(|a| {
+                        a.required_during_scheduling_ignored_during_execution
+                            .as_ref()
+                    })
+                    .map(|r| {
+                        r.node_selector_terms
+                            .iter()
+                            .flat_map(|t| t.match_fields.iter().flatten())
+                            .flat_map(|f| f.values.iter().flatten().cloned())
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                bound.into_iter().chain(pinned)
+            })
+            .collect();
         let mut desired = 0;
         for n in &nodes {
             let nname = n.metadata.name.clone().unwrap_or_default();
@@ -1736,18 +1775,7 @@ fn daemonsets(sim: &mut Sim) {
                 continue;
             }
             desired += 1;
-            if pods.iter().any(|p| {
-                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&nname)
-                    || p.spec
-                        .as_ref()
-                        .and_then(|s| s.affinity.as_ref())
-                        .map(|a| {
-                            serde_json::to_string(a)
-                                .unwrap_or_default()
-                                .contains(&format!("\"{nname}\""))
-                        })
-                        .unwrap_or(false)
-            }) {
+            if covered.contains(&nname) {
                 continue;
             }
             let pname = format!("{name}-{}", sim.objs.random_suffix(5));
@@ -1901,8 +1929,8 @@ pub fn settle_instantly(sim: &mut Sim) {
         sim.scenario.timings.pod_start,
         sim.scenario.timings.pod_ready,
     );
-    sim.scenario.timings.pod_start = -1e9;
-    sim.scenario.timings.pod_ready = -1e9;
+    sim.scenario.timings.pod_start = SETTLING_DELAY;
+    sim.scenario.timings.pod_ready = SETTLING_DELAY;
     for _ in 0..200 {
         let rv = sim.objs.rv;
         tick(sim);

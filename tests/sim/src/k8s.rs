@@ -74,9 +74,13 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &body,
         );
-        if self.code == 429 {
-            resp.headers_mut()
-                .insert("Retry-After", "1".parse().expect("valid header"));
+        // The API server sends Retry-After only when the Status asks for a delay; a PDB
+        // refusal has none, so kubectl drain prints the refusal and retries after 5 s
+        // (client-go would otherwise retry silently on its own).
+        if let Some(secs) = body["details"]["retryAfterSeconds"].as_u64() {
+            if let Ok(v) = secs.to_string().parse() {
+                resp.headers_mut().insert("Retry-After", v);
+            }
         }
         resp
     }
@@ -712,6 +716,9 @@ fn list(sim: &mut Sim, req: &Request, kind: Kind, ns: Option<&str>) -> ApiResult
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
     let after = req.query.get("continue").cloned().unwrap_or_default();
+    if limit == 0 && after.is_empty() && filter.labels.is_empty() && filter.fields.is_empty() {
+        return Ok(list_all_fast(sim, kind, ns));
+    }
     let mut items = Vec::new();
     let mut next = None;
     with_kind!(kind, T => {
@@ -748,6 +755,35 @@ fn list(sim: &mut Sim, req: &Request, kind: Kind, ns: Option<&str>) -> ApiResult
             "items": items,
         }),
     ))
+}
+
+/// An unfiltered, unchunked list (the big `kubectl get pods -A`): objects are written straight
+/// to the body, without an intermediate `Value` per object.
+fn list_all_fast(sim: &Sim, kind: Kind, ns: Option<&str>) -> Response {
+    let info = kind.info();
+    let mut body = serde_json::to_vec(&json!({
+        "kind": format!("{}List", info.name),
+        "apiVersion": kind.api_version(),
+        "metadata": {"resourceVersion": sim.objs.rv.to_string()},
+    }))
+    .expect("serializes");
+    body.pop(); // the closing brace
+    body.extend_from_slice(b",\"items\":[");
+    let mut first = true;
+    with_kind!(kind, T => {
+        for ((ons, _), obj) in T::map(&sim.objs.store).iter() {
+            if ns.is_some_and(|n| n != ons) {
+                continue;
+            }
+            if !first {
+                body.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut body, obj).expect("serializes");
+        }
+    });
+    body.extend_from_slice(b"]}");
+    (StatusCode::OK, [("Content-Type", "application/json")], body).into_response()
 }
 
 fn watch(

@@ -34,6 +34,8 @@ pub struct Availability {
     pub seconds_below_pdb: f64,
     /// Seconds with fewer ready replicas than wanted.
     pub seconds_degraded: f64,
+    /// Every change of the ready count: (simulated time, ready replicas).
+    pub timeline: Vec<(f64, i32)>,
     #[serde(skip)]
     pub armed: bool,
     #[serde(skip)]
@@ -136,6 +138,9 @@ impl Recorder {
                 ..Default::default()
             });
             a.seen = true;
+            if a.timeline.last().is_none_or(|l| l.1 != w.ready) {
+                a.timeline.push(((t * 1000.0).round() / 1000.0, w.ready));
+            }
             a.replicas = w.replicas;
             a.ready = w.ready;
             a.pdb = w.pdb;
