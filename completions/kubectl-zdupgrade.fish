@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_kubectl_zdupgrade_global_optspecs
-    string join \n q/quiet v/verbose h/help V/version
+    string join \n q/quiet v/verbose o/output= h/help V/version
 end
 
 function __fish_kubectl_zdupgrade_needs_command
@@ -24,11 +24,17 @@ function __fish_kubectl_zdupgrade_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s q -l quiet -d 'Print only warnings and errors'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s h -l help -d 'Print help'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -s V -l version -d 'Print version'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "migrate" -d 'Move every workload from a node pool to a new one (created as a clone), then delete the old pool'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "rollback" -d 'Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "upgrade-nodes" -d 'Upgrade a pool in place (GKE surge upgrade) with extra capacity added first and restored after'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "upgrade-master" -d 'Upgrade the control plane (first, before the nodes)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "status" -d 'Versions, pools, unhealthy workloads and any migration in progress, with the command to continue'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l from -d 'The node pool to move away from (default: the only other pool)' -r
@@ -47,6 +53,8 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migr
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l image-type -d 'Image type of the new pool (default: the old pool\'s)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l disk-size -d 'Boot disk size in GB of the new pool (default: the old pool\'s)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l disk-type -d 'Boot disk type of the new pool (default: the old pool\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s y -l yes -d 'Delete the old pool without asking'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l dry-run -d 'Only read the cluster and print the plan: every command that would run'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l keep-old-pool -d 'Stop after draining: keep the old pool (cordoned), ready for a rollback'
@@ -56,9 +64,74 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migr
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s q -l quiet -d 'Print only warnings and errors'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l to -d 'The pool to move workloads back to (default: the only other pool)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l project -d 'Google Cloud project of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l location -l zone -l region -d 'Zone or region of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l cluster -d 'GKE cluster name' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l context -d 'Kube context to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l grace-period -d 'Pod termination grace period for the drain' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l drain-timeout -d 'How long one node\'s drain may take (kubectl drain --timeout)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l settle-timeout -d 'How long the displaced workloads may take to be fully ready again after a node\'s drain' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s y -l yes -d 'Confirm without being asked (required when stdin is not a terminal)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l dry-run -d 'Read only: print the plan and change nothing'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l delete-new-pool -d 'Delete NEW_POOL once it is drained'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l force -d 'Also drain pods without a controller (they are lost)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l delete-emptydir-data -d 'Also drain pods with emptyDir volumes (their data is lost)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l version -d 'Target version (default: the control plane\'s)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l surge -d 'Extra nodes per zone during the upgrade (GKE max surge); the original setting is restored after' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l project -d 'Google Cloud project of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l location -l zone -l region -d 'Zone or region of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l cluster -d 'GKE cluster name' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l context -d 'Kube context to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l timeout -d 'How long the whole upgrade may take' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s y -l yes -d 'Confirm without being asked (required when stdin is not a terminal)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l dry-run -d 'Read only: print the plan and change nothing'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l version -d 'Target version (default: the newest that get-server-config offers)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l project -d 'Google Cloud project of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l location -l zone -l region -d 'Zone or region of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l cluster -d 'GKE cluster name' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l context -d 'Kube context to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l timeout -d 'How long the upgrade may take' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l accept-api-downtime -d 'Accept that a zonal cluster\'s Kubernetes API is down for minutes during the upgrade'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -s y -l yes -d 'Confirm without being asked (required when stdin is not a terminal)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l dry-run -d 'Read only: print the plan and change nothing'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l project -d 'Google Cloud project of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l location -l zone -l region -d 'Zone or region of the cluster' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l cluster -d 'GKE cluster name' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l context -d 'Kube context to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -s q -l quiet -d 'Print only warnings and errors'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -s h -l help -d 'Print help'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
+json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s q -l quiet -d 'Print only warnings and errors'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s v -l verbose -d 'Print every kubectl/gcloud command line and its exit status (no progress bars)'
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand completion" -s h -l help -d 'Print help'
-complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate completion help" -f -a "migrate" -d 'Move every workload from a node pool to a new one (created as a clone), then delete the old pool'
-complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate completion help" -f -a "completion" -d 'Print a shell completion script'
-complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "migrate" -d 'Move every workload from a node pool to a new one (created as a clone), then delete the old pool'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "rollback" -d 'Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "upgrade-nodes" -d 'Upgrade a pool in place (GKE surge upgrade) with extra capacity added first and restored after'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "upgrade-master" -d 'Upgrade the control plane (first, before the nodes)'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "status" -d 'Versions, pools, unhealthy workloads and any migration in progress, with the command to continue'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand help; and not __fish_seen_subcommand_from migrate rollback upgrade-nodes upgrade-master status completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -26,6 +26,19 @@ pub struct Cli {
     #[arg(long, short = 'v', global = true, help_heading = "Global options")]
     pub verbose: bool,
 
+    /// `json`: one JSON object per line on stdout for each event (step started/finished, node
+    /// cordoned/drained, pod evicted, operation progress) and a final result; human output
+    /// stays on stderr.
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        default_value_t = Output::Text,
+        help_heading = "Global options"
+    )]
+    pub output: Output,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,8 +49,22 @@ pub struct Cli {
 pub enum Command {
     /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool.
     Migrate(MigrateArgs),
+    /// Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it.
+    Rollback(RollbackArgs),
+    /// Upgrade a pool in place (GKE surge upgrade) with extra capacity added first and restored after.
+    UpgradeNodes(UpgradeNodesArgs),
+    /// Upgrade the control plane (first, before the nodes).
+    UpgradeMaster(UpgradeMasterArgs),
+    /// Versions, pools, unhealthy workloads and any migration in progress, with the command to continue.
+    Status(StatusArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 /// Which cluster to act on. Unset values come from the kube context's name
@@ -261,4 +288,112 @@ mod tests {
         assert!(help.contains("kubectl zdupgrade"), "{help}");
         assert!(Cli::try_parse_from(["x", "migrate", "p2", "--node-timeout", "0s"]).is_err());
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The pool a migration moved workloads to, to drain back.
+    #[arg(value_name = "NEW_POOL")]
+    pub new_pool: String,
+
+    /// The pool to move workloads back to (default: the only other pool).
+    #[arg(long, value_name = "OLD_POOL")]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Confirm without being asked (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Read only: print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Delete NEW_POOL once it is drained.
+    #[arg(long)]
+    pub delete_new_pool: bool,
+
+    /// Also drain pods without a controller (they are lost).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also drain pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+
+    /// Pod termination grace period for the drain.
+    #[arg(long, value_name = "SECS")]
+    pub grace_period: Option<u32>,
+
+    /// How long one node's drain may take (kubectl drain --timeout).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How long the displaced workloads may take to be fully ready again after a node's drain.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeNodesArgs {
+    /// The node pool to upgrade in place.
+    #[arg(value_name = "POOL")]
+    pub pool: String,
+
+    /// Target version (default: the control plane's).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// Extra nodes per zone during the upgrade (GKE max surge); the original setting is restored after.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub surge: u32,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Confirm without being asked (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Read only: print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long the whole upgrade may take.
+    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeMasterArgs {
+    /// Target version (default: the newest that get-server-config offers).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// Accept that a zonal cluster's Kubernetes API is down for minutes during the upgrade.
+    #[arg(long)]
+    pub accept_api_downtime: bool,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Confirm without being asked (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Read only: print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long the upgrade may take.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
