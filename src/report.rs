@@ -31,6 +31,9 @@ pub trait Reporter {
     fn progress(&self, label: &str, total: u64) -> Box<dyn Progress + '_>;
     /// An operation of unknown length, shown with its elapsed time.
     fn spinner(&self, label: &str) -> Box<dyn Progress + '_>;
+    /// A machine-readable event (`node_cordoned`, `node_drained`, `pod_evicted`,
+    /// `operation_progress`, ...) with its fields, for `-o json`. Human reporters ignore it.
+    fn event(&self, _name: &str, _fields: serde_json::Value) {}
 }
 
 /// A running progress indicator.
