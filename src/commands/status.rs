@@ -1,11 +1,342 @@
-//! `kubectl zdupgrade status` (not implemented yet).
+//! `kubectl zdupgrade status`: one screen a person can act on. Versions (control plane, each
+//! pool, upgrades on offer), each pool's nodes (Ready / cordoned / total), workloads that are not
+//! fully ready, and whether a migration or rollback is in progress, with the command that
+//! continues it. Read-only: two gcloud calls and three kubectl lists.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::cli::{Output, StatusArgs};
+use crate::report::Silent;
+use crate::target::{check_same_cluster, resolve};
+use crate::tools::find_tool;
+use crate::tools::gcloud::{Cluster, Gcloud};
+use crate::tools::kubectl::{Kubectl, Workloads};
+use crate::workloads::{classify, pod_node, unsettled_reason, PodClass, WorkloadRef};
 
-pub fn exec(
-    _args: &StatusArgs,
-    _output: Output,
-    _out: &mut dyn std::io::Write,
-) -> anyhow::Result<()> {
-    anyhow::bail!("`status` is not implemented yet")
+const POOL_LABEL: &str = "cloud.google.com/gke-nodepool";
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Status {
+    pub project: String,
+    pub location: String,
+    pub cluster: String,
+    /// `zonal` (one control-plane replica: the API goes away during its upgrade) or `regional`.
+    pub location_type: &'static str,
+    pub control_plane_version: String,
+    /// Control-plane versions newer than the current one that GKE offers.
+    pub available_upgrades: Vec<String>,
+    pub pools: Vec<PoolStatus>,
+    pub unhealthy_workloads: Vec<UnhealthyWorkload>,
+    /// A node-pool migration (or rollback) that has started and not finished.
+    pub in_progress: Option<InProgress>,
+    /// Cordoned nodes that no migration explains, with what to do about them.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PoolStatus {
+    pub name: String,
+    pub version: String,
+    /// GKE's status of the pool (RUNNING, PROVISIONING, RECONCILING, STOPPING, ERROR, ...).
+    pub state: String,
+    pub nodes: usize,
+    pub ready: usize,
+    pub cordoned: usize,
+    /// Cordoned nodes that hold no pod to move any more.
+    pub drained: usize,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct UnhealthyWorkload {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct InProgress {
+    /// The pool being emptied (its nodes are cordoned).
+    pub from: String,
+    /// Where the workloads go (the pool with schedulable nodes).
+    pub to: String,
+    pub nodes_cordoned: usize,
+    pub nodes_drained: usize,
+    pub nodes_total: usize,
+    /// Finishes the move (re-running migrate resumes it).
+    pub continue_command: String,
+    /// Moves everything back.
+    pub rollback_command: String,
+}
+
+pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
+    let kubectl_path = find_tool("kubectl")?;
+    let gcloud_path = find_tool("gcloud")?;
+    let quiet = Silent;
+    let kubectl = Kubectl::new(
+        &kubectl_path,
+        args.cluster.context.as_deref(),
+        args.cluster.kubeconfig.as_deref(),
+        &quiet,
+    );
+    let kube_config = kubectl.config_view()?;
+    let target = resolve(&args.cluster, &kube_config, &gcloud_path, &quiet)?;
+    let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet);
+    let cluster = gcloud.describe_cluster(&target.cluster)?;
+    check_same_cluster(&kube_config, &target, &cluster)?;
+    // gcloud takes about a second to start: ask it while kubectl lists the cluster.
+    let (server_config, lists) = std::thread::scope(|scope| {
+        let config = scope.spawn(|| {
+            let quiet = Silent;
+            Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet).server_config()
+        });
+        let lists = (|| {
+            Ok::<_, anyhow::Error>((kubectl.nodes()?, kubectl.all_pods()?, kubectl.workloads()?))
+        })();
+        (config.join().expect("gcloud thread"), lists)
+    });
+    let server_config: Value = server_config?;
+    let (nodes, pods, workloads) = lists?;
+    let status = build(
+        &target.project,
+        &target.location,
+        &cluster,
+        &server_config,
+        &nodes,
+        &pods,
+        &workloads,
+    );
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
+        Output::Text => write!(out, "{}", render(&status))?,
+    }
+    Ok(())
+}
+
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn is_cordoned(n: &Node) -> bool {
+    n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+}
+
+fn is_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Everything `status` shows, from what gcloud and kubectl returned.
+pub fn build(
+    project: &str,
+    location: &str,
+    cluster: &Cluster,
+    server_config: &Value,
+    nodes: &[Node],
+    pods: &[Pod],
+    workloads: &Workloads,
+) -> Status {
+    let master = cluster.current_master_version.clone().unwrap_or_default();
+    let mut available_upgrades: Vec<String> = server_config["validMasterVersions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|v| version_key(v) > version_key(&master))
+        .map(String::from)
+        .collect();
+    available_upgrades.sort_by_key(|v| std::cmp::Reverse(version_key(v)));
+
+    let movable_on: BTreeMap<&str, usize> = pods
+        .iter()
+        .filter(|p| classify(p) == PodClass::Evictable)
+        .filter_map(pod_node)
+        .fold(BTreeMap::new(), |mut m, n| {
+            *m.entry(n).or_default() += 1;
+            m
+        });
+    let pools: Vec<PoolStatus> = cluster
+        .node_pools
+        .iter()
+        .map(|p| {
+            let mine: Vec<&Node> = nodes
+                .iter()
+                .filter(|n| {
+                    n.metadata.labels.as_ref().and_then(|l| l.get(POOL_LABEL)) == Some(&p.name)
+                })
+                .collect();
+            PoolStatus {
+                name: p.name.clone(),
+                version: p.version.clone().unwrap_or_default(),
+                state: p.status.clone().unwrap_or_default(),
+                nodes: mine.len(),
+                ready: mine.iter().filter(|n| is_ready(n)).count(),
+                cordoned: mine.iter().filter(|n| is_cordoned(n)).count(),
+                drained: mine
+                    .iter()
+                    .filter(|n| {
+                        is_cordoned(n)
+                            && !movable_on
+                                .contains_key(n.metadata.name.as_deref().unwrap_or_default())
+                    })
+                    .count(),
+            }
+        })
+        .collect();
+
+    let mut unhealthy_workloads = Vec::new();
+    let refs = workloads
+        .deployments
+        .iter()
+        .map(|d| ("Deployment", &d.metadata))
+        .chain(
+            workloads
+                .stateful_sets
+                .iter()
+                .map(|s| ("StatefulSet", &s.metadata)),
+        );
+    for (kind, meta) in refs {
+        let w = WorkloadRef {
+            kind: kind.to_string(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        };
+        if let Some(reason) = unsettled_reason(&w, workloads, pods) {
+            unhealthy_workloads.push(UnhealthyWorkload {
+                kind: w.kind,
+                namespace: w.namespace,
+                name: w.name,
+                reason,
+            });
+        }
+    }
+
+    // A pool with cordoned nodes next to one that takes pods is a migration under way.
+    let in_progress = pools.iter().filter(|p| p.cordoned > 0).find_map(|from| {
+        let to = pools
+            .iter()
+            .find(|p| p.name != from.name && p.nodes > p.cordoned)?;
+        let target = format!(
+            "--project {project} --location {location} --cluster {}",
+            cluster.name
+        );
+        Some(InProgress {
+            from: from.name.clone(),
+            to: to.name.clone(),
+            nodes_cordoned: from.cordoned,
+            nodes_drained: from.drained,
+            nodes_total: from.nodes,
+            continue_command: format!(
+                "kubectl zdupgrade migrate {} --from {} {target}",
+                to.name, from.name
+            ),
+            rollback_command: format!(
+                "kubectl zdupgrade rollback {} --to {} {target}",
+                to.name, from.name
+            ),
+        })
+    });
+
+    let notes = pools
+        .iter()
+        .filter(|p| p.cordoned > 0 && in_progress.as_ref().is_none_or(|m| m.from != p.name))
+        .map(|p| {
+            format!(
+                "pool {} has {} cordoned node(s) and no other pool takes its pods: uncordon them (kubectl uncordon -l {POOL_LABEL}={}) or migrate to a new pool (kubectl zdupgrade migrate NEW_POOL --from {})",
+                p.name, p.cordoned, p.name, p.name
+            )
+        })
+        .collect();
+    let regional = location.matches('-').count() < 2;
+    Status {
+        project: project.to_string(),
+        location: location.to_string(),
+        cluster: cluster.name.clone(),
+        location_type: if regional { "regional" } else { "zonal" },
+        control_plane_version: master,
+        available_upgrades,
+        pools,
+        unhealthy_workloads,
+        in_progress,
+        notes,
+    }
+}
+
+pub fn render(s: &Status) -> String {
+    let mut o = String::new();
+    let mut line = |t: String| {
+        o.push_str(&t);
+        o.push('\n');
+    };
+    line(format!(
+        "Cluster {} (project {}, {} {})",
+        s.cluster, s.project, s.location_type, s.location
+    ));
+    let upgrades = if s.available_upgrades.is_empty() {
+        "none offered".to_string()
+    } else {
+        s.available_upgrades.join(", ")
+    };
+    line(format!(
+        "Control plane {}   upgrades available: {upgrades}",
+        s.control_plane_version
+    ));
+    if s.location_type == "zonal" {
+        line("  zonal: the Kubernetes API is unavailable for minutes during a control-plane upgrade (a regional cluster avoids it)".into());
+    }
+    line(String::new());
+    line(format!(
+        "{:<24} {:<22} {:<12} {:>5} {:>5} {:>8} {:>7}",
+        "POOL", "VERSION", "STATE", "NODES", "READY", "CORDONED", "DRAINED"
+    ));
+    for p in &s.pools {
+        line(format!(
+            "{:<24} {:<22} {:<12} {:>5} {:>5} {:>8} {:>7}",
+            p.name, p.version, p.state, p.nodes, p.ready, p.cordoned, p.drained
+        ));
+    }
+    line(String::new());
+    if s.unhealthy_workloads.is_empty() {
+        line("Workloads: all fully ready".into());
+    } else {
+        line(format!(
+            "Workloads not fully ready ({}):",
+            s.unhealthy_workloads.len()
+        ));
+        for w in &s.unhealthy_workloads {
+            line(format!(
+                "  {} {}/{}: {}",
+                w.kind, w.namespace, w.name, w.reason
+            ));
+        }
+    }
+    line(String::new());
+    match &s.in_progress {
+        None if s.notes.is_empty() => {
+            line("No migration in progress (no pool has cordoned nodes).".into())
+        }
+        None => {}
+        Some(m) => {
+            line(format!(
+                "Migration in progress: {} -> {}: {} of {} nodes cordoned, {} drained",
+                m.from, m.to, m.nodes_cordoned, m.nodes_total, m.nodes_drained
+            ));
+            line(format!("  continue:  {}", m.continue_command));
+            line(format!("  roll back: {}", m.rollback_command));
+        }
+    }
+    for n in &s.notes {
+        line(format!("Note: {n}"));
+    }
+    o
 }

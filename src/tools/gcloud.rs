@@ -288,6 +288,13 @@ impl<'r> Gcloud<'r> {
             .arg("--format=json")
     }
 
+    /// `gcloud container get-server-config`: the versions GKE offers at this location
+    /// (`validMasterVersions`, `validNodeVersions`, `channels`).
+    pub fn server_config(&self) -> Result<serde_json::Value, Error> {
+        self.container(["get-server-config", "--format=json"])
+            .json(self.reporter)
+    }
+
     pub fn run(&self, command: &Command) -> Result<(), Error> {
         command.output(self.reporter).map(|_| ())
     }

@@ -168,6 +168,11 @@ impl<'r> Kubectl<'r> {
         Ok(list.items)
     }
 
+    /// Every node of the cluster.
+    pub fn nodes(&self) -> Result<Vec<Node>, Error> {
+        self.list(&["get", "nodes", "-o", "json"])
+    }
+
     /// All pods of the cluster. One list instead of one call per node: the health gate needs
     /// every pod anyway (a Pending replacement has no node yet), and one call costs the same
     /// start-up as each per-node call would.

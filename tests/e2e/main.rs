@@ -4,6 +4,7 @@
 
 mod migrate;
 mod refusals;
+mod status;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

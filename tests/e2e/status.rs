@@ -1,0 +1,116 @@
+//! `status`: what a person sees mid-migration, in text and JSON, and that it changes nothing.
+
+use crate::{scenario, World};
+use serde_json::Value;
+
+fn two_pools() -> World {
+    let mut s = scenario("basic");
+    let mut p2 = s.pools[0].clone();
+    p2.name = "pool-two".into();
+    s.pools.push(p2);
+    World::new(s)
+}
+
+fn pool_nodes(w: &World, pool: &str) -> Vec<String> {
+    w.node_pools()
+        .into_iter()
+        .filter(|(_, p)| p == pool)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[test]
+fn mid_migration_status_names_the_state_and_the_command_to_continue() {
+    let w = two_pools();
+    let old = pool_nodes(&w, "default-pool");
+    for n in &old {
+        let r = w.kubectl(&["cordon", n]);
+        assert!(r.ok(), "{r}");
+    }
+    let r = w.kubectl(&[
+        "drain",
+        &old[0],
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=120s",
+    ]);
+    assert!(r.ok(), "{r}");
+    let writes = w.writes().len();
+
+    let r = w.plugin(&["status"]);
+    assert!(r.ok(), "{r}");
+    let text = &r.stdout;
+    assert!(text.contains("zonal"), "{text}");
+    assert!(
+        text.contains("1.31.1-gke.1146000"),
+        "offers the newer control plane:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "Migration in progress: default-pool -> pool-two: 3 of 3 nodes cordoned, 1 drained"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubectl zdupgrade migrate pool-two --from default-pool"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubectl zdupgrade rollback pool-two --to default-pool"),
+        "{text}"
+    );
+
+    let r = w.plugin(&["status", "-o", "json"]);
+    assert!(r.ok(), "{r}");
+    let j: Value = serde_json::from_str(&r.stdout).expect("status -o json is JSON");
+    assert_eq!(j["location_type"], "zonal");
+    assert_eq!(j["control_plane_version"], "1.30.5-gke.1014001");
+    assert_eq!(
+        j["available_upgrades"],
+        serde_json::json!(["1.31.1-gke.1146000"])
+    );
+    let m = &j["in_progress"];
+    assert_eq!(m["from"], "default-pool");
+    assert_eq!(m["to"], "pool-two");
+    assert_eq!(m["nodes_cordoned"], 3);
+    assert_eq!(m["nodes_drained"], 1);
+    assert_eq!(m["nodes_total"], 3);
+    assert!(m["continue_command"]
+        .as_str()
+        .unwrap()
+        .starts_with("kubectl zdupgrade migrate pool-two --from default-pool"));
+    let pools = j["pools"].as_array().unwrap();
+    let old_pool = pools.iter().find(|p| p["name"] == "default-pool").unwrap();
+    assert_eq!(old_pool["cordoned"], 3);
+    assert_eq!(old_pool["ready"], 3);
+    let new_pool = pools.iter().find(|p| p["name"] == "pool-two").unwrap();
+    assert_eq!(new_pool["cordoned"], 0);
+    assert_eq!(w.writes().len(), writes, "status changed the cluster");
+}
+
+#[test]
+fn a_quiet_cluster_has_nothing_in_progress() {
+    let w = World::basic();
+    let r = w.plugin(&["status", "-o", "json"]);
+    assert!(r.ok(), "{r}");
+    let j: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert!(j["in_progress"].is_null(), "{j}");
+    assert_eq!(j["unhealthy_workloads"], serde_json::json!([]));
+    assert_eq!(j["pools"][0]["nodes"], 3);
+    let r = w.plugin(&["status"]);
+    assert!(r.stdout.contains("No migration in progress"), "{r}");
+    assert!(r.stdout.contains("all fully ready"), "{r}");
+    assert!(w.writes().is_empty());
+    // A cordoned node with nowhere for its pods to go is not a migration: say what to do.
+    let node = pool_nodes(&w, "default-pool").remove(0);
+    assert!(w.kubectl(&["cordon", &node]).ok());
+    let r = w.plugin(&["status"]);
+    assert!(r.ok(), "{r}");
+    assert!(!r.stdout.contains("Migration in progress"), "{r}");
+    assert!(
+        r.stdout
+            .contains("pool default-pool has 1 cordoned node(s)"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("kubectl uncordon"), "{r}");
+}
