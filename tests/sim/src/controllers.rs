@@ -436,6 +436,8 @@ pub fn before_write<T: Obj>(sim: &mut Sim, new: &T, old: &T) {
 // The loop
 
 pub fn tick(sim: &mut Sim) {
+    // Notices API outages starting and ending even when no request comes in.
+    sim.api_down();
     crate::gke::tick(sim);
     kubelet(sim);
     schedule(sim);
