@@ -668,6 +668,47 @@ fn add_nodes(
     names
 }
 
+/// What GKE does to a pool's nodes when the pool is deleted: cordon them and delete their pods
+/// (graceful termination capped at one hour, PodDisruptionBudgets not respected); DaemonSet
+/// pods stay until the VMs go.
+fn drain_for_deletion(sim: &mut Sim, pool: &str) {
+    let t = sim.now();
+    for n in pool_nodes(sim, pool) {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        if sim.objs.modify::<Node>("", &name, |node| {
+            node.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+        }) {
+            sim.rec.log(t, "node_cordoned", &name, "node pool deletion");
+        }
+        let pods: Vec<(String, String, Option<i64>)> = sim
+            .objs
+            .list::<Pod>()
+            .filter(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+                    && controller_of(&p.metadata).is_none_or(|o| o.kind != "DaemonSet")
+            })
+            .map(|p| {
+                let (ns, pn) = key_of(&p.metadata);
+                let grace = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+                    .map(|g| g.min(3600));
+                (ns, pn, grace)
+            })
+            .collect();
+        for (ns, pn, grace) in pods {
+            controllers::delete_pod(
+                sim,
+                &ns,
+                &pn,
+                grace,
+                &format!("node pool {pool} deleted: GKE drains without respecting PDBs"),
+            );
+        }
+    }
+}
+
 fn delete_pool(sim: &mut Sim, p: &str) -> Response {
     if sim.gke.pool(p).is_none() {
         return pool_not_found(sim, p);
@@ -680,6 +721,7 @@ fn delete_pool(sim: &mut Sim, p: &str) -> Response {
     }
     let t = sim.now();
     sim.rec.log(t, "pool_delete_requested", p, "");
+    drain_for_deletion(sim, p);
     let d = sim.timings().pool_delete;
     start_op(
         sim,
