@@ -438,6 +438,23 @@ pub fn before_write<T: Obj>(sim: &mut Sim, new: &T, old: &T) {
 pub fn tick(sim: &mut Sim) {
     // Notices API outages starting and ending even when no request comes in.
     sim.api_down();
+    // An idle cluster costs nothing: skip the pass when no object changed since a pass that
+    // changed nothing, no pod waits for a kubelet transition and GKE has no work in flight.
+    let kubelet_waits = sim
+        .pod_timers
+        .values()
+        .any(|t| !t.ready || t.deleting_at.is_some());
+    if sim.objs.rv == sim.quiet_rv && !kubelet_waits && !sim.gke.has_work() {
+        return;
+    }
+    let before = sim.objs.rv;
+    full_tick(sim);
+    if sim.objs.rv == before {
+        sim.quiet_rv = before;
+    }
+}
+
+fn full_tick(sim: &mut Sim) {
     crate::gke::tick(sim);
     kubelet(sim);
     schedule(sim);
@@ -448,6 +465,28 @@ pub fn tick(sim: &mut Sim) {
     garbage_collect(sim);
     pdbs(sim);
     observe(sim);
+}
+
+/// One tick with the time each part took, printed to stderr (for profiling the simulator).
+pub fn profile_tick(sim: &mut Sim) {
+    type Part = (&'static str, fn(&mut Sim));
+    let parts: [Part; 10] = [
+        ("gke", crate::gke::tick),
+        ("kubelet", kubelet),
+        ("schedule", schedule),
+        ("deployments", deployments),
+        ("replicasets", replicasets),
+        ("statefulsets", statefulsets),
+        ("daemonsets", daemonsets),
+        ("gc", garbage_collect),
+        ("pdbs", pdbs),
+        ("observe", observe),
+    ];
+    for (name, f) in parts {
+        let t = std::time::Instant::now();
+        f(sim);
+        eprintln!("{name:12} {:?}", t.elapsed());
+    }
 }
 
 /// Records workloads' readiness at the current simulated time.
@@ -606,6 +645,9 @@ fn kubelet(sim: &mut Sim) {
             }
             sim.objs.modify::<Pod>(&ns, &name, set_running);
         } else {
+            if let Some(tm) = sim.pod_timers.get_mut(&uid) {
+                tm.ready = true;
+            }
             sim.objs.modify::<Pod>(&ns, &name, |p| set_ready(p, true));
         }
     }
@@ -1087,11 +1129,8 @@ fn bind(sim: &mut Sim, pod: &Pod, node: &str) {
 
 fn owned_pods<'a>(sim: &'a Sim, ns: &str, uid: &str) -> Vec<&'a Pod> {
     sim.objs
-        .list::<Pod>()
-        .filter(|p| {
-            p.metadata.namespace.as_deref() == Some(ns)
-                && controller_of(&p.metadata).is_some_and(|o| o.uid == uid)
-        })
+        .owned_by::<Pod>(uid)
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
         .collect()
 }
 
@@ -1136,9 +1175,35 @@ fn replicasets(sim: &mut Sim) {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let spec = rs.spec.clone().unwrap_or_default();
         let want = spec.replicas.unwrap_or(1);
-        let pods: Vec<Pod> = owned_pods(sim, &ns, &uid).into_iter().cloned().collect();
-        let active: Vec<&Pod> = pods.iter().filter(|p| pod_active(p)).collect();
-        let have = active.len() as i32;
+        // Pods are looked at by reference: cloning thousands of them every tick is what makes
+        // a large cluster slow.
+        let (have, victims) = {
+            let mut active: Vec<&Pod> = owned_pods(sim, &ns, &uid)
+                .into_iter()
+                .filter(|p| pod_active(p))
+                .collect();
+            let have = active.len() as i32;
+            let mut victims = Vec::new();
+            if have > want {
+                // Prefer unscheduled, then not ready, then the newest.
+                active.sort_by_key(|p| {
+                    let unscheduled = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none();
+                    let rv: i64 = p
+                        .metadata
+                        .uid
+                        .as_deref()
+                        .and_then(|u| i64::from_str_radix(&u[u.len() - 12..], 16).ok())
+                        .unwrap_or(0);
+                    (!unscheduled, pod_ready(p), -rv)
+                });
+                victims = active
+                    .iter()
+                    .take((have - want) as usize)
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect();
+            }
+            (have, victims)
+        };
         if have < want {
             if let Some(template) = &spec.template {
                 for _ in 0..(want - have) {
@@ -1147,48 +1212,28 @@ fn replicasets(sim: &mut Sim) {
                     sim.objs.create(pod);
                 }
             }
-        } else if have > want {
-            // Prefer unscheduled, then not ready, then the newest.
-            let mut victims: Vec<&Pod> = active.clone();
-            victims.sort_by_key(|p| {
-                let unscheduled = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none();
-                let rv: i64 = p
-                    .metadata
-                    .uid
-                    .as_deref()
-                    .and_then(|u| i64::from_str_radix(&u[u.len() - 12..], 16).ok())
-                    .unwrap_or(0);
-                (!unscheduled, pod_ready(p), -rv)
-            });
-            let names: Vec<String> = victims
-                .iter()
-                .take((have - want) as usize)
-                .filter_map(|p| p.metadata.name.clone())
-                .collect();
-            for n in names {
-                delete_pod(sim, &ns, &n, None, "scaled down by its ReplicaSet");
-            }
         }
-        let pods: Vec<Pod> = owned_pods(sim, &ns, &uid).into_iter().cloned().collect();
-        let active: Vec<&Pod> = pods.iter().filter(|p| pod_active(p)).collect();
-        let ready = active.iter().filter(|p| pod_ready(p)).count() as i32;
-        let terminating = pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_some())
-            .count() as i32;
+        for n in victims {
+            delete_pod(sim, &ns, &n, None, "scaled down by its ReplicaSet");
+        }
+        let (active, ready) = owned_pods(sim, &ns, &uid)
+            .into_iter()
+            .filter(|p| pod_active(p))
+            .fold((0, 0), |(a, r), p| (a + 1, r + i32::from(pod_ready(p))));
         let nz = |x: i32| (x > 0).then_some(x);
         let status = ReplicaSetStatus {
-            replicas: active.len() as i32,
-            fully_labeled_replicas: nz(active.len() as i32),
+            replicas: active,
+            fully_labeled_replicas: nz(active),
             ready_replicas: nz(ready),
             available_replicas: nz(ready),
             observed_generation: rs.metadata.generation,
             terminating_replicas: None,
             conditions: None,
         };
-        let _ = terminating;
-        sim.objs
-            .modify::<ReplicaSet>(&ns, &name, |r| r.status = Some(status));
+        if rs.status.as_ref() != Some(&status) {
+            sim.objs
+                .modify::<ReplicaSet>(&ns, &name, |r| r.status = Some(status));
+        }
     }
 }
 
@@ -1203,11 +1248,8 @@ fn deployments(sim: &mut Sim) {
         let hash = hash_str(&template_json);
         let mut rss: Vec<ReplicaSet> = sim
             .objs
-            .list::<ReplicaSet>()
-            .filter(|r| {
-                r.metadata.namespace.as_deref() == Some(&ns)
-                    && controller_of(&r.metadata).is_some_and(|o| o.uid == uid)
-            })
+            .owned_by::<ReplicaSet>(&uid)
+            .filter(|r| r.metadata.namespace.as_deref() == Some(&ns))
             .cloned()
             .collect();
         let revision_of = |r: &ReplicaSet| -> i64 {
@@ -1287,11 +1329,8 @@ fn deployments(sim: &mut Sim) {
         }
         let rss: Vec<ReplicaSet> = sim
             .objs
-            .list::<ReplicaSet>()
-            .filter(|r| {
-                r.metadata.namespace.as_deref() == Some(&ns)
-                    && controller_of(&r.metadata).is_some_and(|o| o.uid == uid)
-            })
+            .owned_by::<ReplicaSet>(&uid)
+            .filter(|r| r.metadata.namespace.as_deref() == Some(&ns))
             .cloned()
             .collect();
         let new_rs = rss
@@ -1374,11 +1413,8 @@ fn deployments(sim: &mut Sim) {
                 // Scale down old ReplicaSets while keeping the minimum available.
                 let rss_now: Vec<ReplicaSet> = sim
                     .objs
-                    .list::<ReplicaSet>()
-                    .filter(|r| {
-                        r.metadata.namespace.as_deref() == Some(&ns)
-                            && controller_of(&r.metadata).is_some_and(|o| o.uid == uid)
-                    })
+                    .owned_by::<ReplicaSet>(&uid)
+                    .filter(|r| r.metadata.namespace.as_deref() == Some(&ns))
                     .cloned()
                     .collect();
                 let all_pods: i32 = rss_now.iter().map(spec_of).sum();
@@ -1402,12 +1438,8 @@ fn deployments(sim: &mut Sim) {
                 }
                 let mut olds_now: Vec<ReplicaSet> = sim
                     .objs
-                    .list::<ReplicaSet>()
-                    .filter(|r| {
-                        r.metadata.namespace.as_deref() == Some(&ns)
-                            && controller_of(&r.metadata).is_some_and(|o| o.uid == uid)
-                            && !is_new(r)
-                    })
+                    .owned_by::<ReplicaSet>(&uid)
+                    .filter(|r| r.metadata.namespace.as_deref() == Some(&ns) && !is_new(r))
                     .cloned()
                     .collect();
                 olds_now.sort_by_key(revision_of);
@@ -1428,11 +1460,8 @@ fn deployments(sim: &mut Sim) {
         // Status.
         let rss: Vec<ReplicaSet> = sim
             .objs
-            .list::<ReplicaSet>()
-            .filter(|r| {
-                r.metadata.namespace.as_deref() == Some(&ns)
-                    && controller_of(&r.metadata).is_some_and(|o| o.uid == uid)
-            })
+            .owned_by::<ReplicaSet>(&uid)
+            .filter(|r| r.metadata.namespace.as_deref() == Some(&ns))
             .cloned()
             .collect();
         let new_rs = rss
@@ -1935,7 +1964,7 @@ pub fn settle_instantly(sim: &mut Sim) {
     sim.scenario.timings.pod_ready = SETTLING_DELAY;
     for _ in 0..200 {
         let rv = sim.objs.rv;
-        tick(sim);
+        full_tick(sim);
         if sim.objs.rv == rv {
             break;
         }
@@ -1946,5 +1975,6 @@ pub fn settle_instantly(sim: &mut Sim) {
     for t in sim.pod_timers.values_mut() {
         t.bound_at = -1e9;
         t.running_at = Some(-1e9);
+        t.ready = t.deleting_at.is_none();
     }
 }

@@ -257,6 +257,13 @@ impl Gke {
         v
     }
 
+    /// Nodes booting, operations running or upgrades in progress: the control loop must run.
+    pub fn has_work(&self) -> bool {
+        !self.pending_nodes.is_empty()
+            || !self.upgrades.is_empty()
+            || self.operations.iter().any(|o| !o.done)
+    }
+
     pub fn pool(&self, name: &str) -> Option<&Value> {
         self.pools.iter().find(|p| p["name"] == name)
     }

@@ -51,6 +51,8 @@ pub struct PodTimer {
     pub bound_at: f64,
     pub running_at: Option<f64>,
     pub deleting_at: Option<f64>,
+    /// The kubelet has nothing left to do for this pod until something changes it.
+    pub ready: bool,
 }
 
 pub struct Sim {
@@ -68,6 +70,9 @@ pub struct Sim {
     pub outage_logged: bool,
     /// Real start time, for request rates.
     pub started: Instant,
+    /// The resourceVersion after the last tick that changed nothing: while it stays the same
+    /// and no timer is due, a tick has nothing to do.
+    pub quiet_rv: u64,
 }
 
 impl Sim {

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -356,6 +356,8 @@ pub struct WatchEvent {
 pub struct Objects {
     pub store: Store,
     pub rv: u64,
+    /// Objects by the uid of their controller, per kind: what controllers look up every tick.
+    by_owner: HashMap<(Kind, String), BTreeSet<Key>>,
     uid_counter: u64,
     history: VecDeque<WatchEvent>,
     pub watch_tx: broadcast::Sender<WatchEvent>,
@@ -386,6 +388,7 @@ impl Objects {
         Objects {
             store: Store::default(),
             rv: 1,
+            by_owner: HashMap::new(),
             uid_counter: 0,
             history: VecDeque::new(),
             watch_tx,
@@ -409,6 +412,36 @@ impl Objects {
                 ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
             })
             .collect()
+    }
+
+    fn index(&mut self, kind: Kind, meta: &ObjectMeta, key: &Key, add: bool) {
+        let Some(owner) = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+        else {
+            return;
+        };
+        let slot = (kind, owner.uid.clone());
+        if add {
+            self.by_owner.entry(slot).or_default().insert(key.clone());
+        } else if let Some(set) = self.by_owner.get_mut(&slot) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_owner.remove(&slot);
+            }
+        }
+    }
+
+    /// Objects of one kind whose controller has this uid.
+    pub fn owned_by<T: Obj>(&self, uid: &str) -> impl Iterator<Item = &T> {
+        let map = T::map(&self.store);
+        self.by_owner
+            .get(&(T::SIM_KIND, uid.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(move |k| map.get(k))
     }
 
     pub fn get<T: Obj>(&self, ns: &str, name: &str) -> Option<&T> {
@@ -457,6 +490,7 @@ impl Objects {
         }
         let key = key_of(obj.metadata());
         self.emit("ADDED", &obj);
+        self.index(T::SIM_KIND, obj.metadata(), &key, true);
         T::map_mut(&mut self.store).insert(key, obj.clone());
         obj
     }
@@ -486,6 +520,11 @@ impl Objects {
         self.rv += 1;
         obj.metadata_mut().resource_version = Some(self.rv.to_string());
         self.emit("MODIFIED", &obj);
+        if let Some(old) = T::map(&self.store).get(&key) {
+            let old_meta = old.metadata().clone();
+            self.index(T::SIM_KIND, &old_meta, &key, false);
+        }
+        self.index(T::SIM_KIND, obj.metadata(), &key, true);
         T::map_mut(&mut self.store).insert(key, obj);
         true
     }
@@ -500,7 +539,9 @@ impl Objects {
     }
 
     pub fn remove<T: Obj>(&mut self, ns: &str, name: &str) -> Option<T> {
-        let mut obj = T::map_mut(&mut self.store).remove(&(ns.to_string(), name.to_string()))?;
+        let key = (ns.to_string(), name.to_string());
+        let mut obj = T::map_mut(&mut self.store).remove(&key)?;
+        self.index(T::SIM_KIND, obj.metadata(), &key, false);
         self.rv += 1;
         obj.metadata_mut().resource_version = Some(self.rv.to_string());
         self.emit("DELETED", &obj);

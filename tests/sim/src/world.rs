@@ -23,6 +23,7 @@ pub fn build(scenario: Scenario, base_url: String) -> anyhow::Result<Sim> {
         outage_until: None,
         outage_logged: false,
         started: std::time::Instant::now(),
+        quiet_rv: 0,
         scenario,
     };
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
