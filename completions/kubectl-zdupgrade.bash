@@ -25,6 +25,9 @@ _kubectl__zdupgrade() {
             kubectl__zdupgrade,migrate)
                 cmd="kubectl__zdupgrade__subcmd__migrate"
                 ;;
+            kubectl__zdupgrade,plan)
+                cmd="kubectl__zdupgrade__subcmd__plan"
+                ;;
             kubectl__zdupgrade,rollback)
                 cmd="kubectl__zdupgrade__subcmd__rollback"
                 ;;
@@ -46,6 +49,9 @@ _kubectl__zdupgrade() {
             kubectl__zdupgrade__subcmd__help,migrate)
                 cmd="kubectl__zdupgrade__subcmd__help__subcmd__migrate"
                 ;;
+            kubectl__zdupgrade__subcmd__help,plan)
+                cmd="kubectl__zdupgrade__subcmd__help__subcmd__plan"
+                ;;
             kubectl__zdupgrade__subcmd__help,rollback)
                 cmd="kubectl__zdupgrade__subcmd__help__subcmd__rollback"
                 ;;
@@ -58,6 +64,21 @@ _kubectl__zdupgrade() {
             kubectl__zdupgrade__subcmd__help,upgrade-nodes)
                 cmd="kubectl__zdupgrade__subcmd__help__subcmd__upgrade__subcmd__nodes"
                 ;;
+            kubectl__zdupgrade__subcmd__help__subcmd__plan,migrate)
+                cmd="kubectl__zdupgrade__subcmd__help__subcmd__plan__subcmd__migrate"
+                ;;
+            kubectl__zdupgrade__subcmd__plan,help)
+                cmd="kubectl__zdupgrade__subcmd__plan__subcmd__help"
+                ;;
+            kubectl__zdupgrade__subcmd__plan,migrate)
+                cmd="kubectl__zdupgrade__subcmd__plan__subcmd__migrate"
+                ;;
+            kubectl__zdupgrade__subcmd__plan__subcmd__help,help)
+                cmd="kubectl__zdupgrade__subcmd__plan__subcmd__help__subcmd__help"
+                ;;
+            kubectl__zdupgrade__subcmd__plan__subcmd__help,migrate)
+                cmd="kubectl__zdupgrade__subcmd__plan__subcmd__help__subcmd__migrate"
+                ;;
             *)
                 ;;
         esac
@@ -65,7 +86,7 @@ _kubectl__zdupgrade() {
 
     case "${cmd}" in
         kubectl__zdupgrade)
-            opts="-q -v -o -h -V --quiet --verbose --output --help --version migrate rollback upgrade-nodes upgrade-master status completion help"
+            opts="-q -v -o -h -V --quiet --verbose --output --help --version migrate rollback upgrade-nodes upgrade-master status plan completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,7 +130,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__help)
-            opts="migrate rollback upgrade-nodes upgrade-master status completion help"
+            opts="migrate rollback upgrade-nodes upgrade-master status plan completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,6 +174,34 @@ _kubectl__zdupgrade() {
         kubectl__subcmd__zdupgrade__subcmd__help__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__help__subcmd__plan)
+            opts="migrate"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__help__subcmd__plan__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -221,8 +270,166 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__migrate)
-            opts="-y -q -v -o -h --from --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --keep-old-pool --force --delete-emptydir-data --grace-period --node-timeout --drain-timeout --settle-timeout --allow-config-drift --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --keep-old-pool --force --delete-emptydir-data --grace-period --node-timeout --drain-timeout --settle-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --location)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --machine-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-nodes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__plan)
+            opts="-q -v -o -h --quiet --verbose --output --help migrate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__help)
+            opts="migrate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__migrate)
+            opts="-y -q -v -o -h --from --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --keep-old-pool --force --delete-emptydir-data --grace-period --node-timeout --drain-timeout --settle-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --quiet --verbose --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -57,8 +57,20 @@ pub enum Command {
     UpgradeMaster(UpgradeMasterArgs),
     /// Versions, pools, unhealthy workloads and any migration in progress, with the command to continue.
     Status(StatusArgs),
+    /// Read-only preflight: what a command would trip over, found before anything changes.
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Print a shell completion script.
     Completion(CompletionArgs),
+}
+
+/// `kubectl zdupgrade plan ...`
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// What `migrate NEW_POOL` (same flags) would trip over: blockers, warnings and notes, each
+    /// with the objects involved, what to do and the flag that accepts a blocker. Exit status 3
+    /// while a blocker is not accepted by its flag.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,6 +157,19 @@ pub struct MigrateArgs {
     /// Go on even if the old pool has settings the clone cannot reproduce.
     #[arg(long)]
     pub allow_config_drift: bool,
+
+    /// Go on even if pods use local PersistentVolumes (they cannot follow to the new pool).
+    #[arg(long)]
+    pub allow_local_volumes: bool,
+
+    /// Go on even if the new pool looks too small for the pods that must move.
+    #[arg(long)]
+    pub allow_insufficient_capacity: bool,
+
+    /// Go on even if some pods could not be scheduled on the new pool (labels, taints or zonal
+    /// volumes it does not match).
+    #[arg(long)]
+    pub allow_unschedulable: bool,
 
     /// Machine type of the new pool (default: the old pool's).
     #[arg(long, value_name = "TYPE")]

@@ -5,27 +5,49 @@ pub mod cli;
 pub mod clone;
 pub mod commands;
 pub mod errors;
+pub mod plan;
 pub mod report;
 pub mod target;
 pub mod tools;
 pub mod workloads;
 
-use cli::{Cli, Command};
-use report::Printer;
+use cli::{Cli, Command, Output};
+use report::{report_result, JsonLines, Printer, Reporter};
 
 /// Runs a parsed command line.
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    let printer = Printer::new(cli.quiet, cli.verbose);
     match &cli.command {
-        Command::Migrate(args) => commands::migrate::exec(args, &printer),
-        Command::Rollback(args) => commands::rollback::exec(args, &printer),
-        Command::UpgradeNodes(args) => commands::upgrade_nodes::exec(args, &printer),
-        Command::UpgradeMaster(args) => commands::upgrade_master::exec(args, &printer),
+        Command::Migrate(args) => reported(cli, |r| commands::migrate::exec(args, r)),
+        Command::Rollback(args) => reported(cli, |r| commands::rollback::exec(args, r)),
+        Command::UpgradeNodes(args) => reported(cli, |r| commands::upgrade_nodes::exec(args, r)),
+        Command::UpgradeMaster(args) => reported(cli, |r| commands::upgrade_master::exec(args, r)),
         Command::Status(args) => {
             commands::status::exec(args, cli.output, &mut std::io::stdout().lock())
+        }
+        Command::Plan(cli::PlanCommand::Migrate(args)) => {
+            commands::plan::exec(args, cli.output, &mut std::io::stdout().lock())
         }
         Command::Completion(args) => {
             commands::completion::exec(args, &mut std::io::stdout().lock())
         }
     }
+}
+
+/// Runs a command that reports through a [`Reporter`]: the terminal printer, or with `-o json`
+/// the JSON event stream on stdout (human output on stderr) ending with a `result` event.
+fn reported(
+    cli: &Cli,
+    exec: impl FnOnce(&dyn Reporter) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let printer = Printer::new(cli.quiet, cli.verbose);
+    let reporter: Box<dyn Reporter> = match cli.output {
+        Output::Text => Box::new(printer),
+        Output::Json => Box::new(JsonLines::new(
+            Box::new(printer.stderr_only()),
+            std::io::stdout(),
+        )),
+    };
+    let result = exec(reporter.as_ref());
+    report_result(reporter.as_ref(), &result);
+    result
 }

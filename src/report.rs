@@ -3,13 +3,16 @@
 //! The steps talk to the [`Reporter`] trait; only [`Printer`] knows about indicatif. Bars and
 //! spinners are drawn only when stderr is a terminal and `--verbose` is off (so they never
 //! interleave with command logs); otherwise every event is a plain timestamped line. Finished steps
-//! always leave a permanent line. `NO_COLOR` turns colour off.
+//! always leave a permanent line. `NO_COLOR` turns colour off. With `-o json`, [`JsonLines`] keeps
+//! that human output on stderr and writes one JSON object per event on stdout, for CI.
 
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Map, Value};
 
 /// Events the migration steps report.
 pub trait Reporter {
@@ -34,6 +37,10 @@ pub trait Reporter {
     /// A machine-readable event (`node_cordoned`, `node_drained`, `pod_evicted`,
     /// `operation_progress`, ...) with its fields, for `-o json`. Human reporters ignore it.
     fn event(&self, _name: &str, _fields: serde_json::Value) {}
+    /// A `--dry-run` plan: the command's whole output (stdout, shown even with `--quiet`).
+    fn plan(&self, text: &str) {
+        print!("{text}");
+    }
 }
 
 /// A running progress indicator.
@@ -71,6 +78,7 @@ impl Reporter for Silent {
     fn spinner(&self, _: &str) -> Box<dyn Progress + '_> {
         Box::new(SilentProgress)
     }
+    fn plan(&self, _: &str) {}
 }
 
 /// The terminal reporter: bars on a terminal, plain lines elsewhere.
@@ -79,6 +87,8 @@ pub struct Printer {
     verbose: bool,
     quiet: bool,
     color: bool,
+    /// Print the summary and plans on stderr (stdout carries JSON).
+    stderr_only: bool,
 }
 
 impl Printer {
@@ -92,6 +102,28 @@ impl Printer {
             verbose,
             quiet,
             color: terminal && !no_color,
+            stderr_only: false,
+        }
+    }
+
+    /// Leaves stdout to another writer: the summary and plans go to stderr too.
+    pub fn stderr_only(mut self) -> Self {
+        self.stderr_only = true;
+        self
+    }
+
+    /// Prints a block of text on stdout (stderr with [`Printer::stderr_only`]), above the bars.
+    fn block(&self, text: &str) {
+        let print = || {
+            if self.stderr_only {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+        };
+        match &self.bars {
+            Some(multi) => multi.suspend(print),
+            None => print(),
         }
     }
 
@@ -173,11 +205,11 @@ impl Reporter for Printer {
     }
     fn summary(&self, text: &str) {
         if !self.quiet {
-            match &self.bars {
-                Some(multi) => multi.suspend(|| print!("{text}")),
-                None => print!("{text}"),
-            }
+            self.block(text);
         }
+    }
+    fn plan(&self, text: &str) {
+        self.block(text);
     }
     fn progress(&self, label: &str, total: u64) -> Box<dyn Progress + '_> {
         if self.quiet {
@@ -300,6 +332,171 @@ impl Progress for PlainProgress<'_> {
     fn abandon(&self) {}
 }
 
+/// `-o json`: human output from the wrapped reporter (a [`Printer::stderr_only`], so on stderr),
+/// plus one JSON object per line on `out` (stdout) for each step, warning, finished progress,
+/// [`Reporter::event`] and the final result: `{"ts": RFC 3339 UTC, "event": NAME, ...fields}`.
+/// Each line is flushed at once so a pipeline can follow the run live.
+pub struct JsonLines<W: Write + Send> {
+    human: Box<dyn Reporter>,
+    out: Mutex<W>,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    pub fn new(human: Box<dyn Reporter>, out: W) -> Self {
+        JsonLines {
+            human,
+            out: Mutex::new(out),
+        }
+    }
+
+    /// Writes one event line. Write errors (a closed pipe) are ignored: the run goes on, and the
+    /// exit code still tells the outcome.
+    fn emit(&self, name: &str, fields: Value) {
+        let line = event_line(&rfc3339_now(), name, fields);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Takes the writer back (for tests).
+    pub fn into_inner(self) -> W {
+        self.out.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `{"ts": TS, "event": NAME, ...fields}`, in that order (a non-object `fields` becomes
+/// `"value"`).
+fn event_line(ts: &str, name: &str, fields: Value) -> String {
+    let mut line = format!("{{\"ts\":{},\"event\":{}", json!(ts), json!(name));
+    let fields = match fields {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => Map::from_iter([("value".to_string(), other)]),
+    };
+    for (key, value) in fields.iter().filter(|(k, _)| *k != "ts" && *k != "event") {
+        let _ = write!(line, ",{}:{value}", json!(key));
+    }
+    line.push('}');
+    line
+}
+
+/// The current time, RFC 3339 in UTC with milliseconds: `2025-01-31T12:00:00.123Z`.
+pub fn rfc3339_now() -> String {
+    format!("{:.3}", jiff::Timestamp::now())
+}
+
+/// Emits the closing `result` event of a run: ok, or the error chain and its exit code.
+pub fn report_result(reporter: &dyn Reporter, result: &anyhow::Result<()>) {
+    let fields = match result {
+        Ok(()) => json!({"ok": true, "error": null, "exit_code": 0}),
+        Err(err) => json!({
+            "ok": false,
+            "error": format!("{err:#}"),
+            "exit_code": crate::errors::exit_code(err),
+        }),
+    };
+    reporter.event("result", fields);
+}
+
+impl<W: Write + Send> Reporter for JsonLines<W> {
+    fn step(&self, title: &str) {
+        self.human.step(title);
+        self.emit("step_started", json!({ "title": title }));
+    }
+    fn done(&self, message: &str) {
+        self.human.done(message);
+        self.emit("step_finished", json!({ "message": message }));
+    }
+    fn info(&self, message: &str) {
+        self.human.info(message);
+    }
+    fn warn(&self, message: &str) {
+        self.human.warn(message);
+        self.emit("warning", json!({ "message": message }));
+    }
+    fn command_started(&self, command_line: &str) {
+        self.human.command_started(command_line);
+    }
+    fn command_finished(&self, command_line: &str, code: Option<i32>) {
+        self.human.command_finished(command_line, code);
+    }
+    fn command_output(&self, line: &str) {
+        self.human.command_output(line);
+    }
+    fn summary(&self, text: &str) {
+        self.human.summary(text);
+        self.emit("summary", json!({ "text": text.trim() }));
+    }
+    fn progress(&self, label: &str, total: u64) -> Box<dyn Progress + '_> {
+        Box::new(JsonProgress {
+            inner: self.human.progress(label, total),
+            lines: self,
+            label: label.to_string(),
+            total: Some(total),
+            started: Instant::now(),
+            last: Mutex::new(None),
+        })
+    }
+    fn spinner(&self, label: &str) -> Box<dyn Progress + '_> {
+        Box::new(JsonProgress {
+            inner: self.human.spinner(label),
+            lines: self,
+            label: label.to_string(),
+            total: None,
+            started: Instant::now(),
+            last: Mutex::new(None),
+        })
+    }
+    fn event(&self, name: &str, fields: Value) {
+        self.human.event(name, fields.clone());
+        self.emit(name, fields);
+    }
+    fn plan(&self, text: &str) {
+        self.human.plan(text);
+        self.emit("plan", json!({ "text": text }));
+    }
+}
+
+/// A progress indicator that also emits `progress` (when the position or message changes) and
+/// `progress_finished` events.
+struct JsonProgress<'a, W: Write + Send> {
+    inner: Box<dyn Progress + 'a>,
+    lines: &'a JsonLines<W>,
+    label: String,
+    total: Option<u64>,
+    started: Instant,
+    last: Mutex<Option<(u64, String)>>,
+}
+
+impl<W: Write + Send> Progress for JsonProgress<'_, W> {
+    fn update(&self, position: u64, message: &str) {
+        self.inner.update(position, message);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = (position, message.to_string());
+        if last.as_ref() != Some(&now) {
+            *last = Some(now);
+            self.lines.emit(
+                "progress",
+                json!({"label": self.label, "position": position, "total": self.total, "message": message}),
+            );
+        }
+    }
+    fn finish(&self, message: &str) {
+        self.inner.finish(message);
+        self.lines.emit(
+            "progress_finished",
+            json!({
+                "label": self.label,
+                "message": message,
+                "seconds": (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            }),
+        );
+    }
+    fn abandon(&self) {
+        self.inner.abandon();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +513,94 @@ mod tests {
         let c = clock();
         assert_eq!(c.len(), 9);
         assert!(c.ends_with('Z'));
+    }
+
+    fn lines_of(reporter: JsonLines<Vec<u8>>) -> Vec<Value> {
+        String::from_utf8(reporter.into_inner())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_one_object_per_event() {
+        let r = JsonLines::new(Box::new(Silent), Vec::new());
+        r.step("Cordoning pool default-pool");
+        r.info("not an event");
+        r.event(
+            "node_cordoned",
+            json!({"node": "n1", "pool": "default-pool"}),
+        );
+        let bar = r.progress("n1 pods evicted", 2);
+        bar.update(1, "pod a evicted");
+        bar.update(1, "pod a evicted");
+        bar.finish("node n1 drained");
+        drop(bar);
+        r.warn("careful");
+        r.done("all done");
+        report_result(
+            &r,
+            &Err(anyhow::Error::new(crate::errors::Error::Refused("no".into())).context("step x")),
+        );
+        let lines = lines_of(r);
+        let names: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "step_started",
+                "node_cordoned",
+                "progress",
+                "progress_finished",
+                "warning",
+                "step_finished",
+                "result"
+            ]
+        );
+        assert_eq!(lines[0]["title"], "Cordoning pool default-pool");
+        assert_eq!(lines[1]["node"], "n1");
+        assert_eq!(lines[2]["position"], 1);
+        assert_eq!(lines[2]["total"], 2);
+        assert_eq!(lines[3]["message"], "node n1 drained");
+        assert_eq!(lines[6]["ok"], false);
+        assert_eq!(lines[6]["error"], "step x: no");
+        assert_eq!(lines[6]["exit_code"], 3);
+        for line in &lines {
+            let ts = line["ts"].as_str().unwrap();
+            let parsed: jiff::Timestamp = ts.parse().unwrap();
+            assert!(ts.ends_with('Z') && ts.len() == 24, "{ts}");
+            assert!((jiff::Timestamp::now() - parsed).get_seconds() < 60);
+        }
+    }
+
+    #[test]
+    fn event_lines_start_with_time_and_name() {
+        assert_eq!(
+            event_line(
+                "T",
+                "node_cordoned",
+                json!({"node": "n\"1", "event": "x", "a": [1]})
+            ),
+            r#"{"ts":"T","event":"node_cordoned","a":[1],"node":"n\"1"}"#
+        );
+        assert_eq!(
+            event_line("T", "x", json!(3)),
+            r#"{"ts":"T","event":"x","value":3}"#
+        );
+        assert_eq!(
+            event_line("T", "x", Value::Null),
+            r#"{"ts":"T","event":"x"}"#
+        );
+    }
+
+    #[test]
+    fn json_result_on_success() {
+        let r = JsonLines::new(Box::new(Silent), Vec::new());
+        report_result(&r, &Ok(()));
+        let lines = lines_of(r);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["event"], "result");
+        assert_eq!(lines[0]["ok"], true);
+        assert_eq!(lines[0]["error"], Value::Null);
     }
 }

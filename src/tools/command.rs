@@ -156,6 +156,24 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Starts the command in the background with stdout and stderr captured; the caller polls
+    /// the handle (`try_wait`) and kills it if it gives up. Used for the one long-running
+    /// `gcloud container operations wait` a command follows while it polls kubectl.
+    pub fn start_captured(&self, reporter: &dyn Reporter) -> Result<duct::Handle, Error> {
+        reporter.command_started(&self.to_string());
+        self.expression()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .map_err(|source| Error::Spawn {
+                command: self.to_string(),
+                source,
+            })
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&shell_quote(&self.name))?;

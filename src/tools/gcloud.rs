@@ -300,6 +300,161 @@ impl<'r> Gcloud<'r> {
     }
 }
 
+/// `gcloud container get-server-config --format=json`: the versions GKE offers here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerConfig {
+    #[serde(default)]
+    pub default_cluster_version: Option<String>,
+    #[serde(default)]
+    pub valid_master_versions: Vec<String>,
+    #[serde(default)]
+    pub valid_node_versions: Vec<String>,
+}
+
+/// A GKE long-running operation, as `gcloud container operations list/describe` prints it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    pub name: String,
+    #[serde(default)]
+    pub operation_type: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub target_link: Option<String>,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    #[serde(default)]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub start_time: Option<String>,
+}
+
+impl Operation {
+    pub fn is_running(&self) -> bool {
+        !matches!(self.status.as_deref(), Some("DONE") | Some("ABORTING"))
+    }
+
+    /// The error an operation finished with, if any.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(message) = self.status_message.as_deref().filter(|m| !m.is_empty()) {
+            return Some(message.to_string());
+        }
+        let error = self.error.as_ref()?;
+        Some(
+            error
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_string),
+        )
+    }
+
+    /// A node-pool upgrade of `pool` (`targetLink` ends in `/nodePools/POOL`).
+    pub fn upgrades_pool(&self, pool: &str) -> bool {
+        self.operation_type.as_deref() == Some("UPGRADE_NODES")
+            && self
+                .target_link
+                .as_deref()
+                .is_some_and(|t| t.ends_with(&format!("/nodePools/{pool}")))
+    }
+
+    pub fn upgrades_master(&self) -> bool {
+        self.operation_type.as_deref() == Some("UPGRADE_MASTER")
+    }
+}
+
+impl Gcloud<'_> {
+    /// `gcloud container clusters describe` as raw JSON, for fields [`Cluster`] does not keep
+    /// (`status`).
+    pub fn describe_cluster_json(&self, cluster: &str) -> Result<Value, Error> {
+        self.describe_cluster_command(cluster).json(self.reporter)
+    }
+
+    pub fn server_versions_command(&self) -> Command {
+        self.container(["get-server-config", "--format=json"])
+    }
+
+    /// `get-server-config`, typed: the master and node versions GKE offers here.
+    pub fn server_versions(&self) -> Result<ServerConfig, Error> {
+        self.server_versions_command().json(self.reporter)
+    }
+
+    /// `node-pools update POOL --max-surge-upgrade=N --max-unavailable-upgrade=M`.
+    pub fn update_upgrade_settings_command(
+        &self,
+        cluster: &str,
+        pool: &str,
+        max_surge: u64,
+        max_unavailable: u64,
+    ) -> Command {
+        self.container(["node-pools", "update", pool])
+            .arg(format!("--cluster={cluster}"))
+            .arg(format!("--max-surge-upgrade={max_surge}"))
+            .arg(format!("--max-unavailable-upgrade={max_unavailable}"))
+            .arg("--quiet")
+            .arg("--format=json")
+    }
+
+    /// `clusters upgrade C --node-pool=POOL --cluster-version=V --async`: starts GKE's surge
+    /// upgrade and returns at once (printing nothing: the operation is found with
+    /// [`Gcloud::running_operations`]).
+    pub fn upgrade_node_pool_command(&self, cluster: &str, pool: &str, version: &str) -> Command {
+        self.container(["clusters", "upgrade", cluster])
+            .arg(format!("--node-pool={pool}"))
+            .arg(format!("--cluster-version={version}"))
+            .arg("--quiet")
+            .arg("--async")
+    }
+
+    /// `clusters upgrade C --master --cluster-version=V --async`.
+    pub fn upgrade_master_command(&self, cluster: &str, version: &str) -> Command {
+        self.container(["clusters", "upgrade", cluster, "--master"])
+            .arg(format!("--cluster-version={version}"))
+            .arg("--quiet")
+            .arg("--async")
+    }
+
+    pub fn running_operations_command(&self) -> Command {
+        self.container([
+            "operations",
+            "list",
+            "--filter=status=RUNNING",
+            "--format=json",
+        ])
+    }
+
+    /// The cluster's operations that are not finished.
+    pub fn running_operations(&self) -> Result<Vec<Operation>, Error> {
+        let ops: Vec<Operation> = self.running_operations_command().json(self.reporter)?;
+        Ok(ops.into_iter().filter(Operation::is_running).collect())
+    }
+
+    pub fn describe_operation_command(&self, operation: &str) -> Command {
+        self.container(["operations", "describe", operation, "--format=json"])
+    }
+
+    pub fn describe_operation(&self, operation: &str) -> Result<Operation, Error> {
+        self.describe_operation_command(operation)
+            .json(self.reporter)
+    }
+
+    /// `operations wait OP`: gcloud polls the operation (every 5 s, for up to 20 minutes) and
+    /// exits 0 when it is DONE without error.
+    pub fn wait_operation_command(&self, operation: &str) -> Command {
+        self.container(["operations", "wait", operation])
+    }
+
+    /// `operations cancel OP`, for messages.
+    pub fn cancel_operation_command(&self, operation: &str) -> Command {
+        self.container(["operations", "cancel", operation])
+    }
+
+    pub fn reporter(&self) -> &dyn Reporter {
+        self.reporter
+    }
+}
+
 /// `gcloud config get-value PROPERTY`: `None` when unset.
 pub fn config_get_value(
     gcloud: &Path,

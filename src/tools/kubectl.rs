@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -239,6 +239,45 @@ impl<'r> Kubectl<'r> {
 
     pub fn reporter(&self) -> &dyn Reporter {
         self.reporter
+    }
+}
+
+impl Kubectl<'_> {
+    /// `kubectl get --raw /version`: the API server's own answer, one request (unlike
+    /// `kubectl version`, which also prints the client's).
+    pub fn server_version_command(&self) -> Command {
+        self.command(["get", "--raw", "/version", "--request-timeout=10s"])
+    }
+
+    /// The API server's `gitVersion` (`v1.30.5-gke.1014001`).
+    pub fn server_version(&self) -> Result<String, Error> {
+        let command = self.server_version_command();
+        let version: Value = command.json(self.reporter)?;
+        version
+            .get("gitVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::Json {
+                command: command.to_string(),
+                source: serde::de::Error::custom("no gitVersion in /version"),
+            })
+    }
+}
+
+impl Kubectl<'_> {
+    /// Every PersistentVolumeClaim (`kubectl get pvc -A -o json`).
+    pub fn pvcs(&self) -> Result<Vec<PersistentVolumeClaim>, Error> {
+        self.list(&["get", "pvc", "--all-namespaces", "-o", "json"])
+    }
+
+    /// Every PersistentVolume (`kubectl get pv -o json`).
+    pub fn pvs(&self) -> Result<Vec<PersistentVolume>, Error> {
+        self.list(&["get", "pv", "-o", "json"])
+    }
+
+    /// Every DaemonSet (`kubectl get daemonsets -A -o json`).
+    pub fn daemon_sets(&self) -> Result<Vec<DaemonSet>, Error> {
+        self.list(&["get", "daemonsets", "--all-namespaces", "-o", "json"])
     }
 }
 

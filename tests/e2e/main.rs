@@ -3,8 +3,11 @@
 //! simulator and asserts what the cluster shows afterwards.
 
 mod migrate;
+mod plan;
 mod refusals;
+mod rollback;
 mod status;
+mod upgrade;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

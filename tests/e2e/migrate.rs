@@ -18,9 +18,46 @@ fn ready_at(w: &Value, t: f64) -> i64 {
         .unwrap_or(0)
 }
 
+/// The simulated time of an event.
+pub fn event_t(e: &Value) -> f64 {
+    e["t"].as_f64().unwrap()
+}
+
+/// Checks that `evictions` drained one node at a time (each node's evictions are contiguous)
+/// behind the health gate (when a node's first eviction happens, every workload is fully ready).
+/// Returns the nodes in the order they were drained.
+pub fn assert_one_node_at_a_time(report: &Value, evictions: &[&Value]) -> Vec<String> {
+    assert!(!evictions.is_empty(), "no eviction recorded");
+    let order: Vec<String> = evictions.iter().map(|e| detail_node(e)).collect();
+    let mut seen: Vec<String> = Vec::new();
+    for n in &order {
+        if seen.last() != Some(n) {
+            assert!(
+                !seen.contains(n),
+                "evictions from {n} interleave with another node: {order:?}"
+            );
+            seen.push(n.clone());
+        }
+    }
+    for n in seen.iter().skip(1) {
+        let first = evictions.iter().find(|e| detail_node(e) == *n).unwrap();
+        let at = event_t(first) - 0.001;
+        for wl in report["workloads"].as_array().unwrap() {
+            let replicas = wl["replicas"].as_i64().unwrap_or(0);
+            assert_eq!(
+                ready_at(wl, at),
+                replicas,
+                "{} was not fully ready when draining {n} began at t={at}",
+                wl["name"]
+            );
+        }
+    }
+    seen
+}
+
 /// Checks what the basic scenario's migration must show in the event log.
-fn assert_migration_order(w: &World, report: &Value, old_nodes: &[String]) {
-    let t = |e: &Value| e["t"].as_f64().unwrap();
+fn assert_migration_order(report: &Value, old_nodes: &[String]) {
+    let t = event_t;
     let created = events(report, "pool_create_requested");
     let cordons = events(report, "node_cordoned");
     let evictions = events(report, "eviction_accepted");
@@ -40,36 +77,11 @@ fn assert_migration_order(w: &World, report: &Value, old_nodes: &[String]) {
     if let Some(c) = created.iter().find(|e| e["object"] == "pool-two") {
         assert!(t(c) < t(cordons[0]), "pool-two created after cordoning");
     }
-    // Drains one node at a time: each node's evictions are contiguous.
-    let order: Vec<String> = evictions.iter().map(|e| detail_node(e)).collect();
-    let mut seen: Vec<String> = Vec::new();
-    for n in &order {
-        if seen.last() != Some(n) {
-            assert!(
-                !seen.contains(n),
-                "evictions from {n} interleave with another node: {order:?}"
-            );
-            seen.push(n.clone());
-        }
-    }
+    let seen = assert_one_node_at_a_time(report, &evictions);
     assert!(
         seen.iter().all(|n| old_nodes.contains(n)),
         "evicted from a new node: {seen:?}"
     );
-    // The health gate: when a node's first eviction happens, every workload is fully ready.
-    for n in seen.iter().skip(1) {
-        let first = evictions.iter().find(|e| detail_node(e) == *n).unwrap();
-        let at = t(first) - 0.001;
-        for wl in report["workloads"].as_array().unwrap() {
-            let replicas = wl["replicas"].as_i64().unwrap_or(0);
-            assert_eq!(
-                ready_at(wl, at),
-                replicas,
-                "{} was not fully ready when draining {n} began at t={at}",
-                wl["name"]
-            );
-        }
-    }
     // The old pool is deleted last, after every eviction.
     let last_eviction = t(evictions.last().unwrap());
     if let Some(d) = deletes.iter().find(|e| e["object"] == "default-pool") {
@@ -78,10 +90,10 @@ fn assert_migration_order(w: &World, report: &Value, old_nodes: &[String]) {
             "default-pool deleted before the last eviction"
         );
     }
-    let _ = w;
 }
 
-fn pods_by_pool(w: &World) -> Vec<(String, String, bool)> {
+/// (pod, pool, Ready) for every pod not owned by a DaemonSet.
+pub fn pods_by_pool(w: &World) -> Vec<(String, String, bool)> {
     let pools = w.node_pools();
     w.sim.with(|s| {
         s.objs
@@ -114,7 +126,8 @@ fn pods_by_pool(w: &World) -> Vec<(String, String, bool)> {
     })
 }
 
-fn old_nodes(w: &World, pool: &str) -> Vec<String> {
+/// The nodes of `pool`.
+pub fn pool_nodes(w: &World, pool: &str) -> Vec<String> {
     w.node_pools()
         .into_iter()
         .filter(|(_, p)| p == pool)
@@ -125,7 +138,7 @@ fn old_nodes(w: &World, pool: &str) -> Vec<String> {
 #[test]
 fn basic_migration_moves_everything_with_zero_downtime() {
     let w = World::basic();
-    let old = old_nodes(&w, "default-pool");
+    let old = pool_nodes(&w, "default-pool");
     assert_eq!(old.len(), 3);
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
@@ -138,7 +151,7 @@ fn basic_migration_moves_everything_with_zero_downtime() {
     }
     let report = w.report();
     assert_zero_downtime(&report);
-    assert_migration_order(&w, &report, &old);
+    assert_migration_order(&report, &old);
     for wl in report["workloads"].as_array().unwrap() {
         assert_eq!(wl["ready"], wl["replicas"], "{wl}");
     }
@@ -270,7 +283,7 @@ fn an_override_changes_only_its_field() {
 #[test]
 fn killed_mid_drain_then_rerun_completes() {
     let w = World::basic();
-    let old = old_nodes(&w, "default-pool");
+    let old = pool_nodes(&w, "default-pool");
     let mut child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     // Wait for the first eviction, then kill the plugin (and its kubectl drain) hard.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

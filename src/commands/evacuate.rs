@@ -1,0 +1,1013 @@
+//! Moving every workload off one node pool onto another, node by node, gated on workload health:
+//! the machinery `migrate` (old pool → new pool) and `rollback` (new pool → old pool) share.
+//!
+//! [`Session::connect`] resolves the cluster and refuses a kube context that points elsewhere;
+//! [`Evacuation`] runs the preflight, cordons, drains one node at a time (streaming kubectl's
+//! output, naming the PodDisruptionBudget that blocks an eviction), waits until the displaced
+//! workloads are fully ready before and after each node, and deletes the emptied pool. Each step
+//! derives what is left to do from the cluster, so re-running resumes. A failed step comes back as
+//! a [`StepFailure`]; the command adds the cluster's state and the next command to it, since only
+//! the command knows those.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde_json::json;
+
+use crate::cli::ClusterArgs;
+use crate::errors::Error;
+use crate::report::{human_duration, Reporter};
+use crate::target::{check_same_cluster, resolve, Target};
+use crate::tools::command::shell_quote;
+use crate::tools::find_tool;
+use crate::tools::gcloud::{Cluster, Gcloud, NodePool};
+use crate::tools::kubectl::{parse_drain_line, DrainEvent, DrainOptions, Kubectl, Workloads};
+use crate::workloads::{
+    classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pdbs_for_pod, pod_name,
+    pod_node, unsettled_reason, workload_of, PodClass, WorkloadRef,
+};
+
+/// How often kubectl lists are polled while waiting.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// kubectl and gcloud bound to the one cluster the command acts on.
+pub struct Session<'a> {
+    pub reporter: &'a dyn Reporter,
+    pub kubectl: Kubectl<'a>,
+    pub gcloud: Gcloud<'a>,
+    pub target: Target,
+    pub cluster: Cluster,
+}
+
+impl<'a> Session<'a> {
+    /// Finds kubectl and gcloud, resolves the target cluster, describes it, and refuses unless the
+    /// kube context talks to that same cluster. Read-only.
+    pub fn connect(args: &ClusterArgs, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
+        let kubectl_path = find_tool("kubectl")?;
+        let gcloud_path = find_tool("gcloud")?;
+        reporter.step("Resolving the cluster");
+        let kubectl = Kubectl::new(
+            &kubectl_path,
+            args.context.as_deref(),
+            args.kubeconfig.as_deref(),
+            reporter,
+        );
+        let kube_config = kubectl.config_view().map_err(|e| {
+            step_error(
+                "resolve the cluster",
+                e,
+                "nothing was changed",
+                "fix the kube context (or pass --context / --kubeconfig) and re-run",
+            )
+        })?;
+        let target = resolve(args, &kube_config, &gcloud_path, reporter)?;
+        let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, reporter);
+        let cluster = gcloud.describe_cluster(&target.cluster).map_err(|e| {
+            step_error(
+                "describe the cluster",
+                e,
+                "nothing was changed",
+                "check --project/--location/--cluster and your gcloud credentials, then re-run",
+            )
+        })?;
+        check_same_cluster(&kube_config, &target, &cluster)?;
+        Ok(Session {
+            reporter,
+            kubectl,
+            gcloud,
+            target,
+            cluster,
+        })
+    }
+
+    /// "cluster C (project P, location L), control plane V".
+    pub fn describe(&self) -> String {
+        format!(
+            "cluster {} (project {}, location {}), control plane {}",
+            self.target.cluster,
+            self.target.project,
+            self.target.location,
+            self.cluster
+                .current_master_version
+                .as_deref()
+                .unwrap_or("?")
+        )
+    }
+}
+
+/// The pool on the other side of a move: `named` if it exists, else the only pool other than
+/// `pool`. `None` when there is no such pool; several candidates are refused, naming them and
+/// the `flag` that picks one.
+pub fn other_pool<'c>(
+    cluster: &'c Cluster,
+    pool: &str,
+    named: Option<&str>,
+    flag: &str,
+) -> Result<Option<&'c NodePool>, Error> {
+    if let Some(named) = named {
+        return Ok(cluster.pool(named));
+    }
+    let others: Vec<&NodePool> = cluster
+        .node_pools
+        .iter()
+        .filter(|p| p.name != pool)
+        .collect();
+    match others.as_slice() {
+        [] => Ok(None),
+        [only] => Ok(Some(only)),
+        _ => Err(Error::Usage(format!(
+            "cluster {} has several pools other than {pool:?}: {}; say which one with {flag}",
+            cluster.name,
+            others
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Pods a drain would refuse to move or would lose, as reasons to refuse.
+pub fn drain_blockers(pods: &[Pod], force: bool, delete_emptydir_data: bool) -> Vec<String> {
+    let mut blockers = Vec::new();
+    for pod in pods.iter().filter(|p| classify(p) == PodClass::Evictable) {
+        let node = pod_node(pod).unwrap_or("?");
+        if controller_of(pod).is_none() && !force {
+            blockers.push(format!(
+                "pod {} on {node} has no controller: it would be lost (pass --force to drain it anyway)",
+                pod_name(pod)
+            ));
+        }
+        if has_empty_dir(pod) && !delete_emptydir_data {
+            blockers.push(format!(
+                "pod {} on {node} uses an emptyDir volume whose data would be lost (pass --delete-emptydir-data)",
+                pod_name(pod)
+            ));
+        }
+    }
+    blockers
+}
+
+pub fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub fn is_cordoned(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+pub fn node_name(node: &Node) -> String {
+    node.metadata.name.clone().unwrap_or_default()
+}
+
+/// Builds a step failure: what failed, the cluster's state, what to do next.
+pub fn step_error(
+    step: &str,
+    cause: impl Into<anyhow::Error>,
+    state: &str,
+    next: &str,
+) -> anyhow::Error {
+    let cause: anyhow::Error = cause.into();
+    let code = crate::errors::exit_code(&cause);
+    Error::Step {
+        step: step.to_string(),
+        cause: format!("{cause:#}"),
+        state: state.to_string(),
+        next: next.to_string(),
+        code,
+    }
+    .into()
+}
+
+/// A step that failed; the command turns it into an error with the state and the next command
+/// ([`StepFailure::explain`]).
+#[derive(Debug)]
+pub struct StepFailure {
+    pub step: String,
+    pub cause: anyhow::Error,
+}
+
+impl StepFailure {
+    fn new(step: &str, cause: impl Into<anyhow::Error>) -> Self {
+        StepFailure {
+            step: step.to_string(),
+            cause: cause.into(),
+        }
+    }
+
+    pub fn explain(self, state: &str, next: &str) -> anyhow::Error {
+        step_error(&self.step, self.cause, state, next)
+    }
+}
+
+pub type StepResult<T> = Result<T, StepFailure>;
+
+/// What a command says when one of its steps fails: the cluster's state and what to do next.
+pub trait Recovery {
+    fn state_text(&self) -> String;
+    fn next_text(&self) -> String;
+
+    fn fail(&self, failure: StepFailure) -> anyhow::Error {
+        failure.explain(&self.state_text(), &self.next_text())
+    }
+
+    fn fail_step(&self, step: &str, cause: impl Into<anyhow::Error>) -> anyhow::Error
+    where
+        Self: Sized,
+    {
+        self.fail(StepFailure::new(step, cause))
+    }
+}
+
+/// The command line as typed, to tell the user how to resume.
+pub fn rerun_command() -> String {
+    let mut line = String::from("kubectl zdupgrade");
+    for arg in std::env::args().skip(1) {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg));
+    }
+    line
+}
+
+/// Asks a yes/no question on the terminal; `None` when stdin is not a terminal (the caller then
+/// refuses rather than guess).
+pub fn ask(question: &str) -> Option<bool> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    Some(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// The confirmation before the first change: `--yes`, or "y" on a terminal. Without a terminal,
+/// refuses with `refusal` (which says what would happen and that nothing was changed).
+pub fn confirm_start(yes: bool, question: &str, refusal: &str) -> Result<(), Error> {
+    if yes {
+        return Ok(());
+    }
+    match ask(question) {
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::Refused("not confirmed: nothing was changed".into())),
+        None => Err(Error::Refused(refusal.to_string())),
+    }
+}
+
+/// "waiting: pod NS/NAME blocked by PDB NS/PDB (disruptionsAllowed 0)".
+pub fn blocked_message(
+    namespace: &str,
+    name: &str,
+    reason: &str,
+    pods: &[Pod],
+    pdbs: &[PodDisruptionBudget],
+) -> String {
+    let pod = pods.iter().find(|p| {
+        p.metadata.name.as_deref() == Some(name)
+            && p.metadata.namespace.as_deref() == Some(namespace)
+    });
+    let covering: Vec<String> = pod
+        .map(|p| {
+            pdbs_for_pod(p, pdbs)
+                .into_iter()
+                .map(|pdb| {
+                    format!(
+                        "PDB {} (disruptionsAllowed {})",
+                        pdb_name(pdb),
+                        disruptions_allowed(pdb)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if covering.is_empty() {
+        format!("waiting: pod {namespace}/{name} cannot be evicted yet: {reason}")
+    } else {
+        format!(
+            "waiting: pod {namespace}/{name} blocked by {}",
+            covering.join(", ")
+        )
+    }
+}
+
+/// How to drain: kubectl's flags and how long displaced workloads may take to settle.
+#[derive(Debug, Clone)]
+pub struct DrainSettings {
+    pub options: DrainOptions,
+    pub settle_timeout: Duration,
+}
+
+impl DrainSettings {
+    /// From the drain flags `migrate` and `rollback` share.
+    pub fn from_flags(
+        force: bool,
+        delete_emptydir_data: bool,
+        grace_period: Option<u32>,
+        drain_timeout: Duration,
+        settle_timeout: Duration,
+    ) -> Self {
+        DrainSettings {
+            options: DrainOptions {
+                force,
+                delete_emptydir_data,
+                grace_period,
+                timeout: drain_timeout,
+            },
+            settle_timeout,
+        }
+    }
+}
+
+/// The read-only picture of the pool to empty, taken by the preflight.
+pub struct Preflight {
+    pub nodes: Vec<Node>,
+    /// Evictable pods per node.
+    pub evictable: BTreeMap<String, Vec<Pod>>,
+    /// Why draining would lose pods (empty: safe).
+    pub blockers: Vec<String>,
+}
+
+impl Preflight {
+    pub fn pod_count(&self) -> usize {
+        self.evictable.values().map(Vec::len).sum()
+    }
+
+    /// The refusal when a drain would lose pods, before anything changed.
+    pub fn refusal(&self, pool: &str) -> Option<Error> {
+        (!self.blockers.is_empty()).then(|| {
+            Error::Refused(format!(
+                "refusing to drain pool {pool}: nothing was changed\n  {}",
+                self.blockers.join("\n  ")
+            ))
+        })
+    }
+}
+
+/// Emptying one pool, node by node, and what it has done so far.
+pub struct Evacuation<'a> {
+    pub session: Session<'a>,
+    pub settings: DrainSettings,
+    /// The pool being emptied.
+    pub pool: String,
+    /// Its nodes, sorted (known after the preflight).
+    pub nodes: Vec<String>,
+    /// Nodes of the pool cordoned, by this run or an earlier one.
+    pub cordoned: usize,
+    /// Nodes drained by this run or found empty.
+    pub drained: usize,
+    nodes_drained: usize,
+    pods_moved: usize,
+    workloads_checked: BTreeSet<WorkloadRef>,
+    phases: Vec<(String, Duration)>,
+}
+
+impl<'a> Evacuation<'a> {
+    pub fn new(session: Session<'a>, pool: &str, settings: DrainSettings) -> Self {
+        Evacuation {
+            session,
+            settings,
+            pool: pool.to_string(),
+            nodes: Vec::new(),
+            cordoned: 0,
+            drained: 0,
+            nodes_drained: 0,
+            pods_moved: 0,
+            workloads_checked: BTreeSet::new(),
+            phases: Vec::new(),
+        }
+    }
+
+    fn reporter(&self) -> &'a dyn Reporter {
+        self.session.reporter
+    }
+
+    /// Records how long a phase took, for the summary.
+    pub fn phase(&mut self, name: &str, started: Instant) {
+        self.phases.push((name.to_string(), started.elapsed()));
+    }
+
+    /// Reads the pool's nodes, their pods and the PDBs; warns about PDBs that allow no
+    /// disruption and lists the pods a drain would lose ([`Preflight::refusal`]).
+    pub fn preflight(&mut self) -> StepResult<Preflight> {
+        let pool = self.pool.clone();
+        self.reporter().step(&format!("Preflight: pool {pool}"));
+        let fail = |e| StepFailure::new("preflight", e);
+        let kubectl = &self.session.kubectl;
+        let nodes = kubectl.pool_nodes(&pool).map_err(fail)?;
+        let names: HashSet<String> = nodes.iter().map(node_name).collect();
+        self.nodes = names.iter().cloned().collect();
+        self.nodes.sort();
+        self.cordoned = nodes.iter().filter(|n| is_cordoned(n)).count();
+        let pods: Vec<Pod> = kubectl
+            .all_pods()
+            .map_err(fail)?
+            .into_iter()
+            .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)))
+            .collect();
+        let blockers = drain_blockers(
+            &pods,
+            self.settings.options.force,
+            self.settings.options.delete_emptydir_data,
+        );
+        let mut evictable: BTreeMap<String, Vec<Pod>> =
+            names.iter().map(|n| (n.clone(), Vec::new())).collect();
+        for pod in pods
+            .into_iter()
+            .filter(|p| classify(p) == PodClass::Evictable)
+        {
+            evictable
+                .entry(pod_node(&pod).unwrap_or_default().to_string())
+                .or_default()
+                .push(pod);
+        }
+        let preflight = Preflight {
+            nodes,
+            evictable,
+            blockers,
+        };
+        if !preflight.blockers.is_empty() {
+            return Ok(preflight);
+        }
+        let pdbs = kubectl.pdbs().map_err(fail)?;
+        let mut warned = BTreeSet::new();
+        for pod in preflight.evictable.values().flatten() {
+            for pdb in pdbs_for_pod(pod, &pdbs) {
+                if disruptions_allowed(pdb) == 0 && warned.insert(pdb_name(pdb)) {
+                    self.reporter().warn(&format!(
+                        "PodDisruptionBudget {} allows no disruption right now (it covers pod {}): its drain will wait until it does",
+                        pdb_name(pdb),
+                        pod_name(pod)
+                    ));
+                }
+            }
+        }
+        self.reporter().done(&format!(
+            "pool {pool}: {} nodes ({} cordoned), {} pods to move",
+            preflight.nodes.len(),
+            self.cordoned,
+            preflight.pod_count()
+        ));
+        Ok(preflight)
+    }
+
+    /// Cordons every node of the pool not cordoned yet.
+    pub fn cordon(&mut self, nodes: &[Node]) -> StepResult<()> {
+        let reporter = self.reporter();
+        reporter.step(&format!("Cordoning pool {}", self.pool));
+        let mut now = 0;
+        for node in nodes.iter().filter(|n| !is_cordoned(n)) {
+            let name = node_name(node);
+            let kubectl = &self.session.kubectl;
+            kubectl
+                .run(&kubectl.cordon_command(&name))
+                .map_err(|e| StepFailure::new(&format!("cordon node {name}"), e))?;
+            self.cordoned += 1;
+            now += 1;
+            reporter.event("node_cordoned", json!({"node": name, "pool": self.pool}));
+        }
+        reporter.done(&format!(
+            "{} nodes of pool {} cordoned ({now} now, {} already)",
+            nodes.len(),
+            self.pool,
+            nodes.len() - now
+        ));
+        Ok(())
+    }
+
+    /// Makes the nodes of `pool` (the destination) schedulable again; returns how many were
+    /// cordoned.
+    pub fn uncordon(&self, pool: &str, nodes: &[Node]) -> StepResult<usize> {
+        let reporter = self.reporter();
+        reporter.step(&format!("Uncordoning pool {pool}"));
+        let cordoned: Vec<String> = nodes
+            .iter()
+            .filter(|n| is_cordoned(n))
+            .map(node_name)
+            .collect();
+        if !cordoned.is_empty() {
+            let kubectl = &self.session.kubectl;
+            kubectl
+                .run(&kubectl.uncordon_command(&cordoned))
+                .map_err(|e| StepFailure::new(&format!("uncordon pool {pool}"), e))?;
+            for node in &cordoned {
+                reporter.event("node_uncordoned", json!({"node": node, "pool": pool}));
+            }
+        }
+        reporter.done(&format!(
+            "{} nodes of pool {pool} schedulable ({} now, {} already)",
+            nodes.len(),
+            cordoned.len(),
+            nodes.len() - cordoned.len()
+        ));
+        Ok(cordoned.len())
+    }
+
+    /// Drains the pool's nodes one at a time, in name order, each gated on workload health.
+    pub fn drain_all(&mut self) -> StepResult<()> {
+        let nodes = self.nodes.clone();
+        for (i, node) in nodes.iter().enumerate() {
+            self.drain_node(node, i + 1, nodes.len())?;
+        }
+        Ok(())
+    }
+
+    /// Drains one node (skipped when it holds nothing to move), waiting for the workloads it
+    /// displaces to be fully ready before and after.
+    fn drain_node(&mut self, node: &str, index: usize, total: usize) -> StepResult<()> {
+        let reporter = self.reporter();
+        let step = format!("drain node {node} ({index}/{total})");
+        let fail = |e| StepFailure::new(&step, e);
+        let kubectl = &self.session.kubectl;
+        let evictable: Vec<Pod> = kubectl
+            .node_pods(node)
+            .map_err(fail)?
+            .into_iter()
+            .filter(|p| classify(p) == PodClass::Evictable)
+            .collect();
+        if evictable.is_empty() {
+            self.drained += 1;
+            reporter.done(&format!(
+                "node {node} ({index}/{total}) holds no pods to move: skipped"
+            ));
+            reporter.event(
+                "node_drained",
+                json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
+            );
+            return Ok(());
+        }
+        reporter.step(&format!(
+            "Draining node {node} ({index}/{total}): {} pods",
+            evictable.len()
+        ));
+        let workloads = kubectl.workloads().map_err(fail)?;
+        let gated: BTreeSet<WorkloadRef> = evictable
+            .iter()
+            .filter_map(|p| workload_of(p, &workloads))
+            .collect();
+        // Gate before evicting too: after an interruption, the previous node's replacements may
+        // still be starting, and evicting more of the same workloads now would cut capacity.
+        self.wait_workloads_healthy(
+            &gated,
+            &format!("before draining node {node}"),
+            &format!("node {node} was not drained"),
+        )?;
+        let kubectl = &self.session.kubectl;
+        let pdbs = kubectl.pdbs().map_err(fail)?;
+        let command = kubectl.drain_command(node, &self.settings.options);
+        let total_pods = evictable.len() as u64;
+        let bar = reporter.progress(&format!("{node} pods evicted"), total_pods);
+        let mut evicted = 0u64;
+        let mut last_blocked = String::new();
+        let result = command.stream(reporter, |line| {
+            reporter.command_output(line);
+            match parse_drain_line(line) {
+                DrainEvent::Evicted { name } => {
+                    // Finished pods deleted by the drain are reported too: never count past the total.
+                    evicted = (evicted + 1).min(total_pods);
+                    bar.update(evicted, &format!("pod {name} evicted"));
+                    let namespace = evictable
+                        .iter()
+                        .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+                        .and_then(|p| p.metadata.namespace.clone());
+                    reporter.event(
+                        "pod_evicted",
+                        json!({"node": node, "namespace": namespace, "pod": name}),
+                    );
+                }
+                DrainEvent::Evicting { namespace, name } => {
+                    bar.update(evicted, &format!("evicting {namespace}/{name}"));
+                }
+                DrainEvent::Blocked {
+                    namespace,
+                    name,
+                    reason,
+                } => {
+                    // kubectl retries every 5 s; the progress line shows the latest blocker
+                    // (plain output prints it again only when it changes).
+                    let message = blocked_message(&namespace, &name, &reason, &evictable, &pdbs);
+                    bar.update(evicted, &message);
+                    if message != last_blocked {
+                        reporter.event(
+                            "eviction_blocked",
+                            json!({"node": node, "namespace": namespace, "pod": name, "message": message}),
+                        );
+                        last_blocked = message;
+                    }
+                }
+                DrainEvent::Drained | DrainEvent::Other => {}
+            }
+        });
+        if let Err(e) = result {
+            bar.abandon();
+            return Err(fail(e));
+        }
+        bar.finish(&format!(
+            "node {node} drained: {} pods evicted",
+            evictable.len()
+        ));
+        reporter.event(
+            "node_drained",
+            json!({"node": node, "pool": self.pool, "pods_evicted": evictable.len(), "skipped": false}),
+        );
+        self.drained += 1;
+        self.nodes_drained += 1;
+        self.pods_moved += evictable.len();
+        self.wait_workloads_healthy(
+            &gated,
+            &format!("after draining node {node}"),
+            "stopped before draining another node",
+        )
+    }
+
+    /// The health gate: polls until every workload in `gated` is fully ready with no Pending
+    /// pod, or fails after `--settle-timeout` naming each unsettled workload and why.
+    pub fn wait_workloads_healthy(
+        &mut self,
+        gated: &BTreeSet<WorkloadRef>,
+        when: &str,
+        consequence: &str,
+    ) -> StepResult<()> {
+        if gated.is_empty() {
+            return Ok(());
+        }
+        let reporter = self.reporter();
+        let kubectl = &self.session.kubectl;
+        let step = format!("health gate {when}");
+        let timeout = self.settings.settle_timeout;
+        let deadline = Instant::now() + timeout;
+        let bar = reporter.progress("workloads ready", gated.len() as u64);
+        loop {
+            let snapshot = kubectl
+                .workloads()
+                .and_then(|w| kubectl.all_pods().map(|p| (w, p)));
+            let (workloads, pods): (Workloads, Vec<Pod>) = match snapshot {
+                Ok(s) => s,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(StepFailure::new(&step, e));
+                }
+            };
+            let reasons: Vec<String> = gated
+                .iter()
+                .filter_map(|w| unsettled_reason(w, &workloads, &pods))
+                .collect();
+            let settled = (gated.len() - reasons.len()) as u64;
+            bar.update(settled, reasons.first().map_or("", String::as_str));
+            if reasons.is_empty() {
+                bar.finish(&format!("{} workloads healthy {when}", gated.len()));
+                reporter.event(
+                    "workloads_healthy",
+                    json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+                );
+                self.workloads_checked.extend(gated.iter().cloned());
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bar.abandon();
+                return Err(StepFailure::new(
+                    &step,
+                    Error::Timeout(format!(
+                        "workloads did not settle within {} (--settle-timeout); {consequence}:\n    {}",
+                        human_duration(timeout),
+                        reasons.join("\n    ")
+                    )),
+                ));
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Before the emptied pool may go: every workload that now runs on `destination` (or has a
+    /// Pending pod) is healthy, and no evictable pod is left on the pool's nodes.
+    pub fn check_emptied(&mut self, destination: &str) -> StepResult<()> {
+        let pool = self.pool.clone();
+        let step = format!("check that pool {pool} is empty");
+        let fail = |e| StepFailure::new(&step, e);
+        let kubectl = &self.session.kubectl;
+        let destination_nodes: HashSet<String> = kubectl
+            .pool_nodes(destination)
+            .map_err(fail)?
+            .iter()
+            .map(node_name)
+            .collect();
+        let pods = kubectl.all_pods().map_err(fail)?;
+        let workloads = kubectl.workloads().map_err(fail)?;
+        // After a resume, the workloads displaced by an earlier run are not recorded: gate on
+        // every workload with a pod on the destination or a Pending pod, plus those of this run.
+        let mut gated: BTreeSet<WorkloadRef> = self.workloads_checked.clone();
+        gated.extend(
+            pods.iter()
+                .filter(|p| {
+                    pod_node(p).is_some_and(|n| destination_nodes.contains(n))
+                        || p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
+                })
+                .filter_map(|p| workload_of(p, &workloads)),
+        );
+        self.wait_workloads_healthy(
+            &gated,
+            &format!("before deleting pool {pool}"),
+            &format!("pool {pool} was not deleted"),
+        )?;
+        let nodes: HashSet<&str> = self.nodes.iter().map(String::as_str).collect();
+        let left: Vec<String> = pods
+            .iter()
+            .filter(|p| {
+                pod_node(p).is_some_and(|n| nodes.contains(n)) && classify(p) == PodClass::Evictable
+            })
+            .map(pod_name)
+            .collect();
+        if !left.is_empty() {
+            return Err(fail(Error::Refused(format!(
+                "pods still run on the nodes of pool {pool}: {}",
+                left.join(", ")
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Deletes the emptied pool: with `yes`, at once; else after "y" on the terminal (an answer
+    /// "no" keeps it; no terminal is a failure). Returns whether the pool was deleted.
+    pub fn delete_pool(&mut self, yes: bool) -> StepResult<bool> {
+        let pool = self.pool.clone();
+        let reporter = self.reporter();
+        let step = format!("delete pool {pool}");
+        if !yes {
+            let question = format!("Delete node pool {pool} ({} nodes)?", self.nodes.len());
+            match ask(&question) {
+                None => {
+                    return Err(StepFailure::new(
+                        &step,
+                        Error::Refused(format!(
+                            "deleting pool {pool} needs confirmation: pass --yes (stdin is not a terminal)"
+                        )),
+                    ))
+                }
+                Some(false) => {
+                    reporter.done(&format!(
+                        "pool {pool} kept: its nodes are cordoned and empty"
+                    ));
+                    return Ok(false);
+                }
+                Some(true) => {}
+            }
+        }
+        reporter.step(&format!("Deleting pool {pool}"));
+        let gcloud = &self.session.gcloud;
+        let command = gcloud.delete_node_pool_command(&self.session.target.cluster, &pool);
+        let spinner = reporter.spinner(&format!("gcloud: deleting node pool {pool}"));
+        if let Err(e) = gcloud.run(&command) {
+            spinner.abandon();
+            return Err(StepFailure::new(&step, e));
+        }
+        spinner.finish(&format!("pool {pool} deleted"));
+        reporter.event("pool_deleted", json!({"pool": pool}));
+        Ok(true)
+    }
+
+    /// The closing summary: time per phase, nodes drained, pods moved, workloads checked.
+    pub fn summary(&self) {
+        let mut out = String::from("\nSummary\n");
+        for (phase, took) in &self.phases {
+            let _ = writeln!(out, "  {phase:<18} {}", human_duration(*took));
+        }
+        let skipped = self.drained - self.nodes_drained;
+        let _ = writeln!(
+            out,
+            "  {:<18} {} ({skipped} had nothing to move)",
+            "nodes drained", self.nodes_drained
+        );
+        let _ = writeln!(out, "  {:<18} {}", "pods moved", self.pods_moved);
+        let _ = writeln!(
+            out,
+            "  {:<18} {}",
+            "workloads checked",
+            self.workloads_checked.len()
+        );
+        self.reporter().summary(&out);
+    }
+
+    /// Plan steps `first` (cordon) and `first + 1` (drain, node by node) for `--dry-run`.
+    pub fn plan_cordon_and_drain(&self, out: &mut String, preflight: &Preflight, first: usize) {
+        let kubectl = &self.session.kubectl;
+        let to_cordon: Vec<&Node> = preflight.nodes.iter().filter(|n| !is_cordoned(n)).collect();
+        let _ = writeln!(
+            out,
+            "{first}. cordon {} nodes ({} already cordoned):",
+            to_cordon.len(),
+            preflight.nodes.len() - to_cordon.len()
+        );
+        for node in to_cordon {
+            let _ = writeln!(out, "     {}", kubectl.cordon_command(&node_name(node)));
+        }
+        let _ = writeln!(
+            out,
+            "{}. drain one node at a time; after each, wait up to {} until its workloads are fully ready:",
+            first + 1,
+            human_duration(self.settings.settle_timeout)
+        );
+        for (node, pods) in &preflight.evictable {
+            if pods.is_empty() {
+                let _ = writeln!(out, "     (skip {node}: no pods to move)");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "     {}   # {} pods",
+                    kubectl.drain_command(node, &self.settings.options),
+                    pods.len()
+                );
+            }
+        }
+    }
+
+    /// Plan step `number` for `--dry-run`: delete the emptied pool, or keep it (`keep` says why).
+    pub fn plan_delete(&self, out: &mut String, number: usize, keep: Option<&str>, yes: bool) {
+        let pool = &self.pool;
+        match keep {
+            Some(why) => {
+                let _ = writeln!(out, "{number}. keep pool {pool} ({why})");
+            }
+            None => {
+                let confirm = if yes {
+                    ""
+                } else {
+                    " (after confirmation; --yes skips it)"
+                };
+                let _ = writeln!(
+                    out,
+                    "{number}. delete pool {pool}{confirm}:\n     {}",
+                    self.session
+                        .gcloud
+                        .delete_node_pool_command(&self.session.target.cluster, pool)
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::errors::code;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct List<T> {
+        items: Vec<T>,
+    }
+
+    pub fn cluster() -> Cluster {
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/gcloud-cluster-describe.json"
+        ))
+        .unwrap()
+    }
+    pub fn nodes() -> Vec<Node> {
+        serde_json::from_str::<List<Node>>(include_str!(
+            "../../tests/fixtures/kubectl-get-nodes.json"
+        ))
+        .unwrap()
+        .items
+    }
+    pub fn pods() -> Vec<Pod> {
+        serde_json::from_str::<List<Pod>>(include_str!(
+            "../../tests/fixtures/kubectl-get-pods.json"
+        ))
+        .unwrap()
+        .items
+    }
+
+    /// A session on the fixture cluster with kubectl and gcloud that are never run.
+    pub fn session(reporter: &dyn Reporter) -> Session<'_> {
+        Session {
+            reporter,
+            kubectl: Kubectl::new(
+                std::path::Path::new("/usr/bin/kubectl"),
+                Some("ctx"),
+                None,
+                reporter,
+            ),
+            gcloud: Gcloud::new(
+                std::path::Path::new("/usr/bin/gcloud"),
+                "acme",
+                "europe-west1",
+                reporter,
+            ),
+            target: Target {
+                project: "acme".into(),
+                location: "europe-west1".into(),
+                cluster: "prod".into(),
+            },
+            cluster: cluster(),
+        }
+    }
+
+    /// The preflight picture of the fixture pods and nodes.
+    pub fn preflight() -> Preflight {
+        let nodes = nodes();
+        let mut evictable: BTreeMap<String, Vec<Pod>> =
+            nodes.iter().map(|n| (node_name(n), Vec::new())).collect();
+        for pod in pods()
+            .into_iter()
+            .filter(|p| classify(p) == PodClass::Evictable && pod_node(p).is_some())
+        {
+            evictable
+                .entry(pod_node(&pod).unwrap().to_string())
+                .or_default()
+                .push(pod);
+        }
+        Preflight {
+            nodes,
+            evictable,
+            blockers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_other_pool() {
+        let c = cluster();
+        let pick = |pool, named| other_pool(&c, pool, named, "--to").map(|p| p.map(|p| &p.name));
+        assert_eq!(pick("pool-gpu", None).unwrap().unwrap(), "default-pool");
+        assert_eq!(pick("new", Some("pool-gpu")).unwrap().unwrap(), "pool-gpu");
+        assert!(pick("new", Some("gone")).unwrap().is_none());
+        let several = pick("new", None).unwrap_err().to_string();
+        assert!(
+            several.contains("default-pool, pool-gpu") && several.contains("--to"),
+            "{several}"
+        );
+    }
+
+    #[test]
+    fn preflight_refusals() {
+        let pods = pods();
+        let blockers = drain_blockers(&pods, false, false);
+        assert_eq!(blockers.len(), 2, "{blockers:?}");
+        assert!(blockers[0].contains("default/debug-shell") && blockers[0].contains("--force"));
+        assert!(
+            blockers[1].contains("payments/cache-6b8f7d9c4-abcde")
+                && blockers[1].contains("--delete-emptydir-data")
+        );
+        assert!(drain_blockers(&pods, true, true).is_empty());
+        let mut p = preflight();
+        assert!(p.refusal("old").is_none());
+        p.blockers = blockers;
+        let refusal = p.refusal("old").unwrap();
+        assert_eq!(refusal.exit_code(), code::REFUSED);
+        assert!(refusal
+            .to_string()
+            .contains("nothing was changed\n  pod default/debug-shell"));
+    }
+
+    #[test]
+    fn node_state() {
+        let nodes = nodes();
+        assert!(is_ready(&nodes[0]) && !is_ready(&nodes[2]));
+        assert!(is_cordoned(&nodes[1]) && !is_cordoned(&nodes[0]));
+    }
+
+    #[test]
+    fn blocked_pod_names_its_pdb() {
+        let pods = pods();
+        let pdbs = serde_json::from_str::<List<PodDisruptionBudget>>(include_str!(
+            "../../tests/fixtures/kubectl-get-pdb.json"
+        ))
+        .unwrap()
+        .items;
+        assert_eq!(
+            blocked_message("payments", "db-0", "Cannot evict", &pods, &pdbs),
+            "waiting: pod payments/db-0 blocked by PDB payments/db-pdb (disruptionsAllowed 0)"
+        );
+        assert!(blocked_message("x", "y", "Cannot evict", &pods, &pdbs)
+            .contains("cannot be evicted yet: Cannot evict"));
+    }
+
+    #[test]
+    fn step_errors_name_state_and_next() {
+        let err = StepFailure::new("drain node n1", Error::Timeout("late".into()))
+            .explain("2 of 3 cordoned", "re-run");
+        assert_eq!(crate::errors::exit_code(&err), code::TIMEOUT);
+        assert_eq!(
+            format!("{err:#}"),
+            "drain node n1 failed: late\n  cluster state: 2 of 3 cordoned\n  next: re-run"
+        );
+    }
+
+    #[test]
+    fn yes_confirms_without_asking() {
+        assert!(confirm_start(true, "go?", "refused").is_ok());
+    }
+}

@@ -1,0 +1,300 @@
+//! `kubectl zdupgrade plan migrate NEW_POOL [...migrate's flags]`: the read-only preflight of a
+//! migration. Resolves the cluster as `status` does (refusing a kube context that points at
+//! another cluster), reads everything [`crate::plan::analyze`] needs (two gcloud calls, eight
+//! kubectl lists) and prints the findings as a table or, with `-o json`, one JSON document.
+//! Exits 3 (refused) while a blocker is not accepted by its override flag, so a script can run
+//! it as a gate.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::cli::{MigrateArgs, Output};
+use crate::commands::migrate::{pick_old_pool, validate};
+use crate::errors::Error;
+use crate::plan::{analyze, Accepted, Finding, NewPool, PlanInput, Severity};
+use crate::report::Silent;
+use crate::target::{check_same_cluster, resolve};
+use crate::tools::find_tool;
+use crate::tools::gcloud::Gcloud;
+use crate::tools::kubectl::{Kubectl, POOL_LABEL};
+
+/// The `-o json` document.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub cluster: String,
+    pub from: String,
+    pub to: String,
+    /// Whether NEW_POOL exists (else it is the clone migrate would create).
+    pub new_pool_exists: bool,
+    pub findings: Vec<Finding>,
+    /// Blocker findings, accepted or not.
+    pub blockers: usize,
+    /// Blockers not accepted by an override flag: migrate would refuse while this is not 0.
+    pub unaccepted_blockers: usize,
+    pub warnings: usize,
+}
+
+impl PlanReport {
+    pub fn new(cluster: &str, from: &str, new: &NewPool, findings: Vec<Finding>) -> Self {
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        PlanReport {
+            cluster: cluster.to_string(),
+            from: from.to_string(),
+            to: new.name.clone(),
+            new_pool_exists: new.exists,
+            blockers: count(Severity::Blocker),
+            unaccepted_blockers: findings.iter().filter(|f| f.refuses()).count(),
+            warnings: count(Severity::Warning),
+            findings,
+        }
+    }
+}
+
+pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
+    validate(args)?;
+    let kubectl_path = find_tool("kubectl")?;
+    let gcloud_path = find_tool("gcloud")?;
+    let quiet = Silent;
+    let kubectl = Kubectl::new(
+        &kubectl_path,
+        args.cluster.context.as_deref(),
+        args.cluster.kubeconfig.as_deref(),
+        &quiet,
+    );
+    let kube_config = kubectl.config_view()?;
+    let target = resolve(&args.cluster, &kube_config, &gcloud_path, &quiet)?;
+    let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet);
+    let cluster = gcloud.describe_cluster(&target.cluster)?;
+    check_same_cluster(&kube_config, &target, &cluster)?;
+    let old = pick_old_pool(&cluster, &args.new_pool, args.from.as_deref())?;
+
+    // gcloud takes about a second to start: ask it while kubectl lists the cluster.
+    let (server_config, lists) = std::thread::scope(|scope| {
+        let config = scope.spawn(|| {
+            let quiet = Silent;
+            Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet).server_versions()
+        });
+        let lists = (|| {
+            Ok::<_, anyhow::Error>((
+                kubectl.nodes()?,
+                kubectl.all_pods()?,
+                kubectl.pdbs()?,
+                kubectl.workloads()?,
+                kubectl.daemon_sets()?,
+                kubectl.pvcs()?,
+                kubectl.pvs()?,
+            ))
+        })();
+        (config.join().expect("gcloud thread"), lists)
+    });
+    let server_config = server_config?;
+    let (nodes, pods, pdbs, workloads, daemon_sets, pvcs, pvs) = lists?;
+
+    let in_pool = |pool: &str| {
+        nodes
+            .iter()
+            .filter(|n| {
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(POOL_LABEL))
+                    .map(String::as_str)
+                    == Some(pool)
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let new_pool = match cluster.pool(&args.new_pool) {
+        Some(pool) => NewPool::existing(pool, &cluster, in_pool(&pool.name).len()),
+        None => NewPool::clone_of(&args.new_pool, old, &cluster, &in_pool(&old.name), args),
+    };
+    let input = PlanInput {
+        cluster: &cluster,
+        location: &target.location,
+        old_pool: old,
+        new_pool: &new_pool,
+        nodes: &nodes,
+        pods: &pods,
+        pdbs: &pdbs,
+        workloads: &workloads,
+        daemon_sets: &daemon_sets,
+        pvcs: &pvcs,
+        pvs: &pvs,
+        server_config: &server_config,
+    };
+    let mut findings = analyze(&input);
+    Accepted::from_migrate_args(args).apply(&mut findings);
+    let report = PlanReport::new(&cluster.name, &old.name, &new_pool, findings);
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        Output::Text => write!(out, "{}", render(&report))?,
+    }
+    out.flush()?;
+    if report.unaccepted_blockers > 0 {
+        let refusing: Vec<&Finding> = report.findings.iter().filter(|f| f.refuses()).collect();
+        let flags: std::collections::BTreeSet<&str> =
+            refusing.iter().filter_map(|f| f.override_flag).collect();
+        let fixed_first = refusing
+            .iter()
+            .filter(|f| f.override_flag.is_none())
+            .count();
+        let mut message = format!(
+            "migrate {} would refuse: {} blocker(s) not accepted",
+            new_pool.name, report.unaccepted_blockers
+        );
+        if !flags.is_empty() {
+            let flags: Vec<&str> = flags.into_iter().collect();
+            let _ = write!(message, "; override flags: {}", flags.join(", "));
+        }
+        if fixed_first > 0 {
+            let _ = write!(
+                message,
+                "; {fixed_first} cannot be overridden and must be fixed first"
+            );
+        }
+        message.push_str("; nothing was changed");
+        return Err(Error::Refused(message).into());
+    }
+    Ok(())
+}
+
+/// The findings as a table: one row per finding (severity, code, objects), the message and
+/// what to do beneath it.
+pub fn render(report: &PlanReport) -> String {
+    let mut o = String::new();
+    let how = if report.new_pool_exists {
+        "existing pool"
+    } else {
+        "to be created as a clone"
+    };
+    let _ = writeln!(
+        o,
+        "Plan for migrating pool {} -> {} ({how}) in cluster {} (read-only: nothing was changed)\n",
+        report.from, report.to, report.cluster
+    );
+    if report.findings.is_empty() {
+        let _ = writeln!(o, "No findings.");
+    } else {
+        let _ = writeln!(o, "{:<8} {:<26} OBJECTS", "SEVERITY", "CODE");
+    }
+    for f in &report.findings {
+        let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            o,
+            "{:<8} {:<26} {}",
+            f.severity.to_string().to_uppercase(),
+            f.code,
+            objects.join(", ")
+        );
+        let _ = writeln!(o, "         {}", f.message);
+        let _ = writeln!(o, "         do: {}", f.remedy);
+        if f.severity == Severity::Blocker {
+            let _ = match (f.override_flag, f.accepted) {
+                (Some(flag), true) => writeln!(o, "         override: {flag} (given: accepted)"),
+                (Some(flag), false) => writeln!(o, "         override: {flag}"),
+                (None, _) => writeln!(o, "         override: none (must be fixed first)"),
+            };
+        }
+        let _ = writeln!(o);
+    }
+    let accepted = report.blockers - report.unaccepted_blockers;
+    let verdict = if report.unaccepted_blockers == 0 {
+        "migrate would proceed"
+    } else {
+        "migrate would refuse"
+    };
+    let _ = writeln!(
+        o,
+        "{} blocker(s) ({accepted} accepted by override flags), {} warning(s): {verdict}",
+        report.blockers, report.warnings
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::ObjectRef;
+
+    fn finding(
+        severity: Severity,
+        code: &'static str,
+        flag: Option<&'static str>,
+        accepted: bool,
+    ) -> Finding {
+        Finding {
+            severity,
+            code,
+            objects: vec![ObjectRef {
+                kind: "Pod".into(),
+                namespace: Some("default".into()),
+                name: "debug".into(),
+            }],
+            message: format!("{code} message"),
+            remedy: format!("{code} remedy"),
+            override_flag: flag,
+            accepted,
+        }
+    }
+
+    fn report(findings: Vec<Finding>) -> PlanReport {
+        let new = NewPool {
+            name: "pool-two".into(),
+            exists: false,
+            machine_type: "e2-standard-4".into(),
+            zones: vec![],
+            node_count: 3,
+            labels: Default::default(),
+            taints: vec![],
+            spot: false,
+            preemptible: false,
+            version: "1.30".into(),
+        };
+        PlanReport::new("demo", "default-pool", &new, findings)
+    }
+
+    #[test]
+    fn counts_and_table() {
+        let r = report(vec![
+            finding(Severity::Blocker, "standalone-pod", Some("--force"), true),
+            finding(Severity::Blocker, "node-newer-than-master", None, false),
+            finding(Severity::Warning, "single-replica", None, false),
+        ]);
+        assert_eq!((r.blockers, r.unaccepted_blockers, r.warnings), (2, 1, 1));
+        let text = render(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("Plan for migrating pool default-pool -> pool-two (to be created as a clone) in cluster demo"));
+        assert!(
+            lines.contains(&"SEVERITY CODE                       OBJECTS"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"BLOCKER  standalone-pod             Pod default/debug"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"         override: --force (given: accepted)"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"         override: none (must be fixed first)"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"         do: single-replica remedy"),
+            "{text}"
+        );
+        assert_eq!(
+            lines.last(),
+            Some(
+                &"2 blocker(s) (1 accepted by override flags), 1 warning(s): migrate would refuse"
+            )
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["findings"][0]["override"], "--force");
+        assert_eq!(json["findings"][0]["severity"], "blocker");
+        assert_eq!(json["unaccepted_blockers"], 1);
+    }
+}

@@ -1,0 +1,400 @@
+//! What `upgrade-nodes` and `upgrade-master` share: finding the cluster (and refusing a kube
+//! context that points elsewhere), asking for confirmation, GKE version arithmetic, following a
+//! GKE operation with one background `gcloud container operations wait`, and Ctrl-C.
+//!
+//! Cluster resolution, the guard, confirmation and `step_error` mirror private helpers of
+//! `migrate.rs`; they live here until the refactor of that module can share one copy.
+
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use serde_json::Value;
+
+use crate::cli::ClusterArgs;
+use crate::errors::{Error, ExitStatusText};
+use crate::report::Reporter;
+use crate::target::{check_same_cluster, resolve, Target};
+use crate::tools::command::{shell_quote, Command};
+use crate::tools::find_tool;
+use crate::tools::gcloud::{Cluster, Gcloud, Operation};
+use crate::tools::kubectl::Kubectl;
+
+/// How often kubectl is polled while an operation runs.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// kubectl and gcloud bound to the resolved cluster, and what `clusters describe` said.
+pub struct Session<'r> {
+    pub kubectl: Kubectl<'r>,
+    pub gcloud: Gcloud<'r>,
+    pub target: Target,
+    pub cluster: Cluster,
+    /// `status` of the cluster (`RUNNING`, `RECONCILING` while an operation runs, ...).
+    pub cluster_status: String,
+}
+
+/// Resolves project/location/cluster, describes the cluster and refuses when the kube context
+/// talks to another cluster. Read only.
+pub fn connect<'r>(args: &ClusterArgs, reporter: &'r dyn Reporter) -> anyhow::Result<Session<'r>> {
+    let kubectl_path = find_tool("kubectl")?;
+    let gcloud_path = find_tool("gcloud")?;
+    reporter.step("Resolving the cluster");
+    let kubectl = Kubectl::new(
+        &kubectl_path,
+        args.context.as_deref(),
+        args.kubeconfig.as_deref(),
+        reporter,
+    );
+    let kube_config = kubectl.config_view().map_err(|e| {
+        step_error(
+            "resolve the cluster",
+            e,
+            "nothing was changed",
+            "fix the kube context (or pass --context / --kubeconfig) and re-run",
+        )
+    })?;
+    let target = resolve(args, &kube_config, &gcloud_path, reporter)?;
+    let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, reporter);
+    let raw = gcloud.describe_cluster_json(&target.cluster).map_err(|e| {
+        step_error(
+            "describe the cluster",
+            e,
+            "nothing was changed",
+            "check --project/--location/--cluster and your gcloud credentials, then re-run",
+        )
+    })?;
+    let cluster: Cluster = serde_json::from_value(raw.clone()).map_err(|source| Error::Json {
+        command: gcloud.describe_cluster_command(&target.cluster).to_string(),
+        source,
+    })?;
+    let cluster_status = raw
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("UNKNOWN")
+        .to_string();
+    check_same_cluster(&kube_config, &target, &cluster)?;
+    Ok(Session {
+        kubectl,
+        gcloud,
+        target,
+        cluster,
+        cluster_status,
+    })
+}
+
+/// Builds a step failure: what failed, the cluster's state, what to do next.
+pub fn step_error(
+    step: &str,
+    cause: impl Into<anyhow::Error>,
+    state: &str,
+    next: &str,
+) -> anyhow::Error {
+    let cause: anyhow::Error = cause.into();
+    let code = crate::errors::exit_code(&cause);
+    Error::Step {
+        step: step.to_string(),
+        cause: format!("{cause:#}"),
+        state: state.to_string(),
+        next: next.to_string(),
+        code,
+    }
+    .into()
+}
+
+/// Without `--yes`: asks `question` on a terminal; refuses with `refusal` when stdin is not one.
+/// Called before anything changes.
+pub fn confirm(yes: bool, question: &str, refusal: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Refused(format!(
+            "{refusal}: pass --yes to confirm (stdin is not a terminal); `--dry-run` shows the plan. Nothing was changed."
+        ))
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Refused("not confirmed: nothing was changed".into()).into())
+    }
+}
+
+/// The command line this process was started with, as `kubectl zdupgrade ...`, to re-run.
+pub fn rerun_command() -> String {
+    let mut line = String::from("kubectl zdupgrade");
+    for arg in std::env::args().skip(1) {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg));
+    }
+    line
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static HANDLER: Once = Once::new();
+
+/// Catches Ctrl-C (and SIGTERM, e.g. a cancelled CI job) instead of dying, so that the command
+/// can put back what it changed (a pool's surge settings) and say what is still running at GKE.
+/// The loops check [`interrupted`] between polls.
+pub fn install_interrupt_handler(reporter: &dyn Reporter) {
+    HANDLER.call_once(|| {
+        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+            reporter.warn(&format!(
+                "cannot catch Ctrl-C ({e}): an interrupt would skip restoring settings"
+            ));
+        }
+    });
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Sleeps up to `total`, waking early on Ctrl-C.
+pub fn sleep_unless_interrupted(total: Duration) {
+    let step = Duration::from_millis(100);
+    let mut slept = Duration::ZERO;
+    while slept < total && !interrupted() {
+        std::thread::sleep(step.min(total - slept));
+        slept += step;
+    }
+}
+
+pub fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub fn is_cordoned(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+/// `(major, minor, patch, gke)` of `1.30.5-gke.1014001` (or `v1.30.5-gke.1014001`), for
+/// comparisons.
+pub fn version_key(version: &str) -> Option<(u32, u32, u32, u64)> {
+    let version = version.strip_prefix('v').unwrap_or(version);
+    let (base, gke) = version.split_once("-gke.").unwrap_or((version, "0"));
+    let mut parts = base.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let patch = parts.next().unwrap_or("0").parse().ok()?;
+    Some((major, minor, patch, gke.parse().ok()?))
+}
+
+/// `1.30` of `1.30.5-gke.1014001`.
+pub fn minor_of(version: &str) -> Option<(u32, u32)> {
+    version_key(version).map(|(major, minor, _, _)| (major, minor))
+}
+
+/// The offered version `requested` names: itself, or for a prefix (`1.31`, `1.31.1`) the newest
+/// offered version that starts with it.
+pub fn pick_offered(requested: &str, offered: &[String]) -> Option<String> {
+    if offered.iter().any(|v| v == requested) {
+        return Some(requested.to_string());
+    }
+    offered
+        .iter()
+        .filter(|v| {
+            v.strip_prefix(requested)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+        })
+        .max_by_key(|v| version_key(v))
+        .cloned()
+}
+
+/// How many minor versions nodes may lag behind a control plane at `master_minor`:
+/// 2 up to 1.27, 3 from 1.28 (Kubernetes' version skew policy).
+pub fn max_node_skew(master_minor: (u32, u32)) -> u32 {
+    if master_minor >= (1, 28) {
+        3
+    } else {
+        2
+    }
+}
+
+/// A location is a zone (`us-central1-a`, a zonal cluster) or a region (`us-central1`).
+pub fn is_zone(location: &str) -> bool {
+    location.matches('-').count() >= 2
+}
+
+/// The running operation found among `ops` by `matches`, the newest first.
+pub fn newest_matching(
+    ops: Vec<Operation>,
+    matches: impl Fn(&Operation) -> bool,
+) -> Option<Operation> {
+    ops.into_iter()
+        .filter(|op| matches(op))
+        .max_by(|a, b| a.start_time.cmp(&b.start_time))
+}
+
+/// One background `gcloud container operations wait OP`: gcloud does the polling of the GKE API
+/// (one Python start-up, not one per poll) while the command polls kubectl for progress.
+pub struct OperationWaiter<'g, 'r> {
+    gcloud: &'g Gcloud<'r>,
+    operation: String,
+    command: Command,
+    handle: Option<duct::Handle>,
+}
+
+/// How a waited-for operation ended.
+pub enum OperationEnd {
+    Done,
+    Failed(String),
+}
+
+impl<'g, 'r> OperationWaiter<'g, 'r> {
+    pub fn start(gcloud: &'g Gcloud<'r>, operation: &str) -> Result<Self, Error> {
+        let command = gcloud.wait_operation_command(operation);
+        let handle = command.start_captured(gcloud.reporter())?;
+        Ok(OperationWaiter {
+            gcloud,
+            operation: operation.to_string(),
+            command,
+            handle: Some(handle),
+        })
+    }
+
+    /// `None` while the operation runs. When `operations wait` exits, asks GKE once how the
+    /// operation ended: gcloud gives up after 20 minutes of waiting (long node upgrades), and
+    /// then another wait is started.
+    pub fn poll(&mut self) -> Result<Option<OperationEnd>, Error> {
+        let Some(handle) = &self.handle else {
+            return Ok(Some(OperationEnd::Done));
+        };
+        let output = match handle.try_wait() {
+            Ok(None) => return Ok(None),
+            Ok(Some(output)) => output.clone(),
+            Err(source) => {
+                return Err(Error::Spawn {
+                    command: self.command.to_string(),
+                    source,
+                })
+            }
+        };
+        self.handle = None;
+        self.gcloud
+            .reporter()
+            .command_finished(&self.command.to_string(), output.status.code());
+        if output.status.success() {
+            return Ok(Some(OperationEnd::Done));
+        }
+        let operation = self
+            .gcloud
+            .describe_operation(&self.operation)
+            .map_err(|_| Error::Exit {
+                command: self.command.to_string(),
+                status: ExitStatusText(output.status.code()),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })?;
+        if operation.is_running() {
+            self.handle = Some(self.command.start_captured(self.gcloud.reporter())?);
+            return Ok(None);
+        }
+        Ok(Some(match operation.failure() {
+            Some(message) => OperationEnd::Failed(message),
+            None => OperationEnd::Done,
+        }))
+    }
+}
+
+impl Drop for OperationWaiter<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.kill();
+        }
+    }
+}
+
+/// Where small state that must survive a crash is kept: `$XDG_STATE_HOME/kubectl-zdupgrade`,
+/// else `~/.local/state/kubectl-zdupgrade`.
+pub fn state_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| Path::new(&home).join(".local/state"))
+        })?;
+    Some(base.join("kubectl-zdupgrade"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_and_resolve() {
+        assert!(version_key("1.31.1-gke.1146000") > version_key("1.30.5-gke.1014001"));
+        assert_eq!(
+            version_key("v1.30.5-gke.1014001"),
+            Some((1, 30, 5, 1014001))
+        );
+        assert_eq!(minor_of("1.29.9-gke.1496000"), Some((1, 29)));
+        assert_eq!(version_key("banana"), None);
+        let offered: Vec<String> = ["1.31.1-gke.1146000", "1.31.2-gke.1", "1.30.5-gke.1014001"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            pick_offered("1.31", &offered).as_deref(),
+            Some("1.31.2-gke.1")
+        );
+        assert_eq!(
+            pick_offered("1.30.5-gke.1014001", &offered).as_deref(),
+            Some("1.30.5-gke.1014001")
+        );
+        assert_eq!(pick_offered("1.3", &offered), None);
+        assert_eq!(pick_offered("1.32", &offered), None);
+    }
+
+    #[test]
+    fn skew_and_location_kind() {
+        assert_eq!(max_node_skew((1, 27)), 2);
+        assert_eq!(max_node_skew((1, 28)), 3);
+        assert_eq!(max_node_skew((1, 31)), 3);
+        assert!(is_zone("us-central1-a"));
+        assert!(is_zone("northamerica-northeast1-b"));
+        assert!(!is_zone("us-central1"));
+        assert!(!is_zone("northamerica-northeast1"));
+    }
+
+    #[test]
+    fn operations_are_matched_by_type_and_target() {
+        let ops: Vec<Operation> = serde_json::from_value(serde_json::json!([
+            {"name": "op-1", "operationType": "UPGRADE_NODES", "status": "RUNNING",
+             "targetLink": "https://x/clusters/demo/nodePools/pool-two", "startTime": "2026-01-01T00:00:01Z"},
+            {"name": "op-2", "operationType": "UPGRADE_NODES", "status": "RUNNING",
+             "targetLink": "https://x/clusters/demo/nodePools/default-pool", "startTime": "2026-01-01T00:00:02Z"},
+            {"name": "op-3", "operationType": "UPGRADE_MASTER", "status": "RUNNING",
+             "targetLink": "https://x/clusters/demo", "startTime": "2026-01-01T00:00:03Z"}
+        ]))
+        .unwrap();
+        let found = newest_matching(ops.clone(), |o| o.upgrades_pool("default-pool")).unwrap();
+        assert_eq!(found.name, "op-2");
+        assert!(newest_matching(ops.clone(), |o| o.upgrades_pool("default")).is_none());
+        assert_eq!(
+            newest_matching(ops, Operation::upgrades_master)
+                .unwrap()
+                .name,
+            "op-3"
+        );
+        let failed: Operation = serde_json::from_value(serde_json::json!(
+            {"name": "x", "status": "DONE", "error": {"code": 8, "message": "quota"}}
+        ))
+        .unwrap();
+        assert!(!failed.is_running());
+        assert_eq!(failed.failure().as_deref(), Some("quota"));
+    }
+}
