@@ -2,139 +2,40 @@
 //! context that points elsewhere), asking for confirmation, GKE version arithmetic, following a
 //! GKE operation with one background `gcloud container operations wait`, and Ctrl-C.
 //!
-//! Cluster resolution, the guard, confirmation and `step_error` mirror private helpers of
-//! `migrate.rs`; they live here until the refactor of that module can share one copy.
+//! Cluster resolution, the guard and step errors are [`super::evacuate`]'s.
 
-use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
-use serde_json::Value;
 
-use crate::cli::ClusterArgs;
 use crate::errors::{Error, ExitStatusText};
 use crate::report::Reporter;
-use crate::target::{check_same_cluster, resolve, Target};
-use crate::tools::command::{shell_quote, Command};
-use crate::tools::find_tool;
-use crate::tools::gcloud::{Cluster, Gcloud, Operation};
-use crate::tools::kubectl::Kubectl;
+use crate::tools::command::Command;
+use crate::tools::gcloud::{Gcloud, Operation};
 
 /// How often kubectl is polled while an operation runs.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// kubectl and gcloud bound to the resolved cluster, and what `clusters describe` said.
-pub struct Session<'r> {
-    pub kubectl: Kubectl<'r>,
-    pub gcloud: Gcloud<'r>,
-    pub target: Target,
-    pub cluster: Cluster,
-    /// `status` of the cluster (`RUNNING`, `RECONCILING` while an operation runs, ...).
-    pub cluster_status: String,
-}
-
-/// Resolves project/location/cluster, describes the cluster and refuses when the kube context
-/// talks to another cluster. Read only.
-pub fn connect<'r>(args: &ClusterArgs, reporter: &'r dyn Reporter) -> anyhow::Result<Session<'r>> {
-    let kubectl_path = find_tool("kubectl")?;
-    let gcloud_path = find_tool("gcloud")?;
-    reporter.step("Resolving the cluster");
-    let kubectl = Kubectl::new(
-        &kubectl_path,
-        args.context.as_deref(),
-        args.kubeconfig.as_deref(),
-        reporter,
-    );
-    let kube_config = kubectl.config_view().map_err(|e| {
-        step_error(
-            "resolve the cluster",
-            e,
-            "nothing was changed",
-            "fix the kube context (or pass --context / --kubeconfig) and re-run",
-        )
-    })?;
-    let target = resolve(args, &kube_config, &gcloud_path, reporter)?;
-    let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, reporter);
-    let raw = gcloud.describe_cluster_json(&target.cluster).map_err(|e| {
-        step_error(
-            "describe the cluster",
-            e,
-            "nothing was changed",
-            "check --project/--location/--cluster and your gcloud credentials, then re-run",
-        )
-    })?;
-    let cluster: Cluster = serde_json::from_value(raw.clone()).map_err(|source| Error::Json {
-        command: gcloud.describe_cluster_command(&target.cluster).to_string(),
-        source,
-    })?;
-    let cluster_status = raw
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("UNKNOWN")
-        .to_string();
-    check_same_cluster(&kube_config, &target, &cluster)?;
-    Ok(Session {
-        kubectl,
-        gcloud,
-        target,
-        cluster,
-        cluster_status,
-    })
-}
-
-/// Builds a step failure: what failed, the cluster's state, what to do next.
-pub fn step_error(
-    step: &str,
-    cause: impl Into<anyhow::Error>,
-    state: &str,
-    next: &str,
-) -> anyhow::Error {
-    let cause: anyhow::Error = cause.into();
-    let code = crate::errors::exit_code(&cause);
-    Error::Step {
-        step: step.to_string(),
-        cause: format!("{cause:#}"),
-        state: state.to_string(),
-        next: next.to_string(),
-        code,
-    }
-    .into()
-}
+pub use super::evacuate::{rerun_command, step_error, Session};
 
 /// Without `--yes`: asks `question` on a terminal; refuses with `refusal` when stdin is not one.
 /// Called before anything changes.
-pub fn confirm(yes: bool, question: &str, refusal: &str) -> anyhow::Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Refused(format!(
+pub fn confirm(yes: bool, question: &str, refusal: &str) -> Result<(), Error> {
+    super::evacuate::confirm_start(
+        yes,
+        question,
+        &format!(
             "{refusal}: pass --yes to confirm (stdin is not a terminal); `--dry-run` shows the plan. Nothing was changed."
-        ))
-        .into());
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::Refused("not confirmed: nothing was changed".into()).into())
-    }
+        ),
+    )
 }
 
-/// The command line this process was started with, as `kubectl zdupgrade ...`, to re-run.
-pub fn rerun_command() -> String {
-    let mut line = String::from("kubectl zdupgrade");
-    for arg in std::env::args().skip(1) {
-        line.push(' ');
-        line.push_str(&shell_quote(&arg));
-    }
-    line
+/// GKE's status of the cluster (`RUNNING`, or `RECONCILING` while an operation runs).
+pub fn cluster_status<'s>(session: &'s Session) -> &'s str {
+    session.cluster.status.as_deref().unwrap_or("UNKNOWN")
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

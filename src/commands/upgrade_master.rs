@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::migrate::is_valid_version;
 use super::upgrade::{
-    confirm, connect, install_interrupt_handler, interrupted, is_zone, max_node_skew, minor_of,
+    cluster_status, confirm, install_interrupt_handler, interrupted, is_zone, max_node_skew, minor_of,
     newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, step_error,
     version_key, OperationEnd, OperationWaiter, Session,
 };
@@ -97,7 +97,7 @@ pub fn exec(args: &UpgradeMasterArgs, reporter: &dyn Reporter) -> anyhow::Result
     }
     install_interrupt_handler(reporter);
     let started = Instant::now();
-    let session = connect(&args.cluster, reporter)?;
+    let session = Session::connect(&args.cluster, reporter)?;
     MasterUpgrade {
         args,
         reporter,
@@ -124,7 +124,7 @@ impl MasterUpgrade<'_> {
             .clone()
             .unwrap_or_else(|| s.target.location.clone());
         let zonal = is_zone(&location);
-        let running = if s.cluster_status != "RUNNING" {
+        let running = if cluster_status(s) != "RUNNING" {
             s.gcloud
                 .running_operations()
                 .map_err(|e| self.unchanged("list GKE operations", e))?

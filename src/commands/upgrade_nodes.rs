@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::migrate::{check_pool_name, is_valid_version};
 use super::upgrade::{
-    confirm, connect, install_interrupt_handler, interrupted, is_cordoned, is_ready,
+    cluster_status, confirm, install_interrupt_handler, interrupted, is_cordoned, is_ready,
     newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, state_dir, step_error,
     version_key, OperationEnd, OperationWaiter, Session, POLL,
 };
@@ -197,7 +197,7 @@ pub fn exec(args: &UpgradeNodesArgs, reporter: &dyn Reporter) -> anyhow::Result<
     }
     install_interrupt_handler(reporter);
     let started = Instant::now();
-    let session = connect(&args.cluster, reporter)?;
+    let session = Session::connect(&args.cluster, reporter)?;
     let Some(pool) = session.cluster.pool(&args.pool).cloned() else {
         return Err(Error::Usage(format!(
             "cluster {} has no node pool {:?}; its pools are: {}; nothing was changed",
@@ -257,7 +257,7 @@ impl Upgrade<'_> {
         // An operation already running: ours from an interrupted run (attach to it), or another
         // one GKE would refuse to run alongside. Asked only when the cluster or pool says it is
         // busy: each gcloud call costs a second.
-        let busy = s.cluster_status != "RUNNING" || self.pool.status.as_deref() != Some("RUNNING");
+        let busy = cluster_status(s) != "RUNNING" || self.pool.status.as_deref() != Some("RUNNING");
         let running = if busy {
             s.gcloud
                 .running_operations()

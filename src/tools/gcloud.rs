@@ -29,6 +29,9 @@ pub struct Cluster {
     pub locations: Vec<String>,
     #[serde(default)]
     pub node_pools: Vec<NodePool>,
+    /// `RUNNING`, or `RECONCILING` while an operation runs, ...
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
