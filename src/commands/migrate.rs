@@ -191,6 +191,15 @@ impl<'a> Migration<'a> {
 
     fn run(&mut self) -> anyhow::Result<()> {
         let t = Instant::now();
+        // The plan's findings come first: blockers refuse before anything changes.
+        let findings = super::plan::gather(self.args, &self.ev.session, &self.old)?;
+        self.show_findings(&findings);
+        if self.args.dry_run {
+            self.reporter().plan(&super::plan::render(&findings));
+        }
+        if let Some(refusal) = super::plan::refusal(&findings) {
+            return Err(refusal.into());
+        }
         let preflight = self.ev.preflight().map_err(|f| self.fail(f))?;
         if let Some(refusal) = preflight.refusal(self.old_name()) {
             return Err(refusal.into());
@@ -252,6 +261,28 @@ impl<'a> Migration<'a> {
         self.ev.phase("delete old pool", t);
         self.ev.summary();
         Ok(())
+    }
+
+    /// Warnings and accepted blockers of the plan, as warnings; information as information.
+    fn show_findings(&self, report: &super::plan::PlanReport) {
+        use crate::plan::Severity;
+        for f in &report.findings {
+            let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
+            let text = format!("{} ({}): {}", f.code, objects.join(", "), f.message);
+            match (f.severity, f.accepted) {
+                (Severity::Blocker, true) => self.reporter().warn(&format!(
+                    "{text} [accepted by {}]",
+                    f.override_flag.unwrap_or("an override")
+                )),
+                (Severity::Blocker, false) => {}
+                (Severity::Warning, _) => self.reporter().warn(&text),
+                (Severity::Info, _) => self.reporter().info(&text),
+            }
+            self.reporter().event(
+                "finding",
+                serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
+            );
+        }
     }
 
     /// Draining is destructive: without `--yes`, ask on a terminal and refuse otherwise,

@@ -1,7 +1,7 @@
 //! `kubectl zdupgrade plan migrate NEW_POOL [...migrate's flags]`: the read-only preflight of a
-//! migration. Resolves the cluster as `status` does (refusing a kube context that points at
-//! another cluster), reads everything [`crate::plan::analyze`] needs (two gcloud calls, eight
-//! kubectl lists) and prints the findings as a table or, with `-o json`, one JSON document.
+//! migration, which `migrate` also runs before any change. Resolves the cluster (refusing a
+//! kube context that points at another cluster), reads everything [`crate::plan::analyze`]
+//! needs and prints the findings as a table or, with `-o json`, one JSON document.
 //! Exits 3 (refused) while a blocker is not accepted by its override flag, so a script can run
 //! it as a gate.
 
@@ -13,12 +13,11 @@ use serde::Serialize;
 use crate::cli::{MigrateArgs, Output};
 use crate::commands::migrate::{pick_old_pool, validate};
 use crate::errors::Error;
+use crate::commands::evacuate::Session;
 use crate::plan::{analyze, Accepted, Finding, NewPool, PlanInput, Severity};
 use crate::report::Silent;
-use crate::target::{check_same_cluster, resolve};
-use crate::tools::find_tool;
-use crate::tools::gcloud::Gcloud;
-use crate::tools::kubectl::{Kubectl, POOL_LABEL};
+use crate::tools::gcloud::NodePool;
+use crate::tools::kubectl::POOL_LABEL;
 
 /// The `-o json` document.
 #[derive(Debug, Serialize)]
@@ -54,43 +53,33 @@ impl PlanReport {
 
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     validate(args)?;
-    let kubectl_path = find_tool("kubectl")?;
-    let gcloud_path = find_tool("gcloud")?;
     let quiet = Silent;
-    let kubectl = Kubectl::new(
-        &kubectl_path,
-        args.cluster.context.as_deref(),
-        args.cluster.kubeconfig.as_deref(),
-        &quiet,
-    );
-    let kube_config = kubectl.config_view()?;
-    let target = resolve(&args.cluster, &kube_config, &gcloud_path, &quiet)?;
-    let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet);
-    let cluster = gcloud.describe_cluster(&target.cluster)?;
-    check_same_cluster(&kube_config, &target, &cluster)?;
-    let old = pick_old_pool(&cluster, &args.new_pool, args.from.as_deref())?;
+    let session = Session::connect(&args.cluster, &quiet)?;
+    let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?;
+    let report = gather(args, &session, old)?;
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        Output::Text => write!(out, "{}", render(&report))?,
+    }
+    out.flush()?;
+    match refusal(&report) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
 
-    // gcloud takes about a second to start: ask it while kubectl lists the cluster.
-    let (server_config, lists) = std::thread::scope(|scope| {
-        let config = scope.spawn(|| {
-            let quiet = Silent;
-            Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet).server_versions()
-        });
-        let lists = (|| {
-            Ok::<_, anyhow::Error>((
-                kubectl.nodes()?,
-                kubectl.all_pods()?,
-                kubectl.pdbs()?,
-                kubectl.workloads()?,
-                kubectl.daemon_sets()?,
-                kubectl.pvcs()?,
-                kubectl.pvs()?,
-            ))
-        })();
-        (config.join().expect("gcloud thread"), lists)
-    });
-    let server_config = server_config?;
-    let (nodes, pods, pdbs, workloads, daemon_sets, pvcs, pvs) = lists?;
+/// Reads what [`analyze`] needs (one gcloud call, seven kubectl lists) and returns the findings,
+/// with those the override flags accept marked. Read-only; `migrate` runs it before any change.
+pub fn gather(args: &MigrateArgs, session: &Session, old: &NodePool) -> anyhow::Result<PlanReport> {
+    let (kubectl, cluster) = (&session.kubectl, &session.cluster);
+    let server_config = session.gcloud.server_versions()?;
+    let nodes = kubectl.nodes()?;
+    let pods = kubectl.all_pods()?;
+    let pdbs = kubectl.pdbs()?;
+    let workloads = kubectl.workloads()?;
+    let daemon_sets = kubectl.daemon_sets()?;
+    let pvcs = kubectl.pvcs()?;
+    let pvs = kubectl.pvs()?;
 
     let in_pool = |pool: &str| {
         nodes
@@ -107,12 +96,12 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
             .collect::<Vec<_>>()
     };
     let new_pool = match cluster.pool(&args.new_pool) {
-        Some(pool) => NewPool::existing(pool, &cluster, in_pool(&pool.name).len()),
-        None => NewPool::clone_of(&args.new_pool, old, &cluster, &in_pool(&old.name), args),
+        Some(pool) => NewPool::existing(pool, cluster, in_pool(&pool.name).len()),
+        None => NewPool::clone_of(&args.new_pool, old, cluster, &in_pool(&old.name), args),
     };
     let input = PlanInput {
-        cluster: &cluster,
-        location: &target.location,
+        cluster,
+        location: &session.target.location,
         old_pool: old,
         new_pool: &new_pool,
         nodes: &nodes,
@@ -126,38 +115,51 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
     };
     let mut findings = analyze(&input);
     Accepted::from_migrate_args(args).apply(&mut findings);
-    let report = PlanReport::new(&cluster.name, &old.name, &new_pool, findings);
-    match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        Output::Text => write!(out, "{}", render(&report))?,
+    Ok(PlanReport::new(&cluster.name, &old.name, &new_pool, findings))
+}
+
+/// The refusal `migrate` (and `plan`'s exit status) gives while blockers are not accepted.
+pub fn refusal(report: &PlanReport) -> Option<Error> {
+    if report.unaccepted_blockers == 0 {
+        return None;
     }
-    out.flush()?;
-    if report.unaccepted_blockers > 0 {
-        let refusing: Vec<&Finding> = report.findings.iter().filter(|f| f.refuses()).collect();
-        let flags: std::collections::BTreeSet<&str> =
-            refusing.iter().filter_map(|f| f.override_flag).collect();
-        let fixed_first = refusing
-            .iter()
-            .filter(|f| f.override_flag.is_none())
-            .count();
-        let mut message = format!(
-            "migrate {} would refuse: {} blocker(s) not accepted",
-            new_pool.name, report.unaccepted_blockers
+    let refusing: Vec<&Finding> = report.findings.iter().filter(|f| f.refuses()).collect();
+    let flags: std::collections::BTreeSet<&str> =
+        refusing.iter().filter_map(|f| f.override_flag).collect();
+    let fixed_first = refusing
+        .iter()
+        .filter(|f| f.override_flag.is_none())
+        .count();
+    let mut message = format!(
+        "migrate {} refuses: {} blocker(s) not accepted",
+        report.to, report.unaccepted_blockers
+    );
+    for f in &refusing {
+        let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
+        let _ = write!(
+            message,
+            "\n  - {} ({}): {}; {}",
+            f.code,
+            objects.join(", "),
+            f.message,
+            match f.override_flag {
+                Some(flag) => format!("override with {flag}"),
+                None => "must be fixed first".to_string(),
+            }
         );
-        if !flags.is_empty() {
-            let flags: Vec<&str> = flags.into_iter().collect();
-            let _ = write!(message, "; override flags: {}", flags.join(", "));
-        }
-        if fixed_first > 0 {
-            let _ = write!(
-                message,
-                "; {fixed_first} cannot be overridden and must be fixed first"
-            );
-        }
-        message.push_str("; nothing was changed");
-        return Err(Error::Refused(message).into());
     }
-    Ok(())
+    if !flags.is_empty() {
+        let flags: Vec<&str> = flags.into_iter().collect();
+        let _ = write!(message, "\noverride flags: {}", flags.join(", "));
+    }
+    if fixed_first > 0 {
+        let _ = write!(
+            message,
+            "\n{fixed_first} cannot be overridden and must be fixed first"
+        );
+    }
+    message.push_str("\nnothing was changed");
+    Some(Error::Refused(message))
 }
 
 /// The findings as a table: one row per finding (severity, code, objects), the message and

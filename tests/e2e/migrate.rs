@@ -349,12 +349,21 @@ fn a_workload_that_cannot_settle_stops_before_the_next_node() {
         .insert("config".into(), json!({"machineType": "e2-standard-4"}));
     s.pools.push(p2);
     let w = World::new(s);
+    // The plan sees it coming and refuses before any change...
+    let r = w.plugin(&["migrate", "pool-two", "--from", "default-pool", "--yes"]);
+    assert_eq!(r.status, Some(3), "{r}");
+    assert!(r.stderr.contains("unsatisfiable-scheduling"), "{r}");
+    assert!(r.stderr.contains("picky"), "{r}");
+    assert!(r.stderr.contains("--allow-unschedulable"), "{r}");
+    assert!(w.writes().is_empty(), "refused but wrote: {:?}", w.writes());
+    // ...and when the user accepts it anyway, the health gate stops before the next node.
     let r = w.plugin(&[
         "migrate",
         "pool-two",
         "--from",
         "default-pool",
         "--yes",
+        "--allow-unschedulable",
         "--settle-timeout",
         "20s",
     ]);
