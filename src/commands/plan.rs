@@ -11,9 +11,9 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::cli::{MigrateArgs, Output};
+use crate::commands::evacuate::Session;
 use crate::commands::migrate::{pick_old_pool, validate};
 use crate::errors::Error;
-use crate::commands::evacuate::Session;
 use crate::plan::{analyze, Accepted, Finding, NewPool, PlanInput, Severity};
 use crate::report::Silent;
 use crate::tools::gcloud::NodePool;
@@ -115,7 +115,12 @@ pub fn gather(args: &MigrateArgs, session: &Session, old: &NodePool) -> anyhow::
     };
     let mut findings = analyze(&input);
     Accepted::from_migrate_args(args).apply(&mut findings);
-    Ok(PlanReport::new(&cluster.name, &old.name, &new_pool, findings))
+    Ok(PlanReport::new(
+        &cluster.name,
+        &old.name,
+        &new_pool,
+        findings,
+    ))
 }
 
 /// The refusal `migrate` (and `plan`'s exit status) gives while blockers are not accepted.
