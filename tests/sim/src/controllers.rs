@@ -799,13 +799,10 @@ fn expr_matches(
 }
 
 /// Why a node cannot take a pod, in the scheduler's words, or None when it fits.
-fn unfit(
-    sim: &Sim,
-    pod: &Pod,
-    node: &Node,
-    used: &HashMap<String, (i64, i64, i64)>,
-) -> Option<String> {
-    let spec = pod.spec.as_ref()?;
+/// What only the pod's spec and the node decide (taints, readiness, cordon, selectors,
+/// affinity): identical for every pod of one ReplicaSet or StatefulSet, so the scheduler caches
+/// it per controller and node.
+fn static_unfit(spec: &PodSpec, node: &Node) -> Option<String> {
     let nname = node.metadata.name.as_deref().unwrap_or_default();
     let labels = labels_ref(&node.metadata);
     let tols: &[Toleration] = spec.tolerations.as_deref().unwrap_or_default();
@@ -820,8 +817,9 @@ fn unfit(
     for t in node
         .spec
         .as_ref()
-        .and_then(|s| s.taints.clone())
-        .unwrap_or_default()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
     {
         if (t.effect == "NoSchedule" || t.effect == "NoExecute")
             && !tolerates(tols, &t.key, t.value.as_deref(), &t.effect)
@@ -829,7 +827,7 @@ fn unfit(
             return Some(format!(
                 "node(s) had untolerated taint {{{}: {}}}",
                 t.key,
-                t.value.unwrap_or_default()
+                t.value.as_deref().unwrap_or_default()
             ));
         }
     }
@@ -862,6 +860,24 @@ fn unfit(
             return Some("node(s) didn't match Pod's node affinity/selector".into());
         }
     }
+    None
+}
+
+/// Why a node cannot take a pod right now (volumes and resources, after the static part), or
+/// None when it fits.
+fn unfit(
+    sim: &Sim,
+    pod: &Pod,
+    node: &Node,
+    used: &HashMap<String, (i64, i64, i64)>,
+    static_reason: Option<String>,
+) -> Option<String> {
+    if static_reason.is_some() {
+        return static_reason;
+    }
+    let spec = pod.spec.as_ref()?;
+    let nname = node.metadata.name.as_deref().unwrap_or_default();
+    let labels = labels_ref(&node.metadata);
     // Volumes: a bound claim's zonal volume must be in the node's zone.
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let zone = labels
@@ -974,15 +990,30 @@ fn schedule(sim: &mut Sim) {
             (name, zone)
         })
         .collect();
+    // Static fit per (controller, node) for pods stamped from one template.
+    let mut static_cache: HashMap<(String, usize), Option<String>> = HashMap::new();
     for pod in pending {
         let owner = controller_of(&pod.metadata)
             .map(|o| o.uid.clone())
             .unwrap_or_default();
+        let cacheable = controller_of(&pod.metadata)
+            .is_some_and(|o| o.kind == "ReplicaSet" || o.kind == "StatefulSet");
+        let Some(spec) = pod.spec.as_ref() else {
+            continue;
+        };
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut best: Option<(i64, String)> = None;
         let mine = owner_count.get(&owner);
-        for (n, (name, zone_key)) in nodes.iter().zip(&node_keys) {
-            match unfit(sim, &pod, n, &used) {
+        for (i, (n, (name, zone_key))) in nodes.iter().zip(&node_keys).enumerate() {
+            let static_reason = if cacheable {
+                static_cache
+                    .entry((owner.clone(), i))
+                    .or_insert_with(|| static_unfit(spec, n))
+                    .clone()
+            } else {
+                static_unfit(spec, n)
+            };
+            match unfit(sim, &pod, n, &used, static_reason) {
                 Some(r) => *reasons.entry(r).or_default() += 1,
                 None => {
                     let count = |k: &str| mine.and_then(|m| m.get(k)).copied().unwrap_or(0) as i64;
@@ -1962,9 +1993,17 @@ pub fn settle_instantly(sim: &mut Sim) {
     );
     sim.scenario.timings.pod_start = SETTLING_DELAY;
     sim.scenario.timings.pod_ready = SETTLING_DELAY;
-    for _ in 0..200 {
+    for _pass in 0..200 {
         let rv = sim.objs.rv;
+        let t = std::time::Instant::now();
         full_tick(sim);
+        if std::env::var_os("ZDUPGRADE_SIM_PROFILE").is_some() {
+            eprintln!(
+                "settle pass {_pass}: {:?}, {} writes",
+                t.elapsed(),
+                sim.objs.rv - rv
+            );
+        }
         if sim.objs.rv == rv {
             break;
         }

@@ -116,7 +116,7 @@ async fn dispatch(
             return k8s::json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": "the control plane is being upgraded: the Kubernetes API is unavailable",
+                    "message": "the server is currently unable to handle the request",
                     "reason": "ServiceUnavailable", "code": 503}),
             );
         }

@@ -358,6 +358,9 @@ pub struct Objects {
     pub rv: u64,
     /// Objects by the uid of their controller, per kind: what controllers look up every tick.
     by_owner: HashMap<(Kind, String), BTreeSet<Key>>,
+    /// Off while the initial world is built: nobody watches yet, and serialising every write
+    /// for the watch history would double the start-up time of a large scenario.
+    pub watchable: bool,
     uid_counter: u64,
     history: VecDeque<WatchEvent>,
     pub watch_tx: broadcast::Sender<WatchEvent>,
@@ -389,6 +392,7 @@ impl Objects {
             store: Store::default(),
             rv: 1,
             by_owner: HashMap::new(),
+            watchable: true,
             uid_counter: 0,
             history: VecDeque::new(),
             watch_tx,
@@ -453,6 +457,9 @@ impl Objects {
     }
 
     fn emit<T: Obj>(&mut self, event_type: &'static str, obj: &T) {
+        if !self.watchable {
+            return;
+        }
         let ev = WatchEvent {
             rv: self.rv,
             kind: T::SIM_KIND,

@@ -91,7 +91,9 @@ pub fn build(scenario: Scenario, base_url: String) -> anyhow::Result<Sim> {
     for w in sim.scenario.workloads.clone() {
         create_workload(&mut sim, &w)?;
     }
+    sim.objs.watchable = false;
     controllers::settle_instantly(&mut sim);
+    sim.objs.watchable = true;
     sim.rec = Recorder::default();
     controllers::observe(&mut sim);
     Ok(sim)
