@@ -270,13 +270,57 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__migrate)
-            opts="-y -q -v -o -h --from --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --keep-old-pool --force --delete-emptydir-data --grace-period --node-timeout --drain-timeout --settle-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --machine-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-nodes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disk-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disable-eviction-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -305,46 +349,6 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --kubeconfig)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --grace-period)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --node-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --drain-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --settle-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --machine-type)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --num-nodes)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --node-version)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --image-type)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --disk-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --disk-type)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -428,7 +432,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__migrate)
-            opts="-y -q -v -o -h --from --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --keep-old-pool --force --delete-emptydir-data --grace-period --node-timeout --drain-timeout --settle-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -438,47 +442,7 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --project)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --location)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --zone)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --region)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cluster)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --context)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kubeconfig)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --grace-period)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --node-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --drain-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --settle-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -506,29 +470,19 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --output)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -o)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                --drain-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
+                --settle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
                     ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        kubectl__subcmd__zdupgrade__subcmd__rollback)
-            opts="-y -q -v -o -h --to --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --delete-new-pool --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --quiet --verbose --output --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --to)
+                --disable-eviction-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -560,6 +514,32 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubectl__subcmd__zdupgrade__subcmd__rollback)
+            opts="-y -q -v -o -h --to --yes --dry-run --break-lock --delete-new-pool --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --grace-period)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -569,6 +549,38 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --settle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --disable-eviction-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --location)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -638,13 +650,17 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__upgrade__subcmd__master)
-            opts="-y -q -v -o -h --version --accept-api-downtime --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --timeout --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --version --accept-api-downtime --yes --dry-run --timeout --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -673,10 +689,6 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --kubeconfig)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -696,7 +708,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__upgrade__subcmd__nodes)
-            opts="-y -q -v -o -h --version --surge --project --zone --region --location --cluster --context --kubeconfig --yes --dry-run --timeout --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --version --surge --yes --dry-run --timeout --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,6 +719,10 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --surge)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -735,10 +751,6 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --kubeconfig)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

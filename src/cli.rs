@@ -115,10 +115,7 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "OLD_POOL")]
     pub from: Option<String>,
 
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
-    /// Delete the old pool without asking.
+    /// Confirm draining and deleting the old pool without being asked (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
 
@@ -126,33 +123,24 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Take over the cluster's lock (Lease kube-system/kubectl-zdupgrade) even if another run
+    /// seems to hold it: only when that run is gone (a stale lock is taken over without it).
+    #[arg(long)]
+    pub break_lock: bool,
+
     /// Stop after draining: keep the old pool (cordoned), ready for a rollback.
     #[arg(long)]
     pub keep_old_pool: bool,
 
-    /// Also drain pods without a controller (they are lost), as `kubectl drain --force`.
-    #[arg(long)]
-    pub force: bool,
-
-    /// Also drain pods with emptyDir volumes (their data is lost), as `kubectl drain --delete-emptydir-data`.
-    #[arg(long)]
-    pub delete_emptydir_data: bool,
-
-    /// Seconds each pod gets to terminate (default: the pod's own), as `kubectl drain --grace-period`.
-    #[arg(long, value_name = "SECS")]
-    pub grace_period: Option<u32>,
-
     /// How long to wait for the new pool's nodes to be Ready.
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15m",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
     pub node_timeout: Duration,
-
-    /// How long one node's drain may take (kubectl drain --timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
-
-    /// How long the displaced workloads may take to be fully ready again after a node's drain.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub settle_timeout: Duration,
 
     /// Go on even if the old pool has settings the clone cannot reproduce.
     #[arg(long)]
@@ -194,6 +182,12 @@ pub struct MigrateArgs {
     /// Boot disk type of the new pool (default: the old pool's).
     #[arg(long, value_name = "TYPE")]
     pub disk_type: Option<String>,
+
+    #[command(flatten)]
+    pub drain: DrainArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -305,7 +299,7 @@ mod tests {
             panic!()
         };
         assert_eq!(args.cluster.location.as_deref(), Some("europe-west1-b"));
-        assert_eq!(args.drain_timeout, Duration::from_secs(600));
+        assert_eq!(args.drain.drain_timeout, Duration::from_secs(600));
         let cli =
             Cli::try_parse_from(["x", "migrate", "p2", "--region", "us-central1", "-q"]).unwrap();
         assert!(cli.quiet);
@@ -313,6 +307,56 @@ mod tests {
         assert!(help.contains("kubectl zdupgrade"), "{help}");
         assert!(Cli::try_parse_from(["x", "migrate", "p2", "--node-timeout", "0s"]).is_err());
     }
+}
+
+/// How old nodes are drained: the flags `migrate` and `rollback` share (most are passed on to
+/// `kubectl drain`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Draining")]
+pub struct DrainArgs {
+    /// Also drain pods without a controller (they are lost), as `kubectl drain --force`.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also drain pods with emptyDir volumes (their data is lost), as `kubectl drain --delete-emptydir-data`.
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+
+    /// Seconds each pod gets to terminate (default: the pod's own), as `kubectl drain --grace-period`.
+    #[arg(long, value_name = "SECS")]
+    pub grace_period: Option<u32>,
+
+    /// How long one node's drain may take (kubectl drain --timeout).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
+    pub drain_timeout: Duration,
+
+    /// How long the displaced workloads may take to be fully ready again after a node's drain.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
+    pub settle_timeout: Duration,
+
+    /// After a node's drain has been blocked this long (e.g. by a PodDisruptionBudget that never
+    /// allows an eviction), delete its remaining pods instead of evicting them, as
+    /// `kubectl drain --disable-eviction`: this BYPASSES the PodDisruptionBudgets (each bypassed
+    /// pod and budget is named in a warning). Off by default; must be shorter than --drain-timeout.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
+    pub disable_eviction_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -325,9 +369,6 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "OLD_POOL")]
     pub to: Option<String>,
 
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
     /// Confirm without being asked (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -336,29 +377,20 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Take over the cluster's lock (Lease kube-system/kubectl-zdupgrade) even if another run
+    /// seems to hold it: only when that run is gone (a stale lock is taken over without it).
+    #[arg(long)]
+    pub break_lock: bool,
+
     /// Delete NEW_POOL once it is drained.
     #[arg(long)]
     pub delete_new_pool: bool,
 
-    /// Also drain pods without a controller (they are lost).
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub drain: DrainArgs,
 
-    /// Also drain pods with emptyDir volumes (their data is lost).
-    #[arg(long)]
-    pub delete_emptydir_data: bool,
-
-    /// Pod termination grace period for the drain.
-    #[arg(long, value_name = "SECS")]
-    pub grace_period: Option<u32>,
-
-    /// How long one node's drain may take (kubectl drain --timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
-
-    /// How long the displaced workloads may take to be fully ready again after a node's drain.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub settle_timeout: Duration,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -375,9 +407,6 @@ pub struct UpgradeNodesArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub surge: u32,
 
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
     /// Confirm without being asked (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -387,8 +416,17 @@ pub struct UpgradeNodesArgs {
     pub dry_run: bool,
 
     /// How long the whole upgrade may take.
-    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "3h",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -401,9 +439,6 @@ pub struct UpgradeMasterArgs {
     #[arg(long)]
     pub accept_api_downtime: bool,
 
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
     /// Confirm without being asked (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -413,8 +448,17 @@ pub struct UpgradeMasterArgs {
     pub dry_run: bool,
 
     /// How long the upgrade may take.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -20,6 +20,19 @@ pub struct Overrides {
     pub disk_type: Option<String>,
 }
 
+/// The GCP resource label (`config.resourceLabels`) on every pool this tool creates: a re-run
+/// tells its own failed attempt (safe to delete and create again) from a pool someone else made.
+pub const CREATED_BY: (&str, &str) = ("created-by", "kubectl-zdupgrade");
+
+/// Whether `pool` carries [`CREATED_BY`].
+pub fn created_by_this_tool(pool: &NodePool) -> bool {
+    pool.config
+        .resource_labels
+        .get(CREATED_BY.0)
+        .map(String::as_str)
+        == Some(CREATED_BY.1)
+}
+
 /// The `create` arguments (after `create NAME --cluster C`) reproducing `pool`.
 pub fn clone_args(
     pool: &NodePool,
@@ -54,15 +67,16 @@ pub fn clone_args(
     if !c.labels.is_empty() {
         args.push(dict_flag("node-labels", &c.labels));
     }
-    let resource_labels: BTreeMap<String, String> = c
+    // The source pool's GCP labels, plus the mark of a pool this tool created (which replaces a
+    // `created-by` the source pool may carry: the clone is created by this tool).
+    let mut resource_labels: BTreeMap<String, String> = c
         .resource_labels
         .iter()
         .filter(|(k, _)| !is_gke_managed_label(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    if !resource_labels.is_empty() {
-        args.push(dict_flag("labels", &resource_labels));
-    }
+    resource_labels.insert(CREATED_BY.0.to_string(), CREATED_BY.1.to_string());
+    args.push(dict_flag("labels", &resource_labels));
     if !c.taints.is_empty() {
         let taints: Vec<String> = c
             .taints
@@ -363,7 +377,7 @@ mod tests {
                 "--num-nodes=3",
                 "--node-locations=europe-west1-b,europe-west1-c",
                 "--node-labels=team=payments,tier=web",
-                "--labels=cost-center=cc-42",
+                "--labels=cost-center=cc-42,created-by=kubectl-zdupgrade",
                 "--node-taints=dedicated=payments:NoSchedule",
                 "--tags=web,allow-health-checks",
                 "--metadata=disable-legacy-endpoints=true,env=prod",
@@ -495,6 +509,7 @@ mod tests {
             [
                 "--node-version=1.30",
                 "--num-nodes=1",
+                "--labels=created-by=kubectl-zdupgrade",
                 "--node-taints=a=1:NoSchedule,b=:PreferNoSchedule,c=x:NoExecute"
             ]
         );
@@ -556,6 +571,30 @@ mod tests {
     fn autoscaling_disabled_adds_no_flags() {
         let pool = pool_from(r#"{"name":"p","autoscaling":{"enabled":false,"maxNodeCount":3}}"#);
         let args = clone_args(&pool, "1.30", 1, &Overrides::default());
-        assert_eq!(args, ["--node-version=1.30", "--num-nodes=1"]);
+        assert_eq!(
+            args,
+            [
+                "--node-version=1.30",
+                "--num-nodes=1",
+                "--labels=created-by=kubectl-zdupgrade"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_clone_is_marked_as_created_by_this_tool_keeping_the_source_labels() {
+        let pool = pool_from(
+            r#"{"name":"p","config":{"resourceLabels":{"team":"a","created-by":"terraform","goog-gke-node":""}}}"#,
+        );
+        assert!(!created_by_this_tool(&pool));
+        let args = clone_args(&pool, "1.30", 1, &Overrides::default());
+        assert!(
+            args.contains(&"--labels=created-by=kubectl-zdupgrade,team=a".to_string()),
+            "{args:?}"
+        );
+        let ours = pool_from(
+            r#"{"name":"p","config":{"resourceLabels":{"created-by":"kubectl-zdupgrade"}}}"#,
+        );
+        assert!(created_by_this_tool(&ours));
     }
 }

@@ -19,6 +19,8 @@ pub mod code {
     pub const TOOL_FAILED: u8 = 5;
     /// kubectl or gcloud is not installed.
     pub const TOOL_MISSING: u8 = 6;
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A command kept failing for a transient reason until the retry budget ran out.
+    #[error("{last}\n    ({reason}: still failing after {attempts} attempts over {elapsed})")]
+    GaveUp {
+        last: Box<Error>,
+        reason: String,
+        attempts: u32,
+        elapsed: String,
+    },
     #[error("{tool} was not found on PATH; {hint}")]
     ToolMissing {
         tool: &'static str,
@@ -52,8 +62,11 @@ pub enum Error {
     Refused(String),
     #[error("{0}")]
     Timeout(String),
+    /// Ctrl-C or SIGTERM stopped a command, or kept one from starting.
+    #[error("{0}")]
+    Interrupted(String),
     /// A migration step failed: the message says which step, why, the state, and what to do next.
-    #[error("{}", step_message(.step, .cause, .state, .next))]
+    #[error("{}", step_message(.step, .cause, .state, .next, *.code))]
     Step {
         step: String,
         cause: String,
@@ -85,7 +98,12 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-fn step_message(step: &str, cause: &str, state: &str, next: &str) -> String {
+fn step_message(step: &str, cause: &str, state: &str, next: &str, code: u8) -> String {
+    if code == code::INTERRUPTED {
+        return format!(
+            "interrupted during step {step}: {cause}\n  cluster state: {state}\n  next: {next}"
+        );
+    }
     format!("{step} failed: {cause}\n  cluster state: {state}\n  next: {next}")
 }
 
@@ -105,7 +123,9 @@ impl Error {
             Error::Usage(_) => code::USAGE,
             Error::Refused(_) => code::REFUSED,
             Error::Timeout(_) => code::TIMEOUT,
+            Error::Interrupted(_) => code::INTERRUPTED,
             Error::Step { code, .. } => *code,
+            Error::GaveUp { last, .. } => last.exit_code(),
         }
     }
 }

@@ -5,6 +5,8 @@ pub mod cli;
 pub mod clone;
 pub mod commands;
 pub mod errors;
+pub mod interrupt;
+pub mod lock;
 pub mod plan;
 pub mod report;
 pub mod target;
@@ -17,8 +19,14 @@ use report::{report_result, JsonLines, Printer, Reporter};
 /// Runs a parsed command line.
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Migrate(args) => reported(cli, |r| commands::migrate::exec(args, r)),
-        Command::Rollback(args) => reported(cli, |r| commands::rollback::exec(args, r)),
+        Command::Migrate(args) => reported(cli, |r| {
+            interrupt::install(r, interrupt::OnInterrupt::StopCommands);
+            commands::migrate::exec(args, r)
+        }),
+        Command::Rollback(args) => reported(cli, |r| {
+            interrupt::install(r, interrupt::OnInterrupt::StopCommands);
+            commands::rollback::exec(args, r)
+        }),
         Command::UpgradeNodes(args) => reported(cli, |r| commands::upgrade_nodes::exec(args, r)),
         Command::UpgradeMaster(args) => reported(cli, |r| commands::upgrade_master::exec(args, r)),
         Command::Status(args) => {
@@ -48,6 +56,34 @@ fn reported(
         )),
     };
     let result = exec(reporter.as_ref());
+    if let Err(err) = &result {
+        report_interruption(reporter.as_ref(), err);
+    }
     report_result(reporter.as_ref(), &result);
     result
+}
+
+/// The `interrupted` event when Ctrl-C/SIGTERM stopped the run: where (the step, or the first
+/// cause when no step had started), the cluster's state and what to run next.
+fn report_interruption(reporter: &dyn Reporter, err: &anyhow::Error) {
+    if !interrupt::interrupted() {
+        return;
+    }
+    let step = err
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<errors::Error>() {
+            Some(errors::Error::Step {
+                step, state, next, ..
+            }) => Some((step.clone(), state.clone(), next.clone())),
+            _ => None,
+        });
+    let fields = match step {
+        Some((step, state, next)) => serde_json::json!({
+            "step": step, "state": state, "next": next, "exit_code": errors::exit_code(err),
+        }),
+        None => serde_json::json!({
+            "step": null, "message": format!("{err:#}"), "exit_code": errors::exit_code(err),
+        }),
+    };
+    reporter.event("interrupted", fields);
 }

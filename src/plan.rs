@@ -183,8 +183,8 @@ impl Accepted {
     pub fn from_migrate_args(args: &MigrateArgs) -> Self {
         let mut set = BTreeSet::new();
         for (given, flag) in [
-            (args.force, flags::FORCE),
-            (args.delete_emptydir_data, flags::DELETE_EMPTYDIR_DATA),
+            (args.drain.force, flags::FORCE),
+            (args.drain.delete_emptydir_data, flags::DELETE_EMPTYDIR_DATA),
             (args.allow_local_volumes, flags::ALLOW_LOCAL_VOLUMES),
             (
                 args.allow_insufficient_capacity,
@@ -192,6 +192,10 @@ impl Accepted {
             ),
             (args.allow_unschedulable, flags::ALLOW_UNSCHEDULABLE),
             (args.allow_config_drift, flags::ALLOW_CONFIG_DRIFT),
+            (
+                args.drain.disable_eviction_after.is_some(),
+                flags::DISABLE_EVICTION_AFTER,
+            ),
         ] {
             if given {
                 set.insert(flag);
@@ -2054,6 +2058,11 @@ mod tests {
             );
             assert_eq!(names(&found[0], "PodDisruptionBudget"), ["web-pdb"]);
             assert_eq!(names(&found[0], "Pod").len(), 3, "names the pods it holds");
+            assert!(found[0].refuses());
+            let accepted = w
+                .args(&["--disable-eviction-after", "5m"])
+                .with_code(codes::PDB_BLOCKS_EVICTION);
+            assert!(accepted[0].accepted && !accepted[0].refuses(), "{spec}");
         }
     }
 

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
-use crate::cli::ClusterArgs;
+use crate::cli::{ClusterArgs, DrainArgs};
 use crate::errors::Error;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
@@ -179,7 +179,12 @@ pub fn step_error(
     next: &str,
 ) -> anyhow::Error {
     let cause: anyhow::Error = cause.into();
-    let code = crate::errors::exit_code(&cause);
+    // After Ctrl-C/SIGTERM, a failing step is the interruption's doing (a killed command).
+    let code = if crate::interrupt::interrupted() {
+        crate::errors::code::INTERRUPTED
+    } else {
+        crate::errors::exit_code(&cause)
+    };
     Error::Step {
         step: step.to_string(),
         cause: format!("{cause:#}"),
@@ -305,31 +310,79 @@ pub fn blocked_message(
     }
 }
 
+/// One `kubectl drain` run of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrainAttempt {
+    /// Evicting, until `--disable-eviction-after`.
+    UntilFallback(Duration),
+    /// Evicting, until `--drain-timeout`.
+    Evict,
+    /// Deleting what is left (`--disable-eviction`), until `--drain-timeout`.
+    Delete,
+}
+
+/// `pod/NAME deleted`: what `kubectl drain --disable-eviction` prints for each pod.
+fn deleted_pod(line: &str) -> Option<&str> {
+    line.trim()
+        .strip_prefix("pod/")
+        .and_then(|r| r.strip_suffix(" deleted"))
+}
+
+/// "pod NS/NAME (PDB NS/PDB, PDB ...)" for each pod, naming the budgets that cover it.
+pub fn bypassed_pods(pods: &[Pod], pdbs: &[PodDisruptionBudget]) -> Vec<String> {
+    pods.iter()
+        .map(|pod| {
+            let covering: Vec<String> = pdbs_for_pod(pod, pdbs)
+                .into_iter()
+                .map(|pdb| format!("PDB {}", pdb_name(pdb)))
+                .collect();
+            if covering.is_empty() {
+                format!("pod {}", pod_name(pod))
+            } else {
+                format!("pod {} ({})", pod_name(pod), covering.join(", "))
+            }
+        })
+        .collect()
+}
+
 /// How to drain: kubectl's flags and how long displaced workloads may take to settle.
 #[derive(Debug, Clone)]
 pub struct DrainSettings {
     pub options: DrainOptions,
     pub settle_timeout: Duration,
+    /// `--disable-eviction-after`: how long a node's drain may stay unfinished before its
+    /// remaining pods are deleted instead of evicted (bypassing PodDisruptionBudgets).
+    pub disable_eviction_after: Option<Duration>,
 }
 
 impl DrainSettings {
     /// From the drain flags `migrate` and `rollback` share.
-    pub fn from_flags(
-        force: bool,
-        delete_emptydir_data: bool,
-        grace_period: Option<u32>,
-        drain_timeout: Duration,
-        settle_timeout: Duration,
-    ) -> Self {
+    pub fn from_args(args: &DrainArgs) -> Self {
         DrainSettings {
             options: DrainOptions {
-                force,
-                delete_emptydir_data,
-                grace_period,
-                timeout: drain_timeout,
+                force: args.force,
+                delete_emptydir_data: args.delete_emptydir_data,
+                grace_period: args.grace_period,
+                timeout: args.drain_timeout,
             },
-            settle_timeout,
+            settle_timeout: args.settle_timeout,
+            disable_eviction_after: args.disable_eviction_after,
         }
+    }
+}
+
+/// `--disable-eviction-after` must end before `--drain-timeout`, or the fallback never runs.
+pub fn check_disable_eviction_after(
+    after: Option<Duration>,
+    drain_timeout: Duration,
+) -> Result<(), Error> {
+    match after {
+        Some(after) if after >= drain_timeout => Err(Error::Usage(format!(
+            "--disable-eviction-after {} is not shorter than --drain-timeout {}: the drain would give up before falling back to deleting pods; nothing was changed",
+            human_duration(after),
+            human_duration(drain_timeout)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -374,6 +427,8 @@ pub struct Evacuation<'a> {
     pods_moved: usize,
     workloads_checked: BTreeSet<WorkloadRef>,
     phases: Vec<(String, Duration)>,
+    /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
+    pub lock: Option<crate::lock::ClusterLock<'a>>,
 }
 
 impl<'a> Evacuation<'a> {
@@ -389,6 +444,7 @@ impl<'a> Evacuation<'a> {
             pods_moved: 0,
             workloads_checked: BTreeSet::new(),
             phases: Vec::new(),
+            lock: None,
         }
     }
 
@@ -522,6 +578,7 @@ impl<'a> Evacuation<'a> {
         let nodes = self.nodes.clone();
         for (i, node) in nodes.iter().enumerate() {
             self.drain_node(node, i + 1, nodes.len())?;
+            self.renew_lock()?;
         }
         Ok(())
     }
@@ -568,53 +625,113 @@ impl<'a> Evacuation<'a> {
         )?;
         let kubectl = &self.session.kubectl;
         let pdbs = kubectl.pdbs().map_err(fail)?;
-        let command = kubectl.drain_command(node, &self.settings.options);
+        let drain_timeout = self.settings.options.timeout;
+        // With --disable-eviction-after, the first drain stops after that long; what is left is
+        // then deleted (if an eviction was refused) or drained again, within --drain-timeout.
+        let mut attempt = match self.settings.disable_eviction_after {
+            Some(after) if after < drain_timeout => DrainAttempt::UntilFallback(after),
+            _ => DrainAttempt::Evict,
+        };
+        let started = Instant::now();
         let total_pods = evictable.len() as u64;
         let bar = reporter.progress(&format!("{node} pods evicted"), total_pods);
         let mut evicted = 0u64;
         let mut last_blocked = String::new();
-        let result = command.stream(reporter, |line| {
-            reporter.command_output(line);
-            match parse_drain_line(line) {
-                DrainEvent::Evicted { name } => {
-                    // Finished pods deleted by the drain are reported too: never count past the total.
-                    evicted = (evicted + 1).min(total_pods);
-                    bar.update(evicted, &format!("pod {name} evicted"));
-                    let namespace = evictable
-                        .iter()
-                        .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
-                        .and_then(|p| p.metadata.namespace.clone());
-                    reporter.event(
-                        "pod_evicted",
-                        json!({"node": node, "namespace": namespace, "pod": name}),
-                    );
+        let mut blocked: BTreeSet<(String, String)> = BTreeSet::new();
+        let result = loop {
+            let mut options = self.settings.options.clone();
+            match attempt {
+                DrainAttempt::UntilFallback(after) => options.timeout = after,
+                DrainAttempt::Evict | DrainAttempt::Delete => {
+                    // kubectl reads --timeout=0s as "forever": never pass less than a second.
+                    options.timeout = drain_timeout
+                        .saturating_sub(started.elapsed())
+                        .max(Duration::from_secs(1));
                 }
-                DrainEvent::Evicting { namespace, name } => {
-                    bar.update(evicted, &format!("evicting {namespace}/{name}"));
-                }
-                DrainEvent::Blocked {
-                    namespace,
-                    name,
-                    reason,
-                } => {
-                    // kubectl retries every 5 s; the progress line shows the latest blocker
-                    // (plain output prints it again only when it changes).
-                    let message = blocked_message(&namespace, &name, &reason, &evictable, &pdbs);
-                    bar.update(evicted, &message);
-                    if message != last_blocked {
-                        reporter.event(
-                            "eviction_blocked",
-                            json!({"node": node, "namespace": namespace, "pod": name, "message": message}),
-                        );
-                        last_blocked = message;
-                    }
-                }
-                DrainEvent::Drained | DrainEvent::Other => {}
             }
-        });
+            let mut command = kubectl.drain_command(node, &options);
+            if attempt == DrainAttempt::Delete {
+                command = command.arg("--disable-eviction");
+            }
+            let result = command.stream(reporter, |line| {
+                reporter.command_output(line);
+                if let Some(name) = deleted_pod(line) {
+                    evicted = (evicted + 1).min(total_pods);
+                    bar.update(evicted, &format!("pod {name} deleted"));
+                    reporter.event(
+                        "pod_deleted",
+                        json!({"node": node, "pod": name, "bypassed_pdb": true}),
+                    );
+                    return;
+                }
+                match parse_drain_line(line) {
+                    DrainEvent::Evicted { name } => {
+                        // Finished pods deleted by the drain are reported too: never count past the total.
+                        evicted = (evicted + 1).min(total_pods);
+                        bar.update(evicted, &format!("pod {name} evicted"));
+                        let namespace = evictable
+                            .iter()
+                            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+                            .and_then(|p| p.metadata.namespace.clone());
+                        reporter.event(
+                            "pod_evicted",
+                            json!({"node": node, "namespace": namespace, "pod": name}),
+                        );
+                    }
+                    DrainEvent::Evicting { namespace, name } => {
+                        bar.update(evicted, &format!("evicting {namespace}/{name}"));
+                    }
+                    DrainEvent::Blocked {
+                        namespace,
+                        name,
+                        reason,
+                    } => {
+                        // kubectl retries every 5 s; the progress line shows the latest blocker
+                        // (plain output prints it again only when it changes).
+                        let message = blocked_message(&namespace, &name, &reason, &evictable, &pdbs);
+                        bar.update(evicted, &message);
+                        if message != last_blocked {
+                            reporter.event(
+                                "eviction_blocked",
+                                json!({"node": node, "namespace": namespace, "pod": name, "message": message}),
+                            );
+                            last_blocked = message;
+                        }
+                        blocked.insert((namespace, name));
+                    }
+                    DrainEvent::Drained | DrainEvent::Other => {}
+                }
+            });
+            match (result, attempt) {
+                // A real failure before the fallback time is not a blocked drain.
+                (Err(e), DrainAttempt::UntilFallback(after))
+                    if blocked.is_empty() && started.elapsed() + Duration::from_secs(1) < after =>
+                {
+                    break Err(e);
+                }
+                (Err(_), DrainAttempt::UntilFallback(after)) => {
+                    if blocked.is_empty() {
+                        attempt = DrainAttempt::Evict;
+                        continue;
+                    }
+                    self.warn_bypass(node, after, &pdbs).map_err(fail)?;
+                    attempt = DrainAttempt::Delete;
+                }
+                (result, _) => break result,
+            }
+        };
         if let Err(e) = result {
             bar.abandon();
-            return Err(fail(e));
+            if last_blocked.is_empty() {
+                return Err(fail(e));
+            }
+            return Err(fail(Error::Timeout(format!(
+                "node {node} was not drained within {} (--drain-timeout): {}; no further node was drained. \
+                 Relax the budget or fix what keeps it from allowing a disruption, then re-run; or pass \
+                 --disable-eviction-after DURATION to delete such pods after that long, bypassing the budget",
+                human_duration(drain_timeout),
+                last_blocked.trim_start_matches("waiting: ")
+            ))));
         }
         bar.finish(&format!(
             "node {node} drained: {} pods evicted",
@@ -632,6 +749,32 @@ impl<'a> Evacuation<'a> {
             &format!("after draining node {node}"),
             "stopped before draining another node",
         )
+    }
+
+    /// Says loudly which pods are about to be deleted without eviction, and which budgets that
+    /// bypasses (`--disable-eviction-after`).
+    fn warn_bypass(
+        &self,
+        node: &str,
+        after: Duration,
+        pdbs: &[PodDisruptionBudget],
+    ) -> Result<(), Error> {
+        let left: Vec<Pod> = self
+            .session
+            .kubectl
+            .node_pods(node)?
+            .into_iter()
+            .filter(|p| classify(p) == PodClass::Evictable)
+            .collect();
+        let pods = bypassed_pods(&left, pdbs);
+        self.reporter().warn(&format!(
+            "BYPASSING PodDisruptionBudgets: node {node} has been blocked for {} (--disable-eviction-after): deleting without eviction {}; the budgets are NOT respected for these pods",
+            human_duration(after),
+            pods.join(", ")
+        ));
+        self.reporter()
+            .event("eviction_disabled", json!({"node": node, "pods": pods}));
+        Ok(())
     }
 
     /// The health gate: polls until every workload in `gated` is fully ready with no Pending

@@ -12,16 +12,16 @@ use std::fmt::Write as _;
 use std::thread::sleep;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
 
 use super::evacuate::{
-    confirm_start, is_ready, other_pool, rerun_command, DrainSettings, Evacuation, Preflight,
-    Recovery, Session, POLL,
+    check_disable_eviction_after, confirm_start, is_ready, other_pool, rerun_command,
+    DrainSettings, Evacuation, Preflight, Recovery, Session, POLL,
 };
 use crate::cli::MigrateArgs;
-use crate::clone::{clone_args, config_drift, Overrides};
-use crate::errors::Error;
+use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
+use crate::errors::{code, exit_code, Error};
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::{Cluster, NodePool};
@@ -32,6 +32,22 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
     let started = Instant::now();
     let session = Session::connect(&args.cluster, reporter)?;
+    // Re-running a migration that finished (its old pool deleted) is not an error; the label
+    // this tool puts on the pools it creates tells it from "migrate to the pool you are on".
+    let pools = &session.cluster.node_pools;
+    if args.from.is_none()
+        && pools.len() == 1
+        && pools[0].name == args.new_pool
+        && crate::clone::created_by_this_tool(&pools[0])
+    {
+        reporter.done(&format!(
+            "{}: pool {} is the cluster's only node pool: the migration is complete, nothing to do",
+            session.describe(),
+            args.new_pool
+        ));
+        return Ok(());
+    }
+    crate::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?.clone();
     reporter.done(&format!(
         "{}: migrating pool {} -> {}",
@@ -62,6 +78,7 @@ pub fn validate(args: &MigrateArgs) -> Result<(), Error> {
             )));
         }
     }
+    check_disable_eviction_after(args.drain.disable_eviction_after, args.drain.drain_timeout)?;
     Ok(())
 }
 
@@ -166,22 +183,19 @@ struct Migration<'a> {
     ev: Evacuation<'a>,
     old: NodePool,
     new_pool_exists: bool,
+    /// The `node-pools create` of this run failed (GKE may have left the pool in ERROR).
+    create_failed: bool,
 }
 
 impl<'a> Migration<'a> {
     fn new(args: &'a MigrateArgs, session: Session<'a>, old: NodePool) -> Self {
-        let settings = DrainSettings::from_flags(
-            args.force,
-            args.delete_emptydir_data,
-            args.grace_period,
-            args.drain_timeout,
-            args.settle_timeout,
-        );
+        let settings = DrainSettings::from_args(&args.drain);
         Migration {
             args,
             ev: Evacuation::new(session, &old.name, settings),
             old,
             new_pool_exists: false,
+            create_failed: false,
         }
     }
 
@@ -208,18 +222,23 @@ impl<'a> Migration<'a> {
 
         let cluster = &self.ev.session.cluster;
         let new_pool = cluster.pool(&self.args.new_pool).cloned();
+        let new_pool = self.wait_while_provisioning(new_pool)?;
         let num_nodes = self
             .args
             .num_nodes
             .map(u64::from)
             .unwrap_or_else(|| default_num_nodes(&preflight.nodes, &self.old));
+        // A pool left in ERROR by a failed create may be created again (see `ensure_new_pool`).
         let create = match &new_pool {
-            Some(_) => None,
-            None => Some(self.create_command(num_nodes)?),
+            Some(pool) if pool.status.as_deref() != Some("ERROR") => None,
+            _ => Some(self.create_command(num_nodes)?),
         };
-        let expected_new_nodes = match &new_pool {
-            Some(pool) => pool.initial_node_count.unwrap_or(1).max(1) * zones_of(pool, cluster),
-            None => num_nodes * zones_of(&self.old, cluster),
+        let clone_nodes = num_nodes * zones_of(&self.old, cluster);
+        let expected_new_nodes = match (&new_pool, &create) {
+            (Some(pool), None) => {
+                pool.initial_node_count.unwrap_or(1).max(1) * zones_of(pool, cluster)
+            }
+            _ => clone_nodes,
         };
 
         if self.args.dry_run {
@@ -229,10 +248,24 @@ impl<'a> Migration<'a> {
         }
 
         self.confirm_drain(preflight.nodes.len())?;
+        let what = format!("migrate {}", self.args.new_pool);
+        self.ev.acquire_lock(&what, self.args.break_lock)?;
 
         let t = Instant::now();
-        self.ensure_new_pool(create.as_ref(), new_pool.as_ref())?;
-        self.wait_new_nodes(expected_new_nodes)?;
+        let reused = self.ensure_new_pool(create.as_ref(), new_pool.as_ref())?;
+        if let Err(e) = self.wait_new_nodes(expected_new_nodes) {
+            // A pool of this tool's whose nodes never became Ready, found again by a re-run:
+            // created again, once; anything else stops here.
+            match reused.filter(|_| exit_code(&e) == code::TIMEOUT) {
+                Some(pool) if self.unready_pool_to_recreate(&pool)? => {
+                    self.reporter().warn(&format!("{e:#}"));
+                    let command = self.create_command(num_nodes)?;
+                    self.recreate_new_pool(&command, "none of its nodes became Ready")?;
+                    self.wait_new_nodes(clone_nodes)?;
+                }
+                _ => return Err(e),
+            }
+        }
         self.ev.phase("new pool", t);
 
         let t = Instant::now();
@@ -351,50 +384,195 @@ impl<'a> Migration<'a> {
         ))
     }
 
-    /// Step 3: create the new pool, or check the existing one.
+    /// Step 3: create the new pool, or check the existing one. Returns the pool when it was
+    /// there already and is reused.
     fn ensure_new_pool(
         &mut self,
         create: Option<&Command>,
         existing: Option<&NodePool>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<NodePool>> {
         let new = self.args.new_pool.clone();
         match (create, existing) {
-            (_, Some(pool)) => {
+            (create, Some(pool)) => {
                 self.new_pool_exists = true;
-                let status = pool.status.as_deref().unwrap_or("UNKNOWN");
-                if status != "RUNNING" {
-                    return Err(self.fail_step(
-                        &format!("reuse pool {new}"),
-                        Error::Refused(format!(
-                            "pool {new} already exists but its status is {status}, not RUNNING; wait for its operation to finish (`gcloud container operations list --project={} --location={}`)",
-                            self.ev.session.target.project, self.ev.session.target.location
-                        )),
-                    ));
+                let registered = if pool.status.as_deref() == Some("ERROR") {
+                    match self.ev.session.kubectl.pool_nodes(&new) {
+                        Ok(nodes) => nodes.len(),
+                        Err(e) => return Err(self.fail_step(&format!("check pool {new}"), e)),
+                    }
+                } else {
+                    0
+                };
+                let session = &self.ev.session;
+                let delete = session
+                    .gcloud
+                    .delete_node_pool_command(&session.target.cluster, &new);
+                let operations = format!(
+                    "gcloud container operations list --project={} --location={}",
+                    session.target.project, session.target.location
+                );
+                match existing_pool_action(pool, registered, &delete.to_string(), &operations) {
+                    PoolAction::Reuse => {
+                        self.reporter().done(&format!(
+                            "pool {new} already exists (status RUNNING): reusing it"
+                        ));
+                        return Ok(Some(pool.clone()));
+                    }
+                    PoolAction::Refuse(why) => {
+                        return Err(
+                            self.fail_step(&format!("reuse pool {new}"), Error::Refused(why))
+                        )
+                    }
+                    PoolAction::Recreate => {
+                        let Some(command) = create else {
+                            unreachable!("run builds the create command for a pool in ERROR")
+                        };
+                        let why = format!(
+                            "its status is ERROR ({})",
+                            pool.other
+                                .get("statusMessage")
+                                .and_then(|m| m.as_str())
+                                .unwrap_or("no status message")
+                        );
+                        self.recreate_new_pool(command, &why)?;
+                    }
                 }
-                self.reporter().done(&format!(
-                    "pool {new} already exists (status RUNNING): reusing it"
-                ));
             }
-            (Some(command), None) => {
-                self.reporter().step(&format!(
-                    "Creating pool {new} as a clone of {}",
-                    self.old_name()
-                ));
-                self.reporter().info(&command.to_string());
-                let spinner = self
-                    .reporter()
-                    .spinner(&format!("gcloud: creating node pool {new}"));
-                if let Err(e) = self.ev.session.gcloud.run(command) {
-                    spinner.abandon();
-                    return Err(self.fail_step(&format!("create pool {new}"), e));
-                }
-                self.new_pool_exists = true;
-                spinner.finish(&format!("pool {new} created"));
-                self.reporter().event("pool_created", json!({"pool": new}));
-            }
+            (Some(command), None) => self.create_new_pool(command)?,
             (None, None) => unreachable!("either the pool exists or there is a create command"),
         }
+        Ok(None)
+    }
+
+    /// Deletes NEW_POOL (a pool this tool created that cannot serve: `why`), after confirmation,
+    /// and creates it again with `command`.
+    fn recreate_new_pool(&mut self, command: &Command, why: &str) -> anyhow::Result<()> {
+        let new = self.args.new_pool.clone();
+        let step = format!("re-create pool {new}");
+        self.reporter().warn(&format!(
+            "pool {new} was created by an earlier run (GCP label {}={}) but cannot serve: {why}; it runs no workload: deleting it and creating it again",
+            CREATED_BY.0, CREATED_BY.1
+        ));
+        if !self.args.yes {
+            match super::evacuate::ask(&format!("Delete pool {new} and create it again?")) {
+                Some(true) => {}
+                _ => {
+                    return Err(self.fail_step(
+                        &step,
+                        Error::Refused(format!(
+                            "deleting pool {new} to create it again needs confirmation (--yes)"
+                        )),
+                    ))
+                }
+            }
+        }
+        let session = &self.ev.session;
+        let delete = session
+            .gcloud
+            .delete_node_pool_command(&session.target.cluster, &new);
+        self.reporter().info(&delete.to_string());
+        let spinner = self
+            .reporter()
+            .spinner(&format!("gcloud: deleting node pool {new}"));
+        if let Err(e) = session.gcloud.run(&delete) {
+            spinner.abandon();
+            return Err(self.fail_step(&step, e));
+        }
+        spinner.finish(&format!("pool {new} deleted"));
+        self.reporter()
+            .event("pool_deleted", json!({"pool": new, "recreate": true}));
+        self.new_pool_exists = false;
+        self.create_new_pool(command)
+    }
+
+    /// Runs the `node-pools create` command.
+    fn create_new_pool(&mut self, command: &Command) -> anyhow::Result<()> {
+        let new = self.args.new_pool.clone();
+        self.reporter().step(&format!(
+            "Creating pool {new} as a clone of {}",
+            self.old_name()
+        ));
+        self.reporter().info(&command.to_string());
+        let spinner = self
+            .reporter()
+            .spinner(&format!("gcloud: creating node pool {new}"));
+        if let Err(e) = self.ev.session.gcloud.run(command) {
+            spinner.abandon();
+            self.create_failed = true;
+            // Interrupted: gcloud was stopped, GKE's operation goes on (the error says so).
+            let e = anyhow::Error::from(e);
+            let e = if crate::interrupt::interrupted() {
+                e
+            } else {
+                e.context(format!("GKE did not create pool {new}"))
+            };
+            return Err(self.fail_step(&format!("create pool {new}"), e));
+        }
+        self.new_pool_exists = true;
+        spinner.finish(&format!("pool {new} created"));
+        self.reporter().event("pool_created", json!({"pool": new}));
         Ok(())
+    }
+
+    /// Whether a reused pool whose nodes did not become Ready is this tool's failed attempt:
+    /// created by it, no Ready node, no workload pod on it.
+    fn unready_pool_to_recreate(&self, pool: &NodePool) -> anyhow::Result<bool> {
+        let kubectl = &self.ev.session.kubectl;
+        let fail = |e| self.fail_step(&format!("check pool {}", pool.name), e);
+        let nodes = kubectl.pool_nodes(&pool.name).map_err(fail)?;
+        let names: Vec<String> = nodes.iter().map(super::evacuate::node_name).collect();
+        let pods = kubectl.all_pods().map_err(fail)?;
+        let ready = nodes.iter().filter(|n| is_ready(n)).count();
+        Ok(unready_pool_recreatable(pool, ready, &workload_pods_on(&pods, &names)).is_ok())
+    }
+
+    /// A NEW_POOL still PROVISIONING (an earlier run was interrupted while creating it; the GKE
+    /// operation went on): waits up to `--node-timeout` for GKE to finish, then returns the pool
+    /// as it is now (`None` if GKE removed it). Not with `--dry-run`.
+    fn wait_while_provisioning(&self, pool: Option<NodePool>) -> anyhow::Result<Option<NodePool>> {
+        let Some(pool) = pool else { return Ok(None) };
+        if self.args.dry_run || pool.status.as_deref() != Some("PROVISIONING") {
+            return Ok(Some(pool));
+        }
+        let new = &self.args.new_pool;
+        let step = format!("wait for GKE to finish creating pool {new}");
+        self.reporter().step(&format!(
+            "Pool {new} is still being created (status PROVISIONING, e.g. by an interrupted run): waiting for GKE"
+        ));
+        let spinner = self
+            .reporter()
+            .spinner(&format!("gcloud: waiting for pool {new}"));
+        let deadline = Instant::now() + self.args.node_timeout;
+        let session = &self.ev.session;
+        loop {
+            sleep(POLL * 2);
+            let cluster = match session.gcloud.describe_cluster(&session.target.cluster) {
+                Ok(cluster) => cluster,
+                Err(e) => {
+                    spinner.abandon();
+                    return Err(self.fail_step(&step, e));
+                }
+            };
+            match cluster.pool(new) {
+                Some(p) if p.status.as_deref() == Some("PROVISIONING") => {
+                    if Instant::now() >= deadline {
+                        spinner.abandon();
+                        return Err(self.fail_step(
+                            &step,
+                            Error::Timeout(format!(
+                                "pool {new} was still PROVISIONING after {} (--node-timeout); nothing was cordoned",
+                                human_duration(self.args.node_timeout)
+                            )),
+                        ));
+                    }
+                }
+                found => {
+                    let status = found.and_then(|p| p.status.as_deref()).unwrap_or("gone");
+                    spinner.finish(&format!("pool {new}: {status}"));
+                    return Ok(found.cloned());
+                }
+            }
+        }
     }
 
     /// Step 4: wait until the new pool has `expected` Ready nodes.
@@ -423,8 +601,9 @@ impl<'a> Migration<'a> {
                 return Err(self.fail_step(
                     &format!("wait for pool {new}'s nodes"),
                     Error::Timeout(format!(
-                        "only {ready} of {expected} nodes of pool {new} were Ready after {}",
-                        human_duration(self.args.node_timeout)
+                        "only {ready} of {expected} nodes of pool {new} were Ready after {} (--node-timeout){}; nothing was cordoned",
+                        human_duration(self.args.node_timeout),
+                        not_ready_text(&nodes)
                     )),
                 ));
             }
@@ -451,6 +630,18 @@ impl<'a> Migration<'a> {
         );
         match create {
             Some(command) => {
+                if let Some(failed) = session.cluster.pool(new) {
+                    let _ = writeln!(
+                        out,
+                        "2. pool {new} exists with status {}: {}",
+                        failed.status.as_deref().unwrap_or("UNKNOWN"),
+                        if created_by_this_tool(failed) {
+                            "if it has no node, delete it and create it again"
+                        } else {
+                            "not created by this tool: the run refuses"
+                        }
+                    );
+                }
                 let _ = writeln!(
                     out,
                     "2. create pool {new} as a clone of {old}:\n     {command}"
@@ -483,7 +674,7 @@ impl Recovery for Migration<'_> {
         };
         if self.ev.cordoned == 0 {
             format!(
-                "no old node is cordoned, pool {} serves as before{new}",
+                "nothing was cordoned: pool {} serves as before{new}",
                 self.old_name()
             )
         } else {
@@ -508,6 +699,14 @@ impl Recovery for Migration<'_> {
                 session.kubectl.uncordon_command(&self.ev.nodes),
                 self.old_name()
             );
+        } else if self.create_failed {
+            let _ = write!(
+                next,
+                "; if GKE left pool {new} in ERROR, the re-run deletes it and creates it again (it carries the label {}={})",
+                CREATED_BY.0,
+                CREATED_BY.1,
+                new = self.args.new_pool
+            );
         } else if self.new_pool_exists {
             let _ = write!(
                 next,
@@ -518,6 +717,125 @@ impl Recovery for Migration<'_> {
             );
         }
         next
+    }
+}
+
+/// What `migrate` does with a pool named NEW_POOL that already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolAction {
+    /// RUNNING: reuse it (its nodes are then awaited).
+    Reuse,
+    /// This tool's failed create (status ERROR, the created-by label, no node): delete it and
+    /// create it again, which is what the user asked for.
+    Recreate,
+    /// Anything else: refuse, saying why and what to do.
+    Refuse(String),
+}
+
+/// The decision for an existing NEW_POOL with `registered` nodes; `delete` and `operations` are
+/// the commands the refusals suggest.
+pub fn existing_pool_action(
+    pool: &NodePool,
+    registered: usize,
+    delete: &str,
+    operations: &str,
+) -> PoolAction {
+    let name = &pool.name;
+    let status = pool.status.as_deref().unwrap_or("UNKNOWN");
+    let message = pool
+        .other
+        .get("statusMessage")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
+        .map_or_else(String::new, |m| format!(" ({m})"));
+    match status {
+        "RUNNING" => PoolAction::Reuse,
+        "ERROR" if created_by_this_tool(pool) && registered == 0 => PoolAction::Recreate,
+        "ERROR" => {
+            let why = if created_by_this_tool(pool) {
+                format!("it has {registered} node(s)")
+            } else {
+                format!(
+                    "it was not created by kubectl-zdupgrade (no GCP label {}={})",
+                    CREATED_BY.0, CREATED_BY.1
+                )
+            };
+            PoolAction::Refuse(format!(
+                "pool {name} already exists with status ERROR{message} and {why}: it is not reused or deleted automatically; delete it (`{delete}`) or pick another name for the new pool"
+            ))
+        }
+        _ => PoolAction::Refuse(format!(
+            "pool {name} already exists but its status is {status}{message}, not RUNNING; wait for its operation to finish (`{operations}`)"
+        )),
+    }
+}
+
+/// Why a reused pool whose nodes did not become Ready may not be deleted and created again
+/// (`Ok`: it may): only this tool's own pool, with no Ready node and no workload on it.
+pub fn unready_pool_recreatable(
+    pool: &NodePool,
+    ready: usize,
+    workload_pods: &[String],
+) -> Result<(), String> {
+    if !created_by_this_tool(pool) {
+        return Err(format!(
+            "it was not created by kubectl-zdupgrade (no GCP label {}={})",
+            CREATED_BY.0, CREATED_BY.1
+        ));
+    }
+    if ready > 0 {
+        return Err(format!("{ready} of its nodes are Ready"));
+    }
+    if !workload_pods.is_empty() {
+        return Err(format!("pods run on it: {}", workload_pods.join(", ")));
+    }
+    Ok(())
+}
+
+/// The evictable pods (not DaemonSet, mirror or finished pods) on `nodes`.
+pub fn workload_pods_on(pods: &[Pod], nodes: &[String]) -> Vec<String> {
+    use crate::workloads::{classify, pod_name, pod_node, PodClass};
+    pods.iter()
+        .filter(|p| pod_node(p).is_some_and(|n| nodes.iter().any(|m| m == n)))
+        .filter(|p| classify(p) == PodClass::Evictable)
+        .map(pod_name)
+        .collect()
+}
+
+/// "; not Ready: NODE (Ready=False, KubeletNotReady: message), ..." or "; no node registered".
+pub fn not_ready_text(nodes: &[Node]) -> String {
+    if nodes.is_empty() {
+        return "; no node registered".into();
+    }
+    let not_ready: Vec<String> = nodes
+        .iter()
+        .filter(|n| !is_ready(n))
+        .map(|n| {
+            let condition = n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+            let why = match condition {
+                Some(c) => {
+                    let mut why = format!("Ready={}", c.status);
+                    if let Some(reason) = &c.reason {
+                        let _ = write!(why, ", {reason}");
+                    }
+                    if let Some(message) = c.message.as_deref().filter(|m| !m.is_empty()) {
+                        let _ = write!(why, ": {message}");
+                    }
+                    why
+                }
+                None => "no Ready condition".into(),
+            };
+            format!("{} ({why})", super::evacuate::node_name(n))
+        })
+        .collect();
+    if not_ready.is_empty() {
+        String::new()
+    } else {
+        format!("; not Ready: {}", not_ready.join(", "))
     }
 }
 
@@ -698,7 +1016,7 @@ mod tests {
         m.ev.nodes = vec!["a".into(), "b".into()];
         assert_eq!(
             m.state_text(),
-            "no old node is cordoned, pool default-pool serves as before"
+            "nothing was cordoned: pool default-pool serves as before"
         );
         m.new_pool_exists = true;
         assert!(
@@ -718,5 +1036,97 @@ mod tests {
             "{}",
             m.next_text()
         );
+    }
+
+    fn pool(json: serde_json::Value) -> NodePool {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn an_existing_new_pool_is_reused_recreated_or_refused() {
+        let ours = serde_json::json!({"resourceLabels": {"created-by": "kubectl-zdupgrade"}});
+        let decide = |p: &NodePool, registered| {
+            existing_pool_action(p, registered, "gcloud delete p2", "gcloud ops")
+        };
+        let running = pool(serde_json::json!({"name": "p2", "status": "RUNNING"}));
+        assert_eq!(decide(&running, 3), PoolAction::Reuse);
+        let failed = pool(serde_json::json!({
+            "name": "p2", "status": "ERROR", "statusMessage": "Insufficient quota", "config": ours
+        }));
+        assert_eq!(decide(&failed, 0), PoolAction::Recreate);
+        let PoolAction::Refuse(why) = decide(&failed, 2) else {
+            panic!("an ERROR pool with nodes is not deleted")
+        };
+        assert!(why.contains("has 2 node(s)"), "{why}");
+        let theirs = pool(serde_json::json!({
+            "name": "p2", "status": "ERROR", "statusMessage": "Insufficient quota",
+            "config": {"resourceLabels": {"created-by": "terraform"}}
+        }));
+        let PoolAction::Refuse(why) = decide(&theirs, 0) else {
+            panic!("someone else's pool is not deleted")
+        };
+        for text in [
+            "pool p2 already exists with status ERROR (Insufficient quota)",
+            "not created by kubectl-zdupgrade",
+            "`gcloud delete p2`",
+            "pick another name",
+        ] {
+            assert!(why.contains(text), "{text:?}: {why}");
+        }
+        let busy =
+            pool(serde_json::json!({"name": "p2", "status": "PROVISIONING", "config": ours}));
+        let PoolAction::Refuse(why) = decide(&busy, 0) else {
+            panic!("a pool being created is waited for")
+        };
+        assert!(
+            why.contains("PROVISIONING") && why.contains("`gcloud ops`"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn only_this_tools_empty_unready_pool_is_recreated() {
+        let ours = pool(serde_json::json!({
+            "name": "p2", "status": "RUNNING",
+            "config": {"resourceLabels": {"created-by": "kubectl-zdupgrade"}}
+        }));
+        assert!(unready_pool_recreatable(&ours, 0, &[]).is_ok());
+        assert!(unready_pool_recreatable(&ours, 1, &[])
+            .unwrap_err()
+            .contains("1 of its nodes are Ready"));
+        assert!(
+            unready_pool_recreatable(&ours, 0, &["default/web-1".into()])
+                .unwrap_err()
+                .contains("default/web-1")
+        );
+        let theirs = pool(serde_json::json!({"name": "p2", "status": "RUNNING"}));
+        assert!(unready_pool_recreatable(&theirs, 0, &[])
+            .unwrap_err()
+            .contains("not created by kubectl-zdupgrade"));
+    }
+
+    #[test]
+    fn not_ready_nodes_are_named_with_their_condition() {
+        let nodes = nodes();
+        let text = not_ready_text(&nodes);
+        assert!(text.starts_with("; not Ready: "), "{text}");
+        assert!(!text.contains(&node_name_of(&nodes[0])), "{text}");
+        assert!(
+            text.contains(&format!("{} (Ready=", node_name_of(&nodes[2]))),
+            "{text}"
+        );
+        assert_eq!(not_ready_text(&[]), "; no node registered");
+    }
+
+    fn node_name_of(node: &Node) -> String {
+        crate::commands::evacuate::node_name(node)
+    }
+
+    #[test]
+    fn disable_eviction_after_must_be_shorter_than_the_drain_timeout() {
+        assert!(validate(&args(&["p2", "--disable-eviction-after", "5m"])).is_ok());
+        let err = validate(&args(&["p2", "--disable-eviction-after", "10m"])).unwrap_err();
+        assert_eq!(err.exit_code(), code::USAGE);
+        assert!(err.to_string().contains("--drain-timeout 10m"), "{err}");
     }
 }

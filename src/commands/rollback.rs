@@ -26,6 +26,7 @@ pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> 
     validate(args)?;
     let started = Instant::now();
     let session = Session::connect(&args.cluster, reporter)?;
+    crate::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
     let old = pick_rollback_pool(&session.cluster, &args.new_pool, args.to.as_deref())?
         .name
         .clone();
@@ -50,6 +51,10 @@ pub fn validate(args: &RollbackArgs) -> Result<(), Error> {
             )));
         }
     }
+    super::evacuate::check_disable_eviction_after(
+        args.drain.disable_eviction_after,
+        args.drain.drain_timeout,
+    )?;
     Ok(())
 }
 
@@ -92,13 +97,7 @@ struct Rollback<'a> {
 
 impl<'a> Rollback<'a> {
     fn new(args: &'a RollbackArgs, session: Session<'a>, old: String) -> Self {
-        let settings = DrainSettings::from_flags(
-            args.force,
-            args.delete_emptydir_data,
-            args.grace_period,
-            args.drain_timeout,
-            args.settle_timeout,
-        );
+        let settings = DrainSettings::from_args(&args.drain);
         Rollback {
             args,
             ev: Evacuation::new(session, &args.new_pool, settings),
@@ -131,6 +130,8 @@ impl<'a> Rollback<'a> {
         }
 
         self.confirm(preflight.nodes.len())?;
+        let what = format!("rollback {}", self.args.new_pool);
+        self.ev.acquire_lock(&what, self.args.break_lock)?;
 
         let t = Instant::now();
         let old = self.old.clone();

@@ -5,8 +5,6 @@
 //! Cluster resolution, the guard and step errors are [`super::evacuate`]'s.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
@@ -38,35 +36,14 @@ pub fn cluster_status<'s>(session: &'s Session) -> &'s str {
     session.cluster.status.as_deref().unwrap_or("UNKNOWN")
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static HANDLER: Once = Once::new();
-
 /// Catches Ctrl-C (and SIGTERM, e.g. a cancelled CI job) instead of dying, so that the command
 /// can put back what it changed (a pool's surge settings) and say what is still running at GKE.
-/// The loops check [`interrupted`] between polls.
+/// The loops check [`interrupted`] between polls; a second signal exits at once.
 pub fn install_interrupt_handler(reporter: &dyn Reporter) {
-    HANDLER.call_once(|| {
-        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
-            reporter.warn(&format!(
-                "cannot catch Ctrl-C ({e}): an interrupt would skip restoring settings"
-            ));
-        }
-    });
+    crate::interrupt::install(reporter, crate::interrupt::OnInterrupt::Poll);
 }
 
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// Sleeps up to `total`, waking early on Ctrl-C.
-pub fn sleep_unless_interrupted(total: Duration) {
-    let step = Duration::from_millis(100);
-    let mut slept = Duration::ZERO;
-    while slept < total && !interrupted() {
-        std::thread::sleep(step.min(total - slept));
-        slept += step;
-    }
-}
+pub use crate::interrupt::{interrupted, sleep_unless_interrupted};
 
 pub fn is_ready(node: &Node) -> bool {
     node.status

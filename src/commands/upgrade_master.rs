@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::migrate::is_valid_version;
 use super::upgrade::{
-    cluster_status, confirm, install_interrupt_handler, interrupted, is_zone, max_node_skew, minor_of,
-    newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, step_error,
+    cluster_status, confirm, install_interrupt_handler, interrupted, is_zone, max_node_skew,
+    minor_of, newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, step_error,
     version_key, OperationEnd, OperationWaiter, Session,
 };
 use crate::cli::UpgradeMasterArgs;

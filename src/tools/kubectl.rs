@@ -109,6 +109,7 @@ pub struct DrainOptions {
 }
 
 /// kubectl bound to the user's context and kubeconfig.
+#[derive(Clone)]
 pub struct Kubectl<'r> {
     path: PathBuf,
     context: Option<String>,
@@ -244,9 +245,11 @@ impl<'r> Kubectl<'r> {
 
 impl Kubectl<'_> {
     /// `kubectl get --raw /version`: the API server's own answer, one request (unlike
-    /// `kubectl version`, which also prints the client's).
+    /// `kubectl version`, which also prints the client's). Not retried: it is the probe that
+    /// watches an outage (`upgrade-master`), which must see each failure.
     pub fn server_version_command(&self) -> Command {
         self.command(["get", "--raw", "/version", "--request-timeout=10s"])
+            .retry(false)
     }
 
     /// The API server's `gitVersion` (`v1.30.5-gke.1014001`).

@@ -2,6 +2,10 @@
 //! `kubectl` and `gcloud`, against the simulated GKE cluster. Each test starts its own
 //! simulator and asserts what the cluster shows afterwards.
 
+mod bad_input;
+mod faults;
+mod faults_api;
+mod interrupt;
 mod migrate;
 mod plan;
 mod refusals;

@@ -388,3 +388,19 @@ fn a_workload_that_cannot_settle_stops_before_the_next_node() {
     assert_eq!(drained.len(), 1, "drained more than one node: {drained:?}");
     assert!(events(&report, "pool_delete_requested").is_empty());
 }
+
+#[test]
+fn rerunning_a_finished_migration_is_not_an_error() {
+    let w = World::basic();
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    let writes = w.writes().len();
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert!(r.stderr.contains("the migration is complete"), "{r}");
+    assert_eq!(
+        w.writes().len(),
+        writes,
+        "a finished migration changed something"
+    );
+}

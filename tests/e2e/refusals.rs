@@ -127,3 +127,35 @@ fn deleting_the_old_pool_needs_yes_without_a_terminal() {
     );
     assert_no_write(&w);
 }
+
+#[test]
+fn a_missing_gcloud_is_named_with_how_to_install_it() {
+    let w = World::basic();
+    // A PATH with kubectl but no gcloud.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubectl = which_on_path("kubectl");
+    std::os::unix::fs::symlink(&kubectl, dir.path().join("kubectl")).expect("symlink");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kubectl-zdupgrade"));
+    let out = std::process::Command::new(&bin)
+        .args(["migrate", "pool-two", "--yes"])
+        .env_clear()
+        .envs(w.sim.env())
+        .env("PATH", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("plugin runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("gcloud"), "{stderr}");
+    assert!(stderr.contains("Google Cloud CLI"), "{stderr}");
+    assert_no_write(&w);
+}
+
+fn which_on_path(tool: &str) -> std::path::PathBuf {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{tool} is not on PATH"))
+}

@@ -1,0 +1,275 @@
+//! Faults during `migrate`: a pool create that fails, new nodes that never become Ready, a
+//! PodDisruptionBudget that never allows an eviction. Each test checks the exit code, that the
+//! message names the object, that nothing was lost and no replicated workload went down, and that
+//! the cluster is left resumable; then it clears the fault and checks that a re-run completes.
+
+use crate::migrate::{pods_by_pool, pool_nodes};
+use crate::{assert_zero_downtime, detail_node, events, scenario, Run, World};
+use serde_json::Value;
+
+/// Exit codes (src/errors.rs).
+const TIMEOUT: i32 = 4;
+const TOOL_FAILED: i32 = 5;
+const REFUSED: i32 = 3;
+
+/// Every pod (but DaemonSet pods) of the cluster runs on `pool` and is Ready.
+fn assert_all_on(w: &World, pool: &str) {
+    let pods = pods_by_pool(w);
+    assert_eq!(pods.len(), 7, "{pods:?}");
+    for (name, on, ready) in &pods {
+        assert_eq!(on, pool, "{name} runs on {on}");
+        assert!(ready, "{name} is not Ready");
+    }
+}
+
+/// A failed run left the old pool serving: still there, nothing cordoned, every pod on it.
+fn assert_old_pool_untouched(w: &World, report: &Value) {
+    assert!(w.pools().contains(&"default-pool".to_string()));
+    assert!(
+        events(report, "node_cordoned").is_empty(),
+        "a node was cordoned: {:?}",
+        events(report, "node_cordoned")
+    );
+    assert!(events(report, "eviction_accepted").is_empty());
+    assert_all_on(w, "default-pool");
+}
+
+/// The re-run after the fault is cleared completes: only pool-two is left, every workload runs
+/// on it, and the whole history (failed run included) lost nothing.
+fn assert_rerun_completes(w: &World, extra: &[&str]) -> Run {
+    let mut args = vec!["migrate", "pool-two", "--yes"];
+    args.extend_from_slice(extra);
+    let r = w.plugin(&args);
+    assert!(r.ok(), "{r}");
+    assert_eq!(w.pools(), vec!["pool-two".to_string()], "{r}");
+    assert_all_on(w, "pool-two");
+    assert_zero_downtime(&w.report());
+    r
+}
+
+/// The GCP labels GKE keeps for a pool, from the simulator's state.
+fn resource_labels(w: &World, pool: &str) -> Value {
+    w.sim.with(|s| {
+        s.gke
+            .pool(pool)
+            .map(|p| p["config"]["resourceLabels"].clone())
+            .unwrap_or(Value::Null)
+    })
+}
+
+fn pool_status(w: &World, pool: &str) -> String {
+    w.sim.with(|s| {
+        s.gke
+            .pool(pool)
+            .and_then(|p| p["status"].as_str().map(String::from))
+            .unwrap_or_default()
+    })
+}
+
+#[test]
+fn pool_create_fails_stops_before_cordoning_and_the_rerun_creates_it_again() {
+    let w = World::new(scenario("fault-quota"));
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert_eq!(r.status, Some(TOOL_FAILED), "{r}");
+    for text in [
+        "create pool pool-two failed",
+        "Insufficient regional quota",
+        "nothing was cordoned",
+        "pool default-pool serves as before",
+        "creates it again",
+    ] {
+        assert!(r.stderr.contains(text), "missing {text:?}:\n{r}");
+    }
+    let report = w.report();
+    assert_eq!(events(&report, "pool_create_failed").len(), 1, "{r}");
+    assert_old_pool_untouched(&w, &report);
+    assert_zero_downtime(&report);
+    // GKE leaves the failed pool in ERROR; this tool marked it as its own.
+    assert_eq!(pool_status(&w, "pool-two"), "ERROR");
+    assert_eq!(
+        resource_labels(&w, "pool-two")["created-by"],
+        "kubectl-zdupgrade"
+    );
+
+    w.sim.set_faults(Default::default());
+    let r = assert_rerun_completes(&w, &[]);
+    assert!(
+        r.stderr.contains("deleting it and creating it again"),
+        "{r}"
+    );
+    let report = w.report();
+    let deletes: Vec<&Value> = events(&report, "pool_delete_requested")
+        .into_iter()
+        .filter(|e| e["object"] == "pool-two")
+        .collect();
+    assert_eq!(deletes.len(), 1, "the ERROR pool is deleted once");
+    let creates = events(&report, "pool_create_requested");
+    assert_eq!(creates.len(), 2, "created again after the delete");
+    assert!(creates[1]["t"].as_f64() > deletes[0]["t"].as_f64());
+}
+
+#[test]
+fn a_pool_in_error_not_created_by_this_tool_is_refused() {
+    let w = World::new(scenario("fault-quota"));
+    // Someone else's pool-two, left in ERROR by the same quota fault (no created-by label).
+    let g = w.gcloud(&[
+        "container",
+        "node-pools",
+        "create",
+        "pool-two",
+        "--cluster=demo",
+        "--location=us-central1-a",
+        "--machine-type=e2-standard-4",
+        "--num-nodes=3",
+    ]);
+    assert!(!g.ok(), "{g}");
+    assert_eq!(pool_status(&w, "pool-two"), "ERROR");
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert_eq!(r.status, Some(REFUSED), "{r}");
+    for text in [
+        "pool pool-two already exists with status ERROR",
+        "Insufficient regional quota",
+        "not created by kubectl-zdupgrade",
+        "gcloud container node-pools delete pool-two",
+        "pick another name",
+    ] {
+        assert!(r.stderr.contains(text), "missing {text:?}:\n{r}");
+    }
+    let report = w.report();
+    assert!(events(&report, "pool_delete_requested").is_empty());
+    assert_eq!(events(&report, "pool_create_requested").len(), 1);
+    assert_old_pool_untouched(&w, &report);
+    assert_zero_downtime(&report);
+}
+
+#[test]
+fn new_nodes_never_ready_stop_at_the_node_timeout_and_the_rerun_recreates_the_pool() {
+    let w = World::new(scenario("fault-nodes-never-ready"));
+    let r = w.plugin(&["migrate", "pool-two", "--yes", "--node-timeout", "20s"]);
+    assert_eq!(r.status, Some(TIMEOUT), "{r}");
+    let stuck = pool_nodes(&w, "pool-two");
+    assert_eq!(stuck.len(), 3, "{stuck:?}");
+    for text in [
+        "wait for pool pool-two's nodes failed",
+        "only 0 of 3 nodes of pool pool-two were Ready after 20.0s",
+        "KubeletNotReady",
+        "nothing was cordoned",
+        "pool default-pool serves as before",
+    ] {
+        assert!(r.stderr.contains(text), "missing {text:?}:\n{r}");
+    }
+    for node in &stuck {
+        assert!(r.stderr.contains(node.as_str()), "{node} not named:\n{r}");
+    }
+    let report = w.report();
+    assert_old_pool_untouched(&w, &report);
+    assert_zero_downtime(&report);
+
+    // The nodes already registered stay NotReady (the fault is decided at boot): the re-run
+    // waits for them once more, then deletes this tool's empty pool and creates it again.
+    w.sim.set_faults(Default::default());
+    let r = assert_rerun_completes(&w, &["--node-timeout", "20s"]);
+    assert!(r.stderr.contains("none of its nodes became Ready"), "{r}");
+    let now = pool_nodes(&w, "pool-two");
+    assert!(
+        now.iter().all(|n| !stuck.contains(n)),
+        "{now:?} vs {stuck:?}"
+    );
+    let report = w.report();
+    let deleted = events(&report, "pool_delete_requested");
+    assert_eq!(deleted[0]["object"], "pool-two", "pool-two deleted first");
+    // (GKE cordons the nodes of a pool it deletes: only the old pool's cordons count here.)
+    let first_cordon = events(&report, "node_cordoned")
+        .into_iter()
+        .find(|e| {
+            e["object"]
+                .as_str()
+                .unwrap_or("")
+                .contains("-default-pool-")
+        })
+        .expect("old nodes cordoned")["t"]
+        .as_f64();
+    let last_create = events(&report, "pool_create_requested").last().unwrap()["t"].as_f64();
+    assert!(first_cordon > last_create, "cordoned before re-creating");
+}
+
+/// `fault-pdb-blocks` with web-pdb refusing every eviction until the fault is cleared.
+fn pdb_never_allows() -> World {
+    let mut s = scenario("fault-pdb-blocks");
+    s.faults.refuse_evictions[0].window.until = None;
+    World::new(s)
+}
+
+#[test]
+fn pdb_never_allowing_an_eviction_stops_at_the_drain_timeout_and_the_rerun_continues() {
+    let w = pdb_never_allows();
+    let r = w.plugin(&["migrate", "pool-two", "--yes", "--drain-timeout", "20s"]);
+    assert_eq!(r.status, Some(TIMEOUT), "{r}");
+    let report = w.report();
+    let refused = events(&report, "eviction_refused");
+    assert!(!refused.is_empty(), "{r}");
+    let blocked_pod = refused[0]["object"].as_str().unwrap().to_string();
+    assert!(blocked_pod.starts_with("default/web-"), "{blocked_pod}");
+    for text in [
+        "was not drained within 20.0s (--drain-timeout)",
+        "PDB default/web-pdb",
+        blocked_pod.as_str(),
+        "no further node was drained",
+        "--disable-eviction-after",
+    ] {
+        assert!(r.stderr.contains(text), "missing {text:?}:\n{r}");
+    }
+    // Only the first node saw evictions; the old pool is still there.
+    let first = detail_node(refused[0]);
+    for e in events(&report, "eviction_accepted")
+        .into_iter()
+        .chain(refused.iter().copied())
+    {
+        assert_eq!(detail_node(e), first, "eviction on a second node: {e}");
+    }
+    assert!(w.pools().contains(&"default-pool".to_string()));
+    assert_zero_downtime(&report);
+
+    w.sim.set_faults(Default::default());
+    assert_rerun_completes(&w, &[]);
+    let report = w.report();
+    assert!(
+        events(&report, "eviction_accepted")
+            .iter()
+            .any(|e| e["object"] == blocked_pod.as_str()),
+        "the blocked pod is evicted by the re-run"
+    );
+}
+
+#[test]
+fn disable_eviction_after_deletes_the_blocked_pod_and_completes() {
+    let w = pdb_never_allows();
+    let r = w.plugin(&[
+        "migrate",
+        "pool-two",
+        "--yes",
+        "--disable-eviction-after",
+        "10s",
+    ]);
+    assert!(r.ok(), "{r}");
+    assert!(r.stderr.contains("BYPASSING PodDisruptionBudgets"), "{r}");
+    assert!(r.stderr.contains("PDB default/web-pdb"), "{r}");
+    assert_eq!(w.pools(), vec!["pool-two".to_string()]);
+    assert_all_on(&w, "pool-two");
+    let report = w.report();
+    assert_zero_downtime(&report);
+    let evicted: Vec<&Value> = events(&report, "eviction_accepted")
+        .into_iter()
+        .map(|e| &e["object"])
+        .collect();
+    let bypassed: Vec<&str> = events(&report, "pod_deleted")
+        .into_iter()
+        .filter_map(|e| e["object"].as_str())
+        .filter(|o| o.starts_with("default/web-"))
+        .filter(|o| !evicted.iter().any(|e| e.as_str() == Some(o)))
+        .collect();
+    assert_eq!(bypassed.len(), 3, "one web pod per old node: {bypassed:?}");
+    for pod in &bypassed {
+        assert!(r.stderr.contains(pod), "{pod} not named in a warning:\n{r}");
+    }
+}

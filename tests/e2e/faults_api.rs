@@ -1,0 +1,267 @@
+//! Faults of the APIs themselves: transient failures retried (and a real one not), the
+//! Kubernetes API going away in the middle of a migration, and two runs at once (the lock).
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use zdupgrade_sim::scenario::{Faults, Window};
+
+use crate::{assert_zero_downtime, events, scenario, Run, World};
+
+/// Waits for a spawned plugin, killing it after `limit`.
+fn finish(child: Child, limit: Duration) -> Run {
+    let start = Instant::now();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait succeeds"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(id.to_string())
+                .status();
+            panic!("the plugin did not finish within {limit:?}");
+        }
+    };
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Polls `ready` every 100 ms until it holds; panics after `limit`.
+fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn lease(w: &World) -> Option<Lease> {
+    w.sim.with(|s| {
+        s.objs
+            .list::<Lease>()
+            .find(|l| {
+                l.metadata.name.as_deref() == Some("kubectl-zdupgrade")
+                    && l.metadata.namespace.as_deref() == Some("kube-system")
+            })
+            .cloned()
+    })
+}
+
+fn holder(lease: &Lease) -> String {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.clone())
+        .unwrap_or_default()
+}
+
+/// Every pod that is not a DaemonSet's runs on a node of `pool`.
+fn assert_all_on(w: &World, pool: &str) {
+    let misplaced: Vec<String> = crate::migrate::pods_by_pool(w)
+        .into_iter()
+        .filter(|(_, p, _)| p != pool)
+        .map(|(name, _, _)| name)
+        .collect();
+    assert!(misplaced.is_empty(), "pods not on {pool}: {misplaced:?}");
+}
+
+fn assert_migrated(w: &World) {
+    assert_eq!(w.pools(), ["pool-two"]);
+    assert_all_on(w, "pool-two");
+    assert_zero_downtime(&w.report());
+    assert!(lease(w).is_none(), "the lock was not released");
+}
+
+#[test]
+fn api_outage_mid_drain_is_waited_out() {
+    // Evicted pods take 25 simulated seconds to go, so the outage starts while `kubectl drain`
+    // waits for them: the drain itself fails and must be run again.
+    let mut s = scenario("basic");
+    s.timings.termination = 25.0;
+    let w = World::new(s);
+    let child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    wait_until("the first eviction", Duration::from_secs(180), || {
+        !events(&w.report(), "eviction_accepted").is_empty()
+    });
+    let now = w.sim.with(|s| s.now());
+    w.sim.set_faults(Faults {
+        api_outages: vec![Window {
+            from: now,
+            until: Some(now + 30.0),
+        }],
+        ..Faults::default()
+    });
+    let r = finish(child, Duration::from_secs(300));
+    assert!(r.ok(), "{r}");
+    let report = w.report();
+    assert_eq!(events(&report, "api_outage_start").len(), 1, "{r}");
+    assert_eq!(events(&report, "api_outage_end").len(), 1, "{r}");
+    std::fs::write(
+        std::env::temp_dir().join("zdupgrade-api-outage-stderr.txt"),
+        &r.stderr,
+    )
+    .ok();
+    // The drain failed on the outage and was run again (how kubectl words the failure depends
+    // on what it was doing when the API went away).
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains("kubectl drain ") && l.contains("retrying in 1 s (attempt 1)")),
+        "the drain was not run again:\n{r}"
+    );
+    assert!(
+        r.stderr.contains("kubectl drain gke-demo-default-pool-"),
+        "{r}"
+    );
+    assert!(
+        r.stderr
+            .contains("the Kubernetes API is unavailable (ServiceUnavailable); retrying in "),
+        "{r}"
+    );
+    assert_migrated(&w);
+}
+
+#[test]
+fn transient_gke_failures_are_retried() {
+    let mut s = scenario("basic");
+    s.faults.gke_unavailable_requests = 2;
+    let w = World::new(s);
+    let r = w.plugin(&["migrate", "pool-two", "--dry-run"]);
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.stderr.contains(
+            "gcloud container clusters describe ...: the GKE API is unavailable (503); retrying in 1 s (attempt 1)"
+        ),
+        "{r}"
+    );
+    assert!(r.stderr.contains("retrying in 2 s (attempt 2)"), "{r}");
+    assert!(w.writes().is_empty(), "a dry run wrote: {:?}", w.writes());
+}
+
+/// A 404 from GKE is a real failure: one run of gcloud, no retry, an exit naming it.
+#[test]
+fn a_real_failure_is_not_retried() {
+    let w = World::basic();
+    let r = w.plugin(&["migrate", "pool-two", "--cluster", "nosuch", "--yes", "-v"]);
+    assert_eq!(r.status, Some(5), "{r}");
+    assert!(r.stderr.contains("code=404"), "{r}");
+    assert!(!r.stderr.contains("retrying"), "retried:\n{r}");
+    let runs = r
+        .stderr
+        .matches("$ gcloud container clusters describe nosuch")
+        .count();
+    assert_eq!(runs, 1, "{r}");
+    assert!(w.writes().is_empty());
+}
+
+#[test]
+fn a_second_run_refuses_while_the_first_holds_the_lock() {
+    let w = World::basic();
+    let first = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    let pid = first.id();
+    wait_until("the lock", Duration::from_secs(120), || lease(&w).is_some());
+    let held = lease(&w).unwrap();
+    let identity = holder(&held);
+    assert!(
+        identity.contains(&format!(" pid {pid} migrate pool-two")),
+        "{identity}"
+    );
+    let spec = held.spec.clone().unwrap();
+    assert!(spec.acquire_time.is_some() && spec.renew_time.is_some());
+    let annotations = held.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("kubectl-zdupgrade/command-line")
+            .map(String::as_str),
+        Some("kubectl zdupgrade migrate pool-two --yes")
+    );
+
+    let second = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert_eq!(second.status, Some(3), "{second}");
+    assert!(
+        second.stderr.contains(&identity),
+        "names the holder:\n{second}"
+    );
+    assert!(second.stderr.contains("--break-lock"), "{second}");
+    assert!(second.stderr.contains("acquired 20"), "{second}");
+
+    let r = finish(first, Duration::from_secs(300));
+    assert!(r.ok(), "{r}");
+    assert_migrated(&w);
+    // Renewed at each node: the Lease was patched at least once per old node.
+    let patches = w
+        .writes()
+        .iter()
+        .filter(|x| x["method"] == "PATCH" && x["path"].as_str().unwrap_or("").contains("/leases/"))
+        .count();
+    assert!(patches >= 3, "{patches} lease renewals");
+}
+
+#[test]
+fn a_lock_left_by_a_killed_run_is_taken_over() {
+    let w = World::basic();
+    let mut first = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    wait_until("the first eviction", Duration::from_secs(180), || {
+        !events(&w.report(), "eviction_accepted").is_empty()
+    });
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let left = lease(&w).expect("a killed run leaves its lock");
+    assert!(holder(&left).contains(&format!(" pid {} ", first.id())));
+
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert!(r.stderr.contains("took over the cluster's lock"), "{r}");
+    assert!(r.stderr.contains("no longer runs on this host"), "{r}");
+    assert_migrated(&w);
+}
+
+/// A live-looking lock from another machine: refused without a single write, taken over with
+/// `--break-lock`.
+#[test]
+fn break_lock_takes_over_a_lock_from_another_host() {
+    let w = World::basic();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lease.json");
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        .to_string();
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "kubectl-zdupgrade", "namespace": "kube-system"},
+            "spec": {"holderIdentity": "ann@far-away-host pid 1 migrate pool-three",
+                     "acquireTime": now, "renewTime": now}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let created = w.kubectl(&["create", "-f", file.to_str().unwrap(), "--validate=false"]);
+    assert!(created.ok(), "{created}");
+    let writes_before = w.writes().len();
+
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert_eq!(r.status, Some(3), "{r}");
+    assert!(
+        r.stderr
+            .contains("ann@far-away-host pid 1 migrate pool-three"),
+        "{r}"
+    );
+    assert_eq!(w.writes().len(), writes_before, "a refused run wrote");
+
+    let r = w.plugin(&["migrate", "pool-two", "--yes", "--break-lock"]);
+    assert!(r.ok(), "{r}");
+    assert!(r.stderr.contains("took over the cluster's lock"), "{r}");
+    assert!(r.stderr.contains("--break-lock"), "{r}");
+    assert_migrated(&w);
+}
