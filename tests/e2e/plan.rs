@@ -102,6 +102,11 @@ fn snapshot_clone_fidelity() {
 }
 
 #[test]
+fn snapshot_scale_200() {
+    snapshot("scale-200", &World::new(scenario("scale-200")));
+}
+
+#[test]
 fn snapshot_packed() {
     snapshot("packed", &World::new(scenario("packed")));
 }
