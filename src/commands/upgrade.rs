@@ -117,6 +117,29 @@ pub fn newest_matching(
         .max_by(|a, b| a.start_time.cmp(&b.start_time))
 }
 
+/// Of the operations running on the cluster: the newest one `ours` recognises (left by an
+/// interrupted run: attach to it), else a refusal naming another one (GKE runs one at a time),
+/// else none.
+pub fn attach_or_refuse(
+    s: &Session,
+    running: Vec<Operation>,
+    ours: impl Fn(&Operation) -> bool,
+) -> Result<Option<Operation>, Error> {
+    if let Some(op) = newest_matching(running.clone(), ours) {
+        return Ok(Some(op));
+    }
+    match running.first() {
+        Some(other) => Err(Error::Refused(format!(
+            "cluster {} is running operation {} ({}); GKE runs one at a time. Wait for it (`{}`) and re-run; nothing was changed",
+            s.cluster.name,
+            other.name,
+            other.operation_type.as_deref().unwrap_or("?"),
+            s.gcloud.wait_operation_command(&other.name)
+        ))),
+        None => Ok(None),
+    }
+}
+
 /// One background `gcloud container operations wait OP`: gcloud does the polling of the GKE API
 /// (one Python start-up, not one per poll) while the command polls kubectl for progress.
 pub struct OperationWaiter<'g, 'r> {

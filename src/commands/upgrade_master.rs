@@ -15,9 +15,9 @@ use serde_json::json;
 
 use super::migrate::is_valid_version;
 use super::upgrade::{
-    cluster_status, confirm, install_interrupt_handler, interrupted, is_zone, max_node_skew,
-    minor_of, newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, step_error,
-    version_key, OperationEnd, OperationWaiter, Session,
+    attach_or_refuse, cluster_status, confirm, install_interrupt_handler, interrupted, is_zone,
+    max_node_skew, minor_of, newest_matching, pick_offered, rerun_command,
+    sleep_unless_interrupted, step_error, version_key, OperationEnd, OperationWaiter, Session,
 };
 use crate::cli::UpgradeMasterArgs;
 use crate::errors::Error;
@@ -131,19 +131,7 @@ impl MasterUpgrade<'_> {
         } else {
             Vec::new()
         };
-        let attach = newest_matching(running.clone(), Operation::upgrades_master);
-        if attach.is_none() {
-            if let Some(other) = running.first() {
-                return Err(Error::Refused(format!(
-                    "cluster {} is running operation {} ({}); GKE runs one at a time. Wait for it (`{}`) and re-run; nothing was changed",
-                    s.cluster.name,
-                    other.name,
-                    other.operation_type.as_deref().unwrap_or("?"),
-                    s.gcloud.wait_operation_command(&other.name)
-                ))
-                .into());
-            }
-        }
+        let attach = attach_or_refuse(s, running, Operation::upgrades_master)?;
         let config = s
             .gcloud
             .server_versions()

@@ -20,9 +20,9 @@ use serde_json::json;
 
 use super::migrate::{check_pool_name, is_valid_version};
 use super::upgrade::{
-    cluster_status, confirm, install_interrupt_handler, interrupted, is_cordoned, is_ready,
-    newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, state_dir, step_error,
-    version_key, OperationEnd, OperationWaiter, Session, POLL,
+    attach_or_refuse, cluster_status, confirm, install_interrupt_handler, interrupted, is_cordoned,
+    is_ready, newest_matching, pick_offered, rerun_command, sleep_unless_interrupted, state_dir,
+    step_error, version_key, OperationEnd, OperationWaiter, Session, POLL,
 };
 use crate::cli::UpgradeNodesArgs;
 use crate::errors::Error;
@@ -265,19 +265,7 @@ impl Upgrade<'_> {
         } else {
             Vec::new()
         };
-        let attach = newest_matching(running.clone(), |o| o.upgrades_pool(&pool));
-        if attach.is_none() {
-            if let Some(other) = running.first() {
-                return Err(Error::Refused(format!(
-                    "cluster {} is running operation {} ({}); GKE runs one at a time. Wait for it (`{}`) and re-run; nothing was changed",
-                    s.cluster.name,
-                    other.name,
-                    other.operation_type.as_deref().unwrap_or("?"),
-                    s.gcloud.wait_operation_command(&other.name)
-                ))
-                .into());
-            }
-        }
+        let attach = attach_or_refuse(s, running, |o| o.upgrades_pool(&pool))?;
 
         let config = s
             .gcloud
