@@ -535,50 +535,44 @@ pub fn observe(sim: &mut Sim) {
             })
             .map(|(_, n, p)| (n.clone(), p.status.as_ref().map(|s| s.desired_healthy)))
     };
+    let readiness = |kind: &str,
+                     meta: &ObjectMeta,
+                     template: Option<&ObjectMeta>,
+                     replicas: Option<i32>,
+                     ready: i32| {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let pdb = pdb_for(&ns, &template.map(labels_of).unwrap_or_default());
+        WorkloadReadiness {
+            kind: kind.into(),
+            namespace: ns,
+            name: meta.name.clone().unwrap_or_default(),
+            replicas: replicas.unwrap_or(1),
+            ready,
+            pdb_min_healthy: pdb.as_ref().and_then(|p| p.1),
+            pdb: pdb.map(|p| p.0),
+        }
+    };
     let mut current = Vec::new();
     for d in sim.objs.list::<Deployment>() {
-        let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let tl = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .map(labels_of)
-            .unwrap_or_default();
-        let pdb = pdb_for(&ns, &tl);
-        current.push(WorkloadReadiness {
-            kind: "Deployment".into(),
-            namespace: ns,
-            name: d.metadata.name.clone().unwrap_or_default(),
-            replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: d
-                .metadata
-                .uid
-                .as_ref()
-                .and_then(|u| rs_by_deploy.get(u))
-                .copied()
-                .unwrap_or(0),
-            pdb_min_healthy: pdb.as_ref().and_then(|p| p.1),
-            pdb: pdb.map(|p| p.0),
-        });
+        let spec = d.spec.as_ref();
+        let ready = d.metadata.uid.as_ref().and_then(|u| rs_by_deploy.get(u));
+        current.push(readiness(
+            "Deployment",
+            &d.metadata,
+            spec.and_then(|s| s.template.metadata.as_ref()),
+            spec.and_then(|s| s.replicas),
+            ready.copied().unwrap_or(0),
+        ));
     }
     for s in sim.objs.list::<StatefulSet>() {
-        let ns = s.metadata.namespace.clone().unwrap_or_default();
-        let tl = s
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .map(labels_of)
-            .unwrap_or_default();
-        let pdb = pdb_for(&ns, &tl);
-        current.push(WorkloadReadiness {
-            kind: "StatefulSet".into(),
-            namespace: ns,
-            name: s.metadata.name.clone().unwrap_or_default(),
-            replicas: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: ready_of(&s.metadata.uid),
-            pdb_min_healthy: pdb.as_ref().and_then(|p| p.1),
-            pdb: pdb.map(|p| p.0),
-        });
+        let spec = s.spec.as_ref();
+        current.push(readiness(
+            "StatefulSet",
+            &s.metadata,
+            spec.and_then(|s| s.template.metadata.as_ref()),
+            spec.and_then(|s| s.replicas),
+            ready_of(&s.metadata.uid),
+        ));
     }
     let t = sim.now();
     sim.rec.observe(t, current);
