@@ -357,6 +357,12 @@ pub struct DrainArgs {
         allow_hyphen_values = true
     )]
     pub disable_eviction_after: Option<Duration>,
+
+    /// Drain up to N nodes at once (preferring nodes of one zone), never more pods of one
+    /// workload at a time than its PodDisruptionBudget (or, without one, its rollout strategy)
+    /// allows; workload health is gated before and after each batch.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_parallel: u32,
 }
 
 #[derive(Debug, Clone, Args)]

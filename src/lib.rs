@@ -1,6 +1,7 @@
 //! kubectl-zdupgrade: zero-downtime GKE node-pool migration, driving the real `kubectl` and
 //! `gcloud` and sequencing what a careful operator would do by hand.
 
+pub mod batches;
 pub mod cli;
 pub mod clone;
 pub mod commands;

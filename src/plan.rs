@@ -27,7 +27,8 @@ use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{Workloads, POOL_LABEL};
 use crate::workloads::{
     classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pod_node,
-    selector_matches, workload_of, PodClass, WorkloadRef,
+    resolve_int_or_percent, selector_matches, workload_of, workload_replicas, PodClass, Rounding,
+    WorkloadRef,
 };
 
 /// Stable finding codes (scripts may match on them).
@@ -607,13 +608,7 @@ fn local_volumes(input: &PlanInput) -> Vec<Finding> {
 
 /// `minAvailable`/`maxUnavailable` scaled like the disruption controller (percentages round up).
 fn scaled(value: &IntOrString, expected: i32) -> i32 {
-    match value {
-        IntOrString::Int(n) => *n,
-        IntOrString::String(s) => {
-            let percent: i64 = s.trim_end_matches('%').trim().parse().unwrap_or(0);
-            ((percent * i64::from(expected) + 99) / 100) as i32
-        }
-    }
+    resolve_int_or_percent(value, expected, Rounding::Up)
 }
 
 fn int_or_string(value: &IntOrString) -> String {
@@ -650,30 +645,6 @@ fn pdb_expected_pods(input: &PlanInput, pdb: &PodDisruptionBudget) -> i32 {
         pdb.status.as_ref().map_or(0, |s| s.expected_pods)
     } else {
         expected
-    }
-}
-
-fn workload_replicas(workloads: &Workloads, w: &WorkloadRef) -> Option<i32> {
-    let same = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.namespace.as_deref() == Some(&w.namespace) && meta.name.as_deref() == Some(&w.name)
-    };
-    match w.kind.as_str() {
-        "Deployment" => workloads
-            .deployments
-            .iter()
-            .find(|d| same(&d.metadata))
-            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
-        "StatefulSet" => workloads
-            .stateful_sets
-            .iter()
-            .find(|d| same(&d.metadata))
-            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
-        "ReplicaSet" => workloads
-            .replica_sets
-            .iter()
-            .find(|d| same(&d.metadata))
-            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
-        _ => None,
     }
 }
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-/// Events the migration steps report.
-pub trait Reporter {
+/// Events the migration steps report. `Sync`: parallel drains report from several threads.
+pub trait Reporter: Sync {
     /// A phase starts.
     fn step(&self, title: &str);
     /// Something finished: a permanent line.
@@ -229,6 +229,7 @@ impl Reporter for Printer {
                 bar.enable_steady_tick(Duration::from_millis(250));
                 Box::new(BarProgress {
                     bar,
+                    multi: multi.clone(),
                     color: self.color,
                 })
             }
@@ -256,6 +257,7 @@ impl Reporter for Printer {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 Box::new(BarProgress {
                     bar,
+                    multi: multi.clone(),
                     color: self.color,
                 })
             }
@@ -275,6 +277,8 @@ impl Reporter for Printer {
 
 struct BarProgress {
     bar: ProgressBar,
+    /// To print the final line above the other bars still running (parallel drains).
+    multi: MultiProgress,
     color: bool,
 }
 
@@ -291,7 +295,8 @@ impl Progress for BarProgress {
         } else {
             "✓"
         };
-        eprintln!("{check} {message} ({took})");
+        self.multi
+            .suspend(|| eprintln!("{check} {message} ({took})"));
     }
     fn abandon(&self) {
         self.bar.finish_and_clear();
@@ -385,9 +390,10 @@ pub fn rfc3339_now() -> String {
     format!("{:.3}", jiff::Timestamp::now())
 }
 
-/// Emits the closing `result` event of a run: ok, or the error chain and its exit code.
+/// Emits the closing `result` event of a run: ok, or the error chain and its exit code, and
+/// the plugin's own resource use.
 pub fn report_result(reporter: &dyn Reporter, result: &anyhow::Result<()>) {
-    let fields = match result {
+    let mut fields = match result {
         Ok(()) => json!({"ok": true, "error": null, "exit_code": 0}),
         Err(err) => json!({
             "ok": false,
@@ -395,7 +401,57 @@ pub fn report_result(reporter: &dyn Reporter, result: &anyhow::Result<()>) {
             "exit_code": crate::errors::exit_code(err),
         }),
     };
+    fields["resources"] = match own_resources() {
+        Some(r) => json!({"max_rss_kib": r.max_rss_kib, "cpu_seconds": r.cpu_seconds}),
+        None => Value::Null,
+    };
     reporter.event("result", fields);
+}
+
+/// What this process itself has used so far (not kubectl and gcloud, its children).
+#[derive(Debug, Clone, Copy)]
+pub struct Resources {
+    /// Peak resident memory.
+    pub max_rss_kib: u64,
+    /// User plus system CPU time.
+    pub cpu_seconds: f64,
+}
+
+impl Resources {
+    /// "peak memory 21.3 MiB, CPU 1.4s".
+    pub fn text(&self) -> String {
+        format!(
+            "peak memory {:.1} MiB, CPU {:.1}s",
+            self.max_rss_kib as f64 / 1024.0,
+            self.cpu_seconds
+        )
+    }
+}
+
+/// `getrusage(RUSAGE_SELF)`; `None` where it does not exist (Windows) or fails.
+#[cfg(unix)]
+pub fn own_resources() -> Option<Resources> {
+    // SAFETY: getrusage only writes the struct it is given, which is zeroed and ours.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return None;
+        }
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    // Linux reports ru_maxrss in KiB, macOS in bytes.
+    let divisor = if cfg!(target_os = "macos") { 1024 } else { 1 };
+    Some(Resources {
+        max_rss_kib: usage.ru_maxrss.max(0) as u64 / divisor,
+        cpu_seconds: ((seconds(usage.ru_utime) + seconds(usage.ru_stime)) * 1000.0).round()
+            / 1000.0,
+    })
+}
+
+#[cfg(not(unix))]
+pub fn own_resources() -> Option<Resources> {
+    None
 }
 
 impl<W: Write + Send> Reporter for JsonLines<W> {
@@ -602,5 +658,15 @@ mod tests {
         assert_eq!(lines[0]["event"], "result");
         assert_eq!(lines[0]["ok"], true);
         assert_eq!(lines[0]["error"], Value::Null);
+        // This test process has used some memory and CPU.
+        let resources = &lines[0]["resources"];
+        assert!(
+            resources["max_rss_kib"].as_u64().unwrap() > 1000,
+            "{resources}"
+        );
+        assert!(
+            resources["cpu_seconds"].as_f64().unwrap() > 0.0,
+            "{resources}"
+        );
     }
 }

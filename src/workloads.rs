@@ -6,7 +6,8 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::tools::kubectl::Workloads;
 
@@ -141,6 +142,8 @@ pub fn unsettled_reason(
                     desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
                     ready: s.ready_replicas.unwrap_or(0),
                     updated: Some(s.updated_replicas.unwrap_or(0)),
+                    available: Some(s.available_replicas.unwrap_or(0)),
+                    current: Some(s.replicas.unwrap_or(0)),
                     generation: d.metadata.generation.unwrap_or(0),
                     observed: s.observed_generation.unwrap_or(0),
                 }
@@ -155,6 +158,8 @@ pub fn unsettled_reason(
                     desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
                     ready: s.ready_replicas.unwrap_or(0),
                     updated: None,
+                    available: None,
+                    current: None,
                     generation: d.metadata.generation.unwrap_or(0),
                     observed: s.observed_generation.unwrap_or(0),
                 }
@@ -169,6 +174,8 @@ pub fn unsettled_reason(
                     desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
                     ready: s.ready_replicas.unwrap_or(0),
                     updated: None,
+                    available: None,
+                    current: None,
                     generation: d.metadata.generation.unwrap_or(0),
                     observed: s.observed_generation.unwrap_or(0),
                 }
@@ -195,14 +202,28 @@ pub fn unsettled_reason(
         if let Some(updated) = c.updated.filter(|u| *u != c.desired) {
             return Some(format!("{workload}: {updated}/{} updated", c.desired));
         }
+        if let Some(available) = c.available.filter(|a| *a != c.desired) {
+            return Some(format!("{workload}: {available}/{} available", c.desired));
+        }
+        // More pods than replicas: a rollout's old pods are still going away.
+        if let Some(current) = c.current.filter(|n| *n != c.desired) {
+            return Some(format!(
+                "{workload}: {current} pods for {} replicas",
+                c.desired
+            ));
+        }
     }
     pending_pod_reason(workload, workloads, pods).map(|p| format!("{workload}: {p}"))
 }
 
+/// A workload's status counts; `None` where its kind has no such count.
 struct Counts {
     desired: i32,
     ready: i32,
     updated: Option<i32>,
+    available: Option<i32>,
+    /// `status.replicas`: the pods it has now.
+    current: Option<i32>,
     generation: i64,
     observed: i64,
 }
@@ -272,6 +293,61 @@ pub fn pdbs_for_pod<'a>(
         .filter(|pdb| pdb.metadata.namespace == pod.metadata.namespace)
         .filter(|pdb| selector_matches(pdb.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
         .collect()
+}
+
+/// Whether `meta` is the object `workload` names.
+pub fn is_named(meta: &ObjectMeta, workload: &WorkloadRef) -> bool {
+    meta.namespace.as_deref() == Some(&workload.namespace)
+        && meta.name.as_deref() == Some(&workload.name)
+}
+
+/// `spec.replicas` of a Deployment, StatefulSet or ReplicaSet (`None` for other kinds or when
+/// it is not in `workloads`).
+pub fn workload_replicas(workloads: &Workloads, w: &WorkloadRef) -> Option<i32> {
+    match w.kind.as_str() {
+        "Deployment" => workloads
+            .deployments
+            .iter()
+            .find(|d| is_named(&d.metadata, w))
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        "StatefulSet" => workloads
+            .stateful_sets
+            .iter()
+            .find(|d| is_named(&d.metadata, w))
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        "ReplicaSet" => workloads
+            .replica_sets
+            .iter()
+            .find(|d| is_named(&d.metadata, w))
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        _ => None,
+    }
+}
+
+/// How a percentage of a replica count becomes a whole number of pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    /// PodDisruptionBudgets, StatefulSet `maxUnavailable`, Deployment `maxSurge`.
+    Up,
+    /// Deployment `maxUnavailable`.
+    Down,
+}
+
+/// An int-or-percent field (`2`, `"25%"`) resolved against `total` pods, rounded as the
+/// Kubernetes controller that reads it rounds.
+pub fn resolve_int_or_percent(value: &IntOrString, total: i32, rounding: Rounding) -> i32 {
+    match value {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(s) => {
+            let percent: i64 = s.trim_end_matches('%').trim().parse().unwrap_or(0);
+            let scaled = percent * i64::from(total);
+            let whole = match rounding {
+                Rounding::Up => (scaled + 99) / 100,
+                Rounding::Down => scaled / 100,
+            };
+            whole as i32
+        }
+    }
 }
 
 /// `status.disruptionsAllowed`, 0 when missing.

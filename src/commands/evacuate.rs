@@ -2,9 +2,11 @@
 //! the machinery `migrate` (old pool → new pool) and `rollback` (new pool → old pool) share.
 //!
 //! [`Session::connect`] resolves the cluster and refuses a kube context that points elsewhere;
-//! [`Evacuation`] runs the preflight, cordons, drains one node at a time (streaming kubectl's
-//! output, naming the PodDisruptionBudget that blocks an eviction), waits until the displaced
-//! workloads are fully ready before and after each node, and deletes the emptied pool. Each step
+//! [`Evacuation`] runs the preflight, cordons, drains the nodes in batches of `--max-parallel`
+//! (one node at a time by default; see [`crate::batches`]), one `kubectl drain` per node of a
+//! batch at once (streaming its output, naming the PodDisruptionBudget that blocks an eviction),
+//! waits until the displaced workloads are fully ready before and after each batch, and deletes
+//! the emptied pool. Each step
 //! derives what is left to do from the cluster, so re-running resumes. A failed step comes back as
 //! a [`StepFailure`]; the command adds the cluster's state and the next command to it, since only
 //! the command knows those.
@@ -19,6 +21,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
+use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::cli::{ClusterArgs, DrainArgs};
 use crate::errors::Error;
 use crate::report::{human_duration, Reporter};
@@ -34,6 +37,15 @@ use crate::workloads::{
 
 /// How often kubectl lists are polled while waiting.
 pub const POLL: Duration = Duration::from_secs(2);
+
+/// The health gate's first poll interval; it grows by half each poll up to [`POLL`]. A list of
+/// Deployments is cheap, and a batch's replacements are often ready within a second: polling
+/// fast at first makes the gate's overhead close to nothing, and backing off keeps a long wait
+/// at one list every 2 s (well under 5 API requests per second).
+const FIRST_GATE_POLL: Duration = Duration::from_millis(250);
+
+/// The most often the health gate lists Pending pods to explain why a workload is not ready.
+const EXPLAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// kubectl and gcloud bound to the one cluster the command acts on.
 pub struct Session<'a> {
@@ -353,6 +365,8 @@ pub struct DrainSettings {
     /// `--disable-eviction-after`: how long a node's drain may stay unfinished before its
     /// remaining pods are deleted instead of evicted (bypassing PodDisruptionBudgets).
     pub disable_eviction_after: Option<Duration>,
+    /// `--max-parallel`: the most nodes drained at once.
+    pub max_parallel: usize,
 }
 
 impl DrainSettings {
@@ -367,6 +381,7 @@ impl DrainSettings {
             },
             settle_timeout: args.settle_timeout,
             disable_eviction_after: args.disable_eviction_after,
+            max_parallel: args.max_parallel as usize,
         }
     }
 }
@@ -386,6 +401,43 @@ pub fn check_disable_eviction_after(
     }
 }
 
+/// The evictable pods among `pods` on each of the nodes `names` (every node has an entry).
+pub fn evictable_by_node(
+    names: &HashSet<String>,
+    pods: impl IntoIterator<Item = Pod>,
+) -> BTreeMap<String, Vec<Pod>> {
+    let mut evictable: BTreeMap<String, Vec<Pod>> =
+        names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    for pod in pods
+        .into_iter()
+        .filter(|p| classify(p) == PodClass::Evictable)
+    {
+        if let Some(list) = pod_node(&pod).and_then(|n| evictable.get_mut(n)) {
+            list.push(pod);
+        }
+    }
+    evictable
+}
+
+/// Every pod, PodDisruptionBudget and workload, read once: `migrate` hands what its plan
+/// analysis read to the preflight, so a run lists every pod of the cluster only twice (here and
+/// in [`Evacuation::check_emptied`]).
+pub struct Snapshot {
+    pub pods: Vec<Pod>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub workloads: Workloads,
+}
+
+impl Snapshot {
+    pub fn read(kubectl: &Kubectl) -> Result<Snapshot, Error> {
+        Ok(Snapshot {
+            pods: kubectl.all_pods()?,
+            pdbs: kubectl.pdbs()?,
+            workloads: kubectl.workloads()?,
+        })
+    }
+}
+
 /// The read-only picture of the pool to empty, taken by the preflight.
 pub struct Preflight {
     pub nodes: Vec<Node>,
@@ -393,6 +445,8 @@ pub struct Preflight {
     pub evictable: BTreeMap<String, Vec<Pod>>,
     /// Why draining would lose pods (empty: safe).
     pub blockers: Vec<String>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub workloads: Workloads,
 }
 
 impl Preflight {
@@ -429,6 +483,9 @@ pub struct Evacuation<'a> {
     phases: Vec<(String, Duration)>,
     /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
     pub lock: Option<crate::lock::ClusterLock<'a>>,
+    /// Workloads moved off the pool before its nodes are drained (not evicted): the batching
+    /// does not count their pods.
+    pub not_evicted: HashSet<WorkloadRef>,
 }
 
 impl<'a> Evacuation<'a> {
@@ -445,6 +502,7 @@ impl<'a> Evacuation<'a> {
             workloads_checked: BTreeSet::new(),
             phases: Vec::new(),
             lock: None,
+            not_evicted: HashSet::new(),
         }
     }
 
@@ -460,6 +518,13 @@ impl<'a> Evacuation<'a> {
     /// Reads the pool's nodes, their pods and the PDBs; warns about PDBs that allow no
     /// disruption and lists the pods a drain would lose ([`Preflight::refusal`]).
     pub fn preflight(&mut self) -> StepResult<Preflight> {
+        let snapshot =
+            Snapshot::read(&self.session.kubectl).map_err(|e| StepFailure::new("preflight", e))?;
+        self.preflight_with(snapshot)
+    }
+
+    /// [`Evacuation::preflight`] on pods, PDBs and workloads already read.
+    pub fn preflight_with(&mut self, snapshot: Snapshot) -> StepResult<Preflight> {
         let pool = self.pool.clone();
         self.reporter().step(&format!("Preflight: pool {pool}"));
         let fail = |e| StepFailure::new("preflight", e);
@@ -469,9 +534,12 @@ impl<'a> Evacuation<'a> {
         self.nodes = names.iter().cloned().collect();
         self.nodes.sort();
         self.cordoned = nodes.iter().filter(|n| is_cordoned(n)).count();
-        let pods: Vec<Pod> = kubectl
-            .all_pods()
-            .map_err(fail)?
+        let Snapshot {
+            pods,
+            pdbs,
+            workloads,
+        } = snapshot;
+        let pods: Vec<Pod> = pods
             .into_iter()
             .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)))
             .collect();
@@ -480,29 +548,20 @@ impl<'a> Evacuation<'a> {
             self.settings.options.force,
             self.settings.options.delete_emptydir_data,
         );
-        let mut evictable: BTreeMap<String, Vec<Pod>> =
-            names.iter().map(|n| (n.clone(), Vec::new())).collect();
-        for pod in pods
-            .into_iter()
-            .filter(|p| classify(p) == PodClass::Evictable)
-        {
-            evictable
-                .entry(pod_node(&pod).unwrap_or_default().to_string())
-                .or_default()
-                .push(pod);
-        }
+        let evictable = evictable_by_node(&names, pods);
         let preflight = Preflight {
             nodes,
             evictable,
             blockers,
+            pdbs,
+            workloads,
         };
         if !preflight.blockers.is_empty() {
             return Ok(preflight);
         }
-        let pdbs = kubectl.pdbs().map_err(fail)?;
         let mut warned = BTreeSet::new();
         for pod in preflight.evictable.values().flatten() {
-            for pdb in pdbs_for_pod(pod, &pdbs) {
+            for pdb in pdbs_for_pod(pod, &preflight.pdbs) {
                 if disruptions_allowed(pdb) == 0 && warned.insert(pdb_name(pdb)) {
                     self.reporter().warn(&format!(
                         "PodDisruptionBudget {} allows no disruption right now (it covers pod {}): its drain will wait until it does",
@@ -573,58 +632,233 @@ impl<'a> Evacuation<'a> {
         Ok(cordoned.len())
     }
 
-    /// Drains the pool's nodes one at a time, in name order, each gated on workload health.
-    pub fn drain_all(&mut self) -> StepResult<()> {
-        let nodes = self.nodes.clone();
-        for (i, node) in nodes.iter().enumerate() {
-            self.drain_node(node, i + 1, nodes.len())?;
+    /// The drain batches for `--max-parallel` ([`crate::batches`]), from the preflight's picture.
+    pub fn batches(&self, preflight: &Preflight) -> Vec<Batch> {
+        plan_batches(
+            &BatchInput {
+                nodes: &preflight.nodes,
+                evictable: &preflight.evictable,
+                workloads: &preflight.workloads,
+                pdbs: &preflight.pdbs,
+                excluded: &self.not_evicted,
+            },
+            self.settings.max_parallel,
+        )
+    }
+
+    /// Drains the pool's nodes batch by batch, each batch gated on workload health.
+    pub fn drain_all(&mut self, preflight: &Preflight) -> StepResult<()> {
+        let batches = self.batches(preflight);
+        if self.settings.max_parallel > 1 {
+            self.reporter()
+                .info(describe(&batches, self.settings.max_parallel, "", 20).trim_end());
+        }
+        let mut first = 1;
+        for batch in &batches {
+            self.drain_batch(batch, batches.len(), first)?;
+            first += batch.nodes.len();
             self.renew_lock()?;
         }
         Ok(())
     }
 
-    /// Drains one node (skipped when it holds nothing to move), waiting for the workloads it
-    /// displaces to be fully ready before and after.
-    fn drain_node(&mut self, node: &str, index: usize, total: usize) -> StepResult<()> {
+    /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
+    /// waiting for the workloads they displace to be fully ready before and after. `first` is
+    /// the position of the batch's first node among all the pool's nodes, for messages.
+    fn drain_batch(&mut self, batch: &Batch, batch_count: usize, first: usize) -> StepResult<()> {
         let reporter = self.reporter();
-        let step = format!("drain node {node} ({index}/{total})");
+        let total = self.nodes.len();
+        let single = batch.nodes.len() == 1;
+        let label = if single {
+            format!("node {} ({first}/{total})", batch.nodes[0])
+        } else {
+            format!(
+                "batch {}/{batch_count} ({}: {})",
+                batch.index,
+                batch.zone_text(),
+                batch.nodes.join(", ")
+            )
+        };
+        let step = format!("drain {label}");
         let fail = |e| StepFailure::new(&step, e);
         let kubectl = &self.session.kubectl;
-        let evictable: Vec<Pod> = kubectl
-            .node_pods(node)
-            .map_err(fail)?
-            .into_iter()
-            .filter(|p| classify(p) == PodClass::Evictable)
-            .collect();
-        if evictable.is_empty() {
-            self.drained += 1;
-            reporter.done(&format!(
-                "node {node} ({index}/{total}) holds no pods to move: skipped"
-            ));
-            reporter.event(
-                "node_drained",
-                json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
-            );
+        let listed = in_parallel(&batch.nodes, |node| kubectl.node_pods(node));
+        let mut to_drain: Vec<(String, usize, Vec<Pod>)> = Vec::new();
+        for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
+            let evictable: Vec<Pod> = pods
+                .map_err(fail)?
+                .into_iter()
+                .filter(|p| classify(p) == PodClass::Evictable)
+                .collect();
+            let index = first + i;
+            if evictable.is_empty() {
+                self.drained += 1;
+                reporter.done(&format!(
+                    "node {node} ({index}/{total}) holds no pods to move: skipped"
+                ));
+                reporter.event(
+                    "node_drained",
+                    json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
+                );
+            } else {
+                to_drain.push((node.clone(), index, evictable));
+            }
+        }
+        if to_drain.is_empty() {
             return Ok(());
         }
-        reporter.step(&format!(
-            "Draining node {node} ({index}/{total}): {} pods",
-            evictable.len()
-        ));
+        let pods: usize = to_drain.iter().map(|(_, _, p)| p.len()).sum();
+        let names: Vec<&str> = to_drain.iter().map(|(n, _, _)| n.as_str()).collect();
+        if single {
+            reporter.step(&format!("Draining {label}: {pods} pods"));
+        } else {
+            reporter.step(&format!(
+                "Draining batch {}/{batch_count} ({}): {} nodes at once, {pods} pods: {}",
+                batch.index,
+                batch.zone_text(),
+                names.len(),
+                names.join(", ")
+            ));
+        }
         let workloads = kubectl.workloads().map_err(fail)?;
-        let gated: BTreeSet<WorkloadRef> = evictable
+        let gated: BTreeSet<WorkloadRef> = to_drain
             .iter()
+            .flat_map(|(_, _, p)| p)
             .filter_map(|p| workload_of(p, &workloads))
             .collect();
-        // Gate before evicting too: after an interruption, the previous node's replacements may
+        let (what, which) = if single {
+            (format!("node {}", names[0]), "node")
+        } else {
+            (format!("batch {}", batch.index), "batch")
+        };
+        // surge hook: moving the batch's Deployments by surge runs here, before the batch's gate.
+        // Gate before evicting too: after an interruption, the previous batch's replacements may
         // still be starting, and evicting more of the same workloads now would cut capacity.
         self.wait_workloads_healthy(
             &gated,
-            &format!("before draining node {node}"),
-            &format!("node {node} was not drained"),
+            &format!("before draining {what}"),
+            &format!("{what} was not drained"),
         )?;
+        let pdbs = self.session.kubectl.pdbs().map_err(fail)?;
+        reporter.event(
+            "batch_started",
+            json!({"index": batch.index, "nodes": names, "zone": batch.zone}),
+        );
+        let drain = NodeDrain {
+            session: &self.session,
+            settings: &self.settings,
+            pool: &self.pool,
+            pdbs: &pdbs,
+        };
+        let results = in_parallel(&to_drain, |(node, index, pods)| {
+            drain.run(node, *index, total, pods)
+        });
+        let mut failures = Vec::new();
+        for ((node, _, pods), result) in to_drain.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    self.drained += 1;
+                    self.nodes_drained += 1;
+                    self.pods_moved += pods.len();
+                }
+                Err(failure) => failures.push((node.as_str(), failure)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(batch_failure(&step, failures, to_drain.len()));
+        }
+        reporter.event(
+            "batch_drained",
+            json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
+        );
+        self.wait_workloads_healthy(
+            &gated,
+            &format!("after draining {what}"),
+            &format!("stopped before draining another {which}"),
+        )
+    }
+
+    /// The health gate: polls until every workload in `gated` is fully ready, or fails after
+    /// `--settle-timeout` naming each unsettled workload and why. Readiness comes from the
+    /// workload objects' status alone (only the gated kinds are listed); Pending pods are listed
+    /// (`status.phase=Pending`) only to explain a workload still not ready after a first poll,
+    /// at most every 10 s, and for kinds without replica counts (Jobs), whose Pending pods are
+    /// all there is to wait on.
+    pub fn wait_workloads_healthy(
+        &mut self,
+        gated: &BTreeSet<WorkloadRef>,
+        when: &str,
+        consequence: &str,
+    ) -> StepResult<()> {
+        if gated.is_empty() {
+            return Ok(());
+        }
+        let reporter = self.reporter();
+        let step = format!("health gate {when}");
+        let timeout = self.settings.settle_timeout;
+        let deadline = Instant::now() + timeout;
+        let bar = reporter.progress("workloads ready", gated.len() as u64);
+        let mut poll = GatePoll::new(gated);
+        let mut delay = FIRST_GATE_POLL;
+        loop {
+            let explain = poll.should_explain();
+            let reasons = match poll.reasons(&self.session.kubectl, explain) {
+                Ok(reasons) => reasons,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(StepFailure::new(&step, e));
+                }
+            };
+            let settled = (gated.len() - reasons.len()) as u64;
+            bar.update(settled, reasons.first().map_or("", String::as_str));
+            if reasons.is_empty() {
+                bar.finish(&format!("{} workloads healthy {when}", gated.len()));
+                reporter.event(
+                    "workloads_healthy",
+                    json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+                );
+                self.workloads_checked.extend(gated.iter().cloned());
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bar.abandon();
+                // The error names why each workload is not ready: explain once more, fresh.
+                let reasons = if explain {
+                    reasons
+                } else {
+                    poll.reasons(&self.session.kubectl, true).unwrap_or(reasons)
+                };
+                return Err(StepFailure::new(
+                    &step,
+                    Error::Timeout(format!(
+                        "workloads did not settle within {} (--settle-timeout); {consequence}:\n    {}",
+                        human_duration(timeout),
+                        reasons.join("\n    ")
+                    )),
+                ));
+            }
+            sleep(delay.min(deadline.saturating_duration_since(Instant::now())));
+            delay = (delay * 3 / 2).min(POLL);
+        }
+    }
+}
+
+/// One node's `kubectl drain`, run on its own thread when a batch drains several nodes.
+struct NodeDrain<'s, 'a> {
+    session: &'s Session<'a>,
+    settings: &'s DrainSettings,
+    pool: &'s str,
+    pdbs: &'s [PodDisruptionBudget],
+}
+
+impl NodeDrain<'_, '_> {
+    /// Drains `node` of its `evictable` pods, reporting kubectl's output as progress and
+    /// events; `index` of `total` is its position in the pool, for messages.
+    fn run(&self, node: &str, index: usize, total: usize, evictable: &[Pod]) -> StepResult<()> {
+        let reporter = self.session.reporter;
         let kubectl = &self.session.kubectl;
-        let pdbs = kubectl.pdbs().map_err(fail)?;
+        let step = format!("drain node {node} ({index}/{total})");
+        let fail = |e| StepFailure::new(&step, e);
         let drain_timeout = self.settings.options.timeout;
         // With --disable-eviction-after, the first drain stops after that long; what is left is
         // then deleted (if an eviction was refused) or drained again, within --drain-timeout.
@@ -688,7 +922,7 @@ impl<'a> Evacuation<'a> {
                     } => {
                         // kubectl retries every 5 s; the progress line shows the latest blocker
                         // (plain output prints it again only when it changes).
-                        let message = blocked_message(&namespace, &name, &reason, &evictable, &pdbs);
+                        let message = blocked_message(&namespace, &name, &reason, evictable, self.pdbs);
                         bar.update(evicted, &message);
                         if message != last_blocked {
                             reporter.event(
@@ -714,7 +948,7 @@ impl<'a> Evacuation<'a> {
                         attempt = DrainAttempt::Evict;
                         continue;
                     }
-                    self.warn_bypass(node, after, &pdbs).map_err(fail)?;
+                    self.warn_bypass(node, after).map_err(fail)?;
                     attempt = DrainAttempt::Delete;
                 }
                 (result, _) => break result,
@@ -741,24 +975,12 @@ impl<'a> Evacuation<'a> {
             "node_drained",
             json!({"node": node, "pool": self.pool, "pods_evicted": evictable.len(), "skipped": false}),
         );
-        self.drained += 1;
-        self.nodes_drained += 1;
-        self.pods_moved += evictable.len();
-        self.wait_workloads_healthy(
-            &gated,
-            &format!("after draining node {node}"),
-            "stopped before draining another node",
-        )
+        Ok(())
     }
 
     /// Says loudly which pods are about to be deleted without eviction, and which budgets that
     /// bypasses (`--disable-eviction-after`).
-    fn warn_bypass(
-        &self,
-        node: &str,
-        after: Duration,
-        pdbs: &[PodDisruptionBudget],
-    ) -> Result<(), Error> {
+    fn warn_bypass(&self, node: &str, after: Duration) -> Result<(), Error> {
         let left: Vec<Pod> = self
             .session
             .kubectl
@@ -766,75 +988,145 @@ impl<'a> Evacuation<'a> {
             .into_iter()
             .filter(|p| classify(p) == PodClass::Evictable)
             .collect();
-        let pods = bypassed_pods(&left, pdbs);
-        self.reporter().warn(&format!(
+        let pods = bypassed_pods(&left, self.pdbs);
+        self.session.reporter.warn(&format!(
             "BYPASSING PodDisruptionBudgets: node {node} has been blocked for {} (--disable-eviction-after): deleting without eviction {}; the budgets are NOT respected for these pods",
             human_duration(after),
             pods.join(", ")
         ));
-        self.reporter()
+        self.session
+            .reporter
             .event("eviction_disabled", json!({"node": node, "pods": pods}));
         Ok(())
     }
+}
 
-    /// The health gate: polls until every workload in `gated` is fully ready with no Pending
-    /// pod, or fails after `--settle-timeout` naming each unsettled workload and why.
-    pub fn wait_workloads_healthy(
-        &mut self,
-        gated: &BTreeSet<WorkloadRef>,
-        when: &str,
-        consequence: &str,
-    ) -> StepResult<()> {
-        if gated.is_empty() {
-            return Ok(());
-        }
-        let reporter = self.reporter();
-        let kubectl = &self.session.kubectl;
-        let step = format!("health gate {when}");
-        let timeout = self.settings.settle_timeout;
-        let deadline = Instant::now() + timeout;
-        let bar = reporter.progress("workloads ready", gated.len() as u64);
-        loop {
-            let snapshot = kubectl
-                .workloads()
-                .and_then(|w| kubectl.all_pods().map(|p| (w, p)));
-            let (workloads, pods): (Workloads, Vec<Pod>) = match snapshot {
-                Ok(s) => s,
-                Err(e) => {
-                    bar.abandon();
-                    return Err(StepFailure::new(&step, e));
+/// Runs `f` on every item at once, one scoped thread each (none for a single item), and
+/// returns the results in the items' order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if let [only] = items {
+        return vec![f(only)];
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// A batch's failure: a lone node's failure as it is; for several nodes, the first failure,
+/// saying which nodes failed and that the others of the batch were drained.
+fn batch_failure(
+    step: &str,
+    mut failures: Vec<(&str, StepFailure)>,
+    attempted: usize,
+) -> StepFailure {
+    if attempted == 1 {
+        return failures.remove(0).1;
+    }
+    let failed: Vec<&str> = failures.iter().map(|(n, _)| *n).collect();
+    let context = format!(
+        "{} of the batch's {attempted} nodes failed ({}), the other {} were drained; no further batch was started",
+        failed.len(),
+        failed.join(", "),
+        attempted - failed.len()
+    );
+    let (first_node, first) = failures.remove(0);
+    let others: String = failures
+        .iter()
+        .map(|(node, f)| format!("; node {node}: {:#}", f.cause))
+        .collect();
+    StepFailure {
+        step: step.to_string(),
+        cause: first
+            .cause
+            .context(format!("{context}{others}; node {first_node}")),
+    }
+}
+
+/// One health gate's polling: which kinds it lists and when Pending pods last explained.
+struct GatePoll<'g> {
+    gated: &'g BTreeSet<WorkloadRef>,
+    /// `deployments`, `statefulsets`, `replicasets`: only the gated kinds.
+    kinds: Vec<&'static str>,
+    /// Some gated kind has no replica counts (Jobs): its Pending pods decide.
+    pods_decide: bool,
+    unsettled: bool,
+    explained_at: Option<Instant>,
+}
+
+impl<'g> GatePoll<'g> {
+    fn new(gated: &'g BTreeSet<WorkloadRef>) -> Self {
+        let mut kinds = BTreeSet::new();
+        let mut pods_decide = false;
+        for w in gated {
+            match w.kind.as_str() {
+                "Deployment" => kinds.insert("deployments"),
+                "StatefulSet" => kinds.insert("statefulsets"),
+                "ReplicaSet" => kinds.insert("replicasets"),
+                _ => {
+                    pods_decide = true;
+                    false
                 }
             };
-            let reasons: Vec<String> = gated
-                .iter()
-                .filter_map(|w| unsettled_reason(w, &workloads, &pods))
-                .collect();
-            let settled = (gated.len() - reasons.len()) as u64;
-            bar.update(settled, reasons.first().map_or("", String::as_str));
-            if reasons.is_empty() {
-                bar.finish(&format!("{} workloads healthy {when}", gated.len()));
-                reporter.event(
-                    "workloads_healthy",
-                    json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>()}),
-                );
-                self.workloads_checked.extend(gated.iter().cloned());
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bar.abandon();
-                return Err(StepFailure::new(
-                    &step,
-                    Error::Timeout(format!(
-                        "workloads did not settle within {} (--settle-timeout); {consequence}:\n    {}",
-                        human_duration(timeout),
-                        reasons.join("\n    ")
-                    )),
-                ));
-            }
-            sleep(POLL);
+        }
+        GatePoll {
+            gated,
+            kinds: kinds.into_iter().collect(),
+            pods_decide,
+            unsettled: false,
+            explained_at: None,
         }
     }
 
+    /// Whether this poll lists Pending pods: when they decide, or when a workload was still
+    /// not ready at the last poll and they were not listed in the last [`EXPLAIN_EVERY`].
+    fn should_explain(&self) -> bool {
+        self.pods_decide
+            || (self.unsettled
+                && self
+                    .explained_at
+                    .is_none_or(|t| t.elapsed() >= EXPLAIN_EVERY))
+    }
+
+    /// Why each gated workload is not settled (empty: all are).
+    fn reasons(&mut self, kubectl: &Kubectl, explain: bool) -> Result<Vec<String>, Error> {
+        let mut kinds = self.kinds.clone();
+        // A Deployment's pods name its ReplicaSet: list those too, to tell whose pod is Pending.
+        if explain && kinds.contains(&"deployments") && !kinds.contains(&"replicasets") {
+            kinds.push("replicasets");
+        }
+        let workloads = if kinds.is_empty() {
+            Workloads::default()
+        } else {
+            kubectl.workloads_of_kinds(&kinds)?
+        };
+        let pending = if explain {
+            self.explained_at = Some(Instant::now());
+            kubectl.pending_pods()?
+        } else {
+            Vec::new()
+        };
+        let reasons: Vec<String> = self
+            .gated
+            .iter()
+            .filter_map(|w| unsettled_reason(w, &workloads, &pending))
+            .collect();
+        self.unsettled = !reasons.is_empty();
+        Ok(reasons)
+    }
+}
+
+impl<'a> Evacuation<'a> {
     /// Before the emptied pool may go: every workload that now runs on `destination` (or has a
     /// Pending pod) is healthy, and no evictable pod is left on the pool's nodes.
     pub fn check_emptied(&mut self, destination: &str) -> StepResult<()> {
@@ -941,6 +1233,9 @@ impl<'a> Evacuation<'a> {
             "workloads checked",
             self.workloads_checked.len()
         );
+        if let Some(resources) = crate::report::own_resources() {
+            let _ = writeln!(out, "  {:<18} {}", "plugin resources", resources.text());
+        }
         self.reporter().summary(&out);
     }
 
@@ -957,23 +1252,54 @@ impl<'a> Evacuation<'a> {
         for node in to_cordon {
             let _ = writeln!(out, "     {}", kubectl.cordon_command(&node_name(node)));
         }
+        let settle = human_duration(self.settings.settle_timeout);
+        let max_parallel = self.settings.max_parallel;
+        let batches = self.batches(preflight);
+        let pods_of = |node: &str| preflight.evictable.get(node).map_or(&[][..], Vec::as_slice);
+        if max_parallel == 1 {
+            let _ = writeln!(
+                out,
+                "{}. drain one node at a time; after each, wait up to {settle} until its workloads are fully ready:",
+                first + 1,
+            );
+            for node in batches.iter().flat_map(|b| &b.nodes) {
+                self.plan_drain_node(out, node, pods_of(node), "");
+            }
+            return;
+        }
         let _ = writeln!(
             out,
-            "{}. drain one node at a time; after each, wait up to {} until its workloads are fully ready:",
+            "{}. drain {} batch(es) of up to {max_parallel} nodes at once (within a PodDisruptionBudget's allowance, one zone at a time where possible); before and after each batch, wait up to {settle} until its workloads are fully ready:",
             first + 1,
-            human_duration(self.settings.settle_timeout)
+            batches.len()
         );
-        for (node, pods) in &preflight.evictable {
-            if pods.is_empty() {
-                let _ = writeln!(out, "     (skip {node}: no pods to move)");
-            } else {
-                let _ = writeln!(
-                    out,
-                    "     {}   # {} pods",
-                    kubectl.drain_command(node, &self.settings.options),
-                    pods.len()
-                );
+        for batch in &batches {
+            let _ = writeln!(
+                out,
+                "     batch {} ({}, {} pods):",
+                batch.index,
+                batch.zone_text(),
+                batch.pods
+            );
+            for node in &batch.nodes {
+                self.plan_drain_node(out, node, pods_of(node), "  ");
             }
+        }
+    }
+
+    /// A `--dry-run` plan's line for one node's drain.
+    fn plan_drain_node(&self, out: &mut String, node: &str, pods: &[Pod], indent: &str) {
+        if pods.is_empty() {
+            let _ = writeln!(out, "     {indent}(skip {node}: no pods to move)");
+        } else {
+            let _ = writeln!(
+                out,
+                "     {indent}{}   # {} pods",
+                self.session
+                    .kubectl
+                    .drain_command(node, &self.settings.options),
+                pods.len()
+            );
         }
     }
 
@@ -1077,6 +1403,15 @@ pub(crate) mod tests {
             nodes,
             evictable,
             blockers: Vec::new(),
+            pdbs: serde_json::from_str::<List<PodDisruptionBudget>>(include_str!(
+                "../../tests/fixtures/kubectl-get-pdb.json"
+            ))
+            .unwrap()
+            .items,
+            workloads: Workloads::from_list_json(include_str!(
+                "../../tests/fixtures/kubectl-get-workloads.json"
+            ))
+            .unwrap(),
         }
     }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::evacuate::{
     check_disable_eviction_after, confirm_start, is_ready, other_pool, rerun_command,
-    DrainSettings, Evacuation, Preflight, Recovery, Session, POLL,
+    DrainSettings, Evacuation, Preflight, Recovery, Session, Snapshot, POLL,
 };
 use crate::cli::MigrateArgs;
 use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
@@ -206,7 +206,8 @@ impl<'a> Migration<'a> {
     fn run(&mut self) -> anyhow::Result<()> {
         let t = Instant::now();
         // The plan's findings come first: blockers refuse before anything changes.
-        let findings = super::plan::gather(self.args, &self.ev.session, &self.old)?;
+        let snapshot = Snapshot::read(&self.ev.session.kubectl)?;
+        let findings = super::plan::gather(self.args, &self.ev.session, &self.old, &snapshot)?;
         self.show_findings(&findings);
         if self.args.dry_run {
             self.reporter().plan(&super::plan::render(&findings));
@@ -214,7 +215,7 @@ impl<'a> Migration<'a> {
         if let Some(refusal) = super::plan::refusal(&findings) {
             return Err(refusal.into());
         }
-        let preflight = self.ev.preflight().map_err(|f| self.fail(f))?;
+        let preflight = self.ev.preflight_with(snapshot).map_err(|f| self.fail(f))?;
         if let Some(refusal) = preflight.refusal(self.old_name()) {
             return Err(refusal.into());
         }
@@ -273,7 +274,7 @@ impl<'a> Migration<'a> {
         self.ev.phase("cordon", t);
 
         let t = Instant::now();
-        self.ev.drain_all().map_err(|f| self.fail(f))?;
+        self.ev.drain_all(&preflight).map_err(|f| self.fail(f))?;
         self.ev.phase("drain", t);
 
         let t = Instant::now();

@@ -11,13 +11,19 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::cli::{MigrateArgs, Output};
-use crate::commands::evacuate::Session;
+use std::collections::HashSet;
+
+use k8s_openapi::api::core::v1::Node;
+
+use crate::batches::{describe, plan_batches, Batch, BatchInput};
+use crate::commands::evacuate::{evictable_by_node, node_name, Session, Snapshot};
 use crate::commands::migrate::{pick_old_pool, validate};
 use crate::errors::Error;
 use crate::plan::{analyze, Accepted, Finding, NewPool, PlanInput, Severity};
 use crate::report::Silent;
 use crate::tools::gcloud::NodePool;
 use crate::tools::kubectl::POOL_LABEL;
+use crate::workloads::pod_node;
 
 /// The `-o json` document.
 #[derive(Debug, Serialize)]
@@ -33,6 +39,10 @@ pub struct PlanReport {
     /// Blockers not accepted by an override flag: migrate would refuse while this is not 0.
     pub unaccepted_blockers: usize,
     pub warnings: usize,
+    /// `--max-parallel`: the most nodes drained at once.
+    pub max_parallel: usize,
+    /// The drain batches of the old pool's nodes, in order ([`crate::batches`]).
+    pub batches: Vec<Batch>,
 }
 
 impl PlanReport {
@@ -47,7 +57,16 @@ impl PlanReport {
             unaccepted_blockers: findings.iter().filter(|f| f.refuses()).count(),
             warnings: count(Severity::Warning),
             findings,
+            max_parallel: 1,
+            batches: Vec::new(),
         }
+    }
+
+    /// With the drain batches for `max_parallel` nodes at once.
+    pub fn with_batches(mut self, max_parallel: usize, batches: Vec<Batch>) -> Self {
+        self.max_parallel = max_parallel;
+        self.batches = batches;
+        self
     }
 }
 
@@ -56,7 +75,8 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
     let quiet = Silent;
     let session = Session::connect(&args.cluster, &quiet)?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?;
-    let report = gather(args, &session, old)?;
+    let snapshot = Snapshot::read(&session.kubectl)?;
+    let report = gather(args, &session, old, &snapshot)?;
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         Output::Text => write!(out, "{}", render(&report))?,
@@ -68,15 +88,23 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
     }
 }
 
-/// Reads what [`analyze`] needs (one gcloud call, seven kubectl lists) and returns the findings,
-/// with those the override flags accept marked. Read-only; `migrate` runs it before any change.
-pub fn gather(args: &MigrateArgs, session: &Session, old: &NodePool) -> anyhow::Result<PlanReport> {
+/// Reads what [`analyze`] needs besides `snapshot` (one gcloud call, four kubectl lists) and
+/// returns the findings, with those the override flags accept marked. Read-only; `migrate` runs
+/// it before any change, and hands `snapshot` on to its preflight.
+pub fn gather(
+    args: &MigrateArgs,
+    session: &Session,
+    old: &NodePool,
+    snapshot: &Snapshot,
+) -> anyhow::Result<PlanReport> {
     let (kubectl, cluster) = (&session.kubectl, &session.cluster);
     let server_config = session.gcloud.server_versions()?;
     let nodes = kubectl.nodes()?;
-    let pods = kubectl.all_pods()?;
-    let pdbs = kubectl.pdbs()?;
-    let workloads = kubectl.workloads()?;
+    let Snapshot {
+        pods,
+        pdbs,
+        workloads,
+    } = snapshot;
     let daemon_sets = kubectl.daemon_sets()?;
     let pvcs = kubectl.pvcs()?;
     let pvs = kubectl.pvs()?;
@@ -105,9 +133,9 @@ pub fn gather(args: &MigrateArgs, session: &Session, old: &NodePool) -> anyhow::
         old_pool: old,
         new_pool: &new_pool,
         nodes: &nodes,
-        pods: &pods,
-        pdbs: &pdbs,
-        workloads: &workloads,
+        pods,
+        pdbs,
+        workloads,
         daemon_sets: &daemon_sets,
         pvcs: &pvcs,
         pvs: &pvs,
@@ -115,12 +143,33 @@ pub fn gather(args: &MigrateArgs, session: &Session, old: &NodePool) -> anyhow::
     };
     let mut findings = analyze(&input);
     Accepted::from_migrate_args(args).apply(&mut findings);
-    Ok(PlanReport::new(
-        &cluster.name,
-        &old.name,
-        &new_pool,
-        findings,
-    ))
+    let max_parallel = args.drain.max_parallel as usize;
+    let batches = drain_batches(&in_pool(&old.name), snapshot, max_parallel);
+    Ok(
+        PlanReport::new(&cluster.name, &old.name, &new_pool, findings)
+            .with_batches(max_parallel, batches),
+    )
+}
+
+/// The batches `migrate` would drain `old_nodes` in (no workload excluded).
+fn drain_batches(old_nodes: &[Node], snapshot: &Snapshot, max_parallel: usize) -> Vec<Batch> {
+    let names: HashSet<String> = old_nodes.iter().map(node_name).collect();
+    let on_old = snapshot
+        .pods
+        .iter()
+        .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)))
+        .cloned();
+    let evictable = evictable_by_node(&names, on_old);
+    plan_batches(
+        &BatchInput {
+            nodes: old_nodes,
+            evictable: &evictable,
+            workloads: &snapshot.workloads,
+            pdbs: &snapshot.pdbs,
+            excluded: &HashSet::new(),
+        },
+        max_parallel,
+    )
 }
 
 /// The refusal `migrate` (and `plan`'s exit status) gives while blockers are not accepted.
@@ -205,6 +254,14 @@ pub fn render(report: &PlanReport) -> String {
             };
         }
         let _ = writeln!(o);
+    }
+    if !report.batches.is_empty() {
+        let _ = writeln!(
+            o,
+            "Drain (--max-parallel {}): {}\n",
+            report.max_parallel,
+            describe(&report.batches, report.max_parallel, "", 20).trim()
+        );
     }
     let accepted = report.blockers - report.unaccepted_blockers;
     let verdict = if report.unaccepted_blockers == 0 {
@@ -301,6 +358,19 @@ mod tests {
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["findings"][0]["override"], "--force");
+        assert_eq!(json["max_parallel"], 1);
+
+        let batch = Batch {
+            index: 1,
+            zone: Some("z".into()),
+            nodes: vec!["n1".into(), "n2".into()],
+            pods: 5,
+        };
+        let text = render(&r.with_batches(2, vec![batch]));
+        assert!(
+            text.contains("\nDrain (--max-parallel 2): 1 batch(es) of up to 2 node(s)\n  batch 1 (z): n1, n2 (5 pods)\n\n2 blocker(s)"),
+            "{text}"
+        );
         assert_eq!(json["findings"][0]["severity"], "blocker");
         assert_eq!(json["unaccepted_blockers"], 1);
     }

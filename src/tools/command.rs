@@ -1007,7 +1007,7 @@ mod tests {
             .backoff(fast);
         let value: serde_json::Value = cmd.json(&recorder).unwrap();
         assert_eq!(value["ok"], true);
-        let warnings = recorder.warnings.borrow();
+        let warnings = recorder.warnings.lock().unwrap();
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(
             warnings[1].starts_with("kubectl ")
@@ -1016,7 +1016,7 @@ mod tests {
                 ),
             "{warnings:?}"
         );
-        let events = recorder.events.borrow();
+        let events = recorder.events.lock().unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].0, "retry");
         assert_eq!(events[0].1["attempt"], 1);
@@ -1054,8 +1054,8 @@ mod tests {
     /// Keeps warnings and events.
     #[derive(Default)]
     struct Recorder {
-        warnings: std::cell::RefCell<Vec<String>>,
-        events: std::cell::RefCell<Vec<(String, serde_json::Value)>>,
+        warnings: std::sync::Mutex<Vec<String>>,
+        events: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
     }
 
     impl Reporter for Recorder {
@@ -1063,7 +1063,7 @@ mod tests {
         fn done(&self, _: &str) {}
         fn info(&self, _: &str) {}
         fn warn(&self, message: &str) {
-            self.warnings.borrow_mut().push(message.to_string());
+            self.warnings.lock().unwrap().push(message.to_string());
         }
         fn command_started(&self, _: &str) {}
         fn command_finished(&self, _: &str, _: Option<i32>) {}
@@ -1076,7 +1076,7 @@ mod tests {
             Silent.spinner(label)
         }
         fn event(&self, name: &str, fields: serde_json::Value) {
-            self.events.borrow_mut().push((name.to_string(), fields));
+            self.events.lock().unwrap().push((name.to_string(), fields));
         }
     }
 }

@@ -197,14 +197,26 @@ impl<'r> Kubectl<'r> {
         ])
     }
 
-    pub fn workloads(&self) -> Result<Workloads, Error> {
-        let cmd = self.command([
+    /// Pods not scheduled or not started yet (`--field-selector status.phase=Pending`).
+    pub fn pending_pods(&self) -> Result<Vec<Pod>, Error> {
+        self.list(&[
             "get",
-            "deployments,statefulsets,replicasets",
+            "pods",
             "--all-namespaces",
+            "--field-selector=status.phase=Pending",
             "-o",
             "json",
-        ]);
+        ])
+    }
+
+    /// Every Deployment, StatefulSet and ReplicaSet.
+    pub fn workloads(&self) -> Result<Workloads, Error> {
+        self.workloads_of_kinds(&["deployments", "statefulsets", "replicasets"])
+    }
+
+    /// The workloads of some kinds only (`deployments`, `statefulsets`, `replicasets`).
+    pub fn workloads_of_kinds(&self, kinds: &[&str]) -> Result<Workloads, Error> {
+        let cmd = self.command(["get", &kinds.join(","), "--all-namespaces", "-o", "json"]);
         let output = cmd.output(self.reporter)?;
         Workloads::from_list_json(&output.stdout).map_err(|source| Error::Json {
             command: cmd.to_string(),

@@ -7,6 +7,7 @@ mod faults;
 mod faults_api;
 mod interrupt;
 mod migrate;
+mod parallel;
 mod plan;
 mod refusals;
 mod rollback;

@@ -107,6 +107,11 @@ fn snapshot_scale_200() {
 }
 
 #[test]
+fn snapshot_parallel() {
+    snapshot("parallel", &World::new(scenario("parallel")));
+}
+
+#[test]
 fn snapshot_packed() {
     snapshot("packed", &World::new(scenario("packed")));
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Node;
 use serde_json::Value;
 
 /// Every stdout line parsed as one JSON object with `ts` (RFC 3339 UTC) and `event`.
-fn json_lines(r: &Run) -> Vec<Value> {
+pub fn json_lines(r: &Run) -> Vec<Value> {
     let lines: Vec<Value> = r
         .stdout
         .lines()
@@ -28,7 +28,7 @@ fn json_lines(r: &Run) -> Vec<Value> {
     lines
 }
 
-fn named<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
+pub fn named<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["event"] == event).collect()
 }
 
