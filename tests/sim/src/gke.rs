@@ -1136,7 +1136,8 @@ pub fn delete_node(sim: &mut Sim, name: &str, reason: &str) {
     }
 }
 
-fn pool_nodes(sim: &Sim, pool: &str) -> Vec<Node> {
+/// The Node objects of a pool (by the `cloud.google.com/gke-nodepool` label).
+pub fn pool_nodes(sim: &Sim, pool: &str) -> Vec<Node> {
     sim.objs
         .list::<Node>()
         .filter(|n| {
