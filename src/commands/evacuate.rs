@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
-use crate::cli::{ClusterArgs, DrainArgs};
+use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
@@ -204,7 +204,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(step: &str, cause: impl Into<anyhow::Error>) -> Self {
+    pub fn new(step: &str, cause: impl Into<anyhow::Error>) -> Self {
         StepFailure {
             step: step.to_string(),
             cause: cause.into(),
@@ -353,6 +353,7 @@ pub struct DrainSettings {
     /// `--disable-eviction-after`: how long a node's drain may stay unfinished before its
     /// remaining pods are deleted instead of evicted (bypassing PodDisruptionBudgets).
     pub disable_eviction_after: Option<Duration>,
+    pub strategy: MoveStrategy,
 }
 
 impl DrainSettings {
@@ -367,6 +368,7 @@ impl DrainSettings {
             },
             settle_timeout: args.settle_timeout,
             disable_eviction_after: args.disable_eviction_after,
+            strategy: args.strategy,
         }
     }
 }
@@ -426,6 +428,8 @@ pub struct Evacuation<'a> {
     nodes_drained: usize,
     pods_moved: usize,
     workloads_checked: BTreeSet<WorkloadRef>,
+    /// Deployments restarted by this run (`--strategy surge`): never twice.
+    pub restarted: BTreeSet<WorkloadRef>,
     phases: Vec<(String, Duration)>,
     /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
     pub lock: Option<crate::lock::ClusterLock<'a>>,
@@ -443,6 +447,7 @@ impl<'a> Evacuation<'a> {
             nodes_drained: 0,
             pods_moved: 0,
             workloads_checked: BTreeSet::new(),
+            restarted: BTreeSet::new(),
             phases: Vec::new(),
             lock: None,
         }
@@ -611,6 +616,8 @@ impl<'a> Evacuation<'a> {
             "Draining node {node} ({index}/{total}): {} pods",
             evictable.len()
         ));
+        let evictable = super::surge::move_deployments(self, node, evictable)?;
+        let kubectl = &self.session.kubectl;
         let workloads = kubectl.workloads().map_err(fail)?;
         let gated: BTreeSet<WorkloadRef> = evictable
             .iter()

@@ -10,11 +10,13 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::{MigrateArgs, Output};
+use crate::cli::{MigrateArgs, MoveStrategy, Output};
 use crate::commands::evacuate::Session;
 use crate::commands::migrate::{pick_old_pool, validate};
 use crate::errors::Error;
-use crate::plan::{analyze, Accepted, Finding, NewPool, PlanInput, Severity};
+use crate::plan::{
+    analyze, moves, Accepted, Finding, MovedBy, NewPool, PlanInput, Severity, WorkloadMove,
+};
 use crate::report::Silent;
 use crate::tools::gcloud::NodePool;
 use crate::tools::kubectl::POOL_LABEL;
@@ -28,6 +30,9 @@ pub struct PlanReport {
     /// Whether NEW_POOL exists (else it is the clone migrate would create).
     pub new_pool_exists: bool,
     pub findings: Vec<Finding>,
+    /// `--strategy`, and how each workload with pods on the old pool moves.
+    pub strategy: MoveStrategy,
+    pub moves: Vec<WorkloadMove>,
     /// Blocker findings, accepted or not.
     pub blockers: usize,
     /// Blockers not accepted by an override flag: migrate would refuse while this is not 0.
@@ -36,7 +41,14 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    pub fn new(cluster: &str, from: &str, new: &NewPool, findings: Vec<Finding>) -> Self {
+    pub fn new(
+        cluster: &str,
+        from: &str,
+        new: &NewPool,
+        findings: Vec<Finding>,
+        strategy: MoveStrategy,
+        moves: Vec<WorkloadMove>,
+    ) -> Self {
         let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
         PlanReport {
             cluster: cluster.to_string(),
@@ -47,6 +59,8 @@ impl PlanReport {
             unaccepted_blockers: findings.iter().filter(|f| f.refuses()).count(),
             warnings: count(Severity::Warning),
             findings,
+            strategy,
+            moves,
         }
     }
 }
@@ -112,14 +126,18 @@ pub fn gather(args: &MigrateArgs, session: &Session, old: &NodePool) -> anyhow::
         pvcs: &pvcs,
         pvs: &pvs,
         server_config: &server_config,
+        strategy: args.drain.strategy,
     };
     let mut findings = analyze(&input);
+    let moves = moves(&input);
     Accepted::from_migrate_args(args).apply(&mut findings);
     Ok(PlanReport::new(
         &cluster.name,
         &old.name,
         &new_pool,
         findings,
+        args.drain.strategy,
+        moves,
     ))
 }
 
@@ -206,6 +224,7 @@ pub fn render(report: &PlanReport) -> String {
         }
         let _ = writeln!(o);
     }
+    render_moves(&mut o, report);
     let accepted = report.blockers - report.unaccepted_blockers;
     let verdict = if report.unaccepted_blockers == 0 {
         "migrate would proceed"
@@ -218,6 +237,39 @@ pub fn render(report: &PlanReport) -> String {
         report.blockers, report.warnings
     );
     o
+}
+
+/// One row per workload with pods on the old pool: how it moves and how long it may be down.
+fn render_moves(o: &mut String, report: &PlanReport) {
+    if report.moves.is_empty() {
+        return;
+    }
+    let strategy = match report.strategy {
+        MoveStrategy::Surge => "surge",
+        MoveStrategy::Evict => "evict",
+    };
+    let _ = writeln!(o, "How the workloads move (--strategy {strategy}):");
+    let _ = writeln!(
+        o,
+        "{:<33} {:<9} {:<9} {:<12} WHY",
+        "WORKLOAD", "REPLICAS", "MOVED BY", "UNAVAILABLE"
+    );
+    for m in &report.moves {
+        let by = match m.moved_by {
+            MovedBy::Surge => "surge",
+            MovedBy::Evict => "evict",
+        };
+        let _ = writeln!(
+            o,
+            "{:<33} {:<9} {:<9} {:<12} {}",
+            m.workload.to_string(),
+            m.replicas,
+            by,
+            m.expected_unavailability,
+            m.why
+        );
+    }
+    let _ = writeln!(o);
 }
 
 #[cfg(test)]
@@ -259,7 +311,26 @@ mod tests {
             preemptible: false,
             version: "1.30".into(),
         };
-        PlanReport::new("demo", "default-pool", &new, findings)
+        let moves = vec![WorkloadMove {
+            workload: crate::workloads::WorkloadRef {
+                kind: "Deployment".into(),
+                namespace: "default".into(),
+                name: "web".into(),
+            },
+            replicas: 1,
+            pods: 1,
+            moved_by: MovedBy::Surge,
+            why: "rolling restart".into(),
+            expected_unavailability: "none".into(),
+        }];
+        PlanReport::new(
+            "demo",
+            "default-pool",
+            &new,
+            findings,
+            MoveStrategy::Surge,
+            moves,
+        )
     }
 
     #[test]
@@ -291,6 +362,10 @@ mod tests {
         );
         assert!(
             lines.contains(&"         do: single-replica remedy"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"Deployment default/web            1         surge     none         rolling restart"),
             "{text}"
         );
         assert_eq!(
