@@ -270,7 +270,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__migrate)
-            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -326,6 +326,10 @@ _kubectl__zdupgrade() {
                     ;;
                 --max-parallel)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "surge evict" -- "${cur}"))
                     return 0
                     ;;
                 --project)
@@ -436,7 +440,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__migrate)
-            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,6 +498,10 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "surge evict" -- "${cur}"))
+                    return 0
+                    ;;
                 --project)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -538,7 +546,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__rollback)
-            opts="-y -q -v -o -h --to --yes --dry-run --break-lock --delete-new-pool --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --to --yes --dry-run --break-lock --delete-new-pool --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -566,6 +574,10 @@ _kubectl__zdupgrade() {
                     ;;
                 --max-parallel)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "surge evict" -- "${cur}"))
                     return 0
                     ;;
                 --project)

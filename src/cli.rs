@@ -363,6 +363,24 @@ pub struct DrainArgs {
     /// allows; workload health is gated before and after each batch.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_parallel: u32,
+
+    /// How Deployments leave a node: `surge` first moves each Deployment with pods on the node by
+    /// a rolling restart (new pods start on the other pool before old ones stop; a strategy that
+    /// could lower the ready count is set to maxUnavailable 0 meanwhile and restored after), then
+    /// evicts what is left; `evict` only evicts, as `kubectl drain` does. A Deployment annotated
+    /// kubectl-zdupgrade/move=evict is always evicted.
+    #[arg(long, value_enum, value_name = "STRATEGY", default_value_t = MoveStrategy::Surge)]
+    pub strategy: MoveStrategy,
+}
+
+/// How Deployments are moved off a node (`--strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveStrategy {
+    /// Rolling restart onto the other pool before the drain: no downtime.
+    Surge,
+    /// Evict and let the controller recreate the pod: down for a start-up if nothing else serves.
+    Evict,
 }
 
 #[derive(Debug, Clone, Args)]

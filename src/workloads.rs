@@ -66,12 +66,20 @@ pub fn pod_name(pod: &Pod) -> String {
     )
 }
 
+/// Whether the pod's Ready condition is True.
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 pub fn pod_node(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref()?.node_name.as_deref()
 }
 
 /// A workload whose health the migration gates on.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct WorkloadRef {
     pub kind: String,
     pub namespace: String,
@@ -229,7 +237,7 @@ struct Counts {
 }
 
 /// "pod NS/NAME Pending: MESSAGE" for the first Pending pod of the workload, if any.
-fn pending_pod_reason(
+pub fn pending_pod_reason(
     workload: &WorkloadRef,
     workloads: &Workloads,
     pods: &[Pod],

@@ -22,7 +22,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
 use crate::batches::{describe, plan_batches, Batch, BatchInput};
-use crate::cli::{ClusterArgs, DrainArgs};
+use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
@@ -216,7 +216,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(step: &str, cause: impl Into<anyhow::Error>) -> Self {
+    pub fn new(step: &str, cause: impl Into<anyhow::Error>) -> Self {
         StepFailure {
             step: step.to_string(),
             cause: cause.into(),
@@ -367,6 +367,8 @@ pub struct DrainSettings {
     pub disable_eviction_after: Option<Duration>,
     /// `--max-parallel`: the most nodes drained at once.
     pub max_parallel: usize,
+    /// `--strategy`: how Deployments leave a node.
+    pub strategy: MoveStrategy,
 }
 
 impl DrainSettings {
@@ -382,6 +384,7 @@ impl DrainSettings {
             settle_timeout: args.settle_timeout,
             disable_eviction_after: args.disable_eviction_after,
             max_parallel: args.max_parallel as usize,
+            strategy: args.strategy,
         }
     }
 }
@@ -480,12 +483,11 @@ pub struct Evacuation<'a> {
     nodes_drained: usize,
     pods_moved: usize,
     workloads_checked: BTreeSet<WorkloadRef>,
+    /// Deployments restarted by this run (`--strategy surge`): never twice.
+    pub restarted: BTreeSet<WorkloadRef>,
     phases: Vec<(String, Duration)>,
     /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
     pub lock: Option<crate::lock::ClusterLock<'a>>,
-    /// Workloads moved off the pool before its nodes are drained (not evicted): the batching
-    /// does not count their pods.
-    pub not_evicted: HashSet<WorkloadRef>,
 }
 
 impl<'a> Evacuation<'a> {
@@ -500,9 +502,9 @@ impl<'a> Evacuation<'a> {
             nodes_drained: 0,
             pods_moved: 0,
             workloads_checked: BTreeSet::new(),
+            restarted: BTreeSet::new(),
             phases: Vec::new(),
             lock: None,
-            not_evicted: HashSet::new(),
         }
     }
 
@@ -634,13 +636,20 @@ impl<'a> Evacuation<'a> {
 
     /// The drain batches for `--max-parallel` ([`crate::batches`]), from the preflight's picture.
     pub fn batches(&self, preflight: &Preflight) -> Vec<Batch> {
+        // Deployments moved by a rolling restart are not evicted: they do not limit the batches.
+        let mut surged = HashSet::new();
+        if self.settings.strategy == MoveStrategy::Surge {
+            let pods: Vec<Pod> = preflight.evictable.values().flatten().cloned().collect();
+            let (chosen, _) = super::surge::choose(&preflight.workloads, &pods, &BTreeSet::new());
+            surged.extend(chosen.into_iter().map(super::surge::deployment_ref));
+        }
         plan_batches(
             &BatchInput {
                 nodes: &preflight.nodes,
                 evictable: &preflight.evictable,
                 workloads: &preflight.workloads,
                 pdbs: &preflight.pdbs,
-                excluded: &self.not_evicted,
+                excluded: &surged,
             },
             self.settings.max_parallel,
         )
@@ -662,6 +671,28 @@ impl<'a> Evacuation<'a> {
         Ok(())
     }
 
+    /// Each node of `batch` with its position among the pool's nodes and the pods a drain would
+    /// still evict there (not DaemonSet pods, not pods already terminating).
+    fn pods_to_drain(
+        &self,
+        batch: &Batch,
+        first: usize,
+    ) -> Result<Vec<(String, usize, Vec<Pod>)>, Error> {
+        let kubectl = &self.session.kubectl;
+        let listed = in_parallel(&batch.nodes, |node| kubectl.node_pods(node));
+        let mut out = Vec::new();
+        for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
+            let evictable = pods?
+                .into_iter()
+                .filter(|p| {
+                    classify(p) == PodClass::Evictable && p.metadata.deletion_timestamp.is_none()
+                })
+                .collect();
+            out.push((node.clone(), first + i, evictable));
+        }
+        Ok(out)
+    }
+
     /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
     /// waiting for the workloads they displace to be fully ready before and after. `first` is
     /// the position of the batch's first node among all the pool's nodes, for messages.
@@ -681,28 +712,25 @@ impl<'a> Evacuation<'a> {
         };
         let step = format!("drain {label}");
         let fail = |e| StepFailure::new(&step, e);
-        let kubectl = &self.session.kubectl;
-        let listed = in_parallel(&batch.nodes, |node| kubectl.node_pods(node));
-        let mut to_drain: Vec<(String, usize, Vec<Pod>)> = Vec::new();
-        for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
-            let evictable: Vec<Pod> = pods
-                .map_err(fail)?
-                .into_iter()
-                .filter(|p| classify(p) == PodClass::Evictable)
-                .collect();
-            let index = first + i;
-            if evictable.is_empty() {
-                self.drained += 1;
-                reporter.done(&format!(
-                    "node {node} ({index}/{total}) holds no pods to move: skipped"
-                ));
-                reporter.event(
-                    "node_drained",
-                    json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
-                );
-            } else {
-                to_drain.push((node.clone(), index, evictable));
+        let mut to_drain = self.pods_to_drain(batch, first).map_err(fail)?;
+        if self.settings.strategy == MoveStrategy::Surge {
+            let pods: Vec<Pod> = to_drain.iter().flat_map(|(_, _, p)| p.clone()).collect();
+            if super::surge::move_deployments(self, &label, pods)? {
+                // The restarted Deployments' old pods are going away by themselves.
+                to_drain = self.pods_to_drain(batch, first).map_err(fail)?;
             }
+        }
+        let (empty, to_drain): (Vec<_>, Vec<_>) =
+            to_drain.into_iter().partition(|(_, _, p)| p.is_empty());
+        for (node, index, _) in empty {
+            self.drained += 1;
+            reporter.done(&format!(
+                "node {node} ({index}/{total}) holds no pods to move: skipped"
+            ));
+            reporter.event(
+                "node_drained",
+                json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
+            );
         }
         if to_drain.is_empty() {
             return Ok(());
@@ -720,6 +748,7 @@ impl<'a> Evacuation<'a> {
                 names.join(", ")
             ));
         }
+        let kubectl = &self.session.kubectl;
         let workloads = kubectl.workloads().map_err(fail)?;
         let gated: BTreeSet<WorkloadRef> = to_drain
             .iter()
@@ -731,7 +760,6 @@ impl<'a> Evacuation<'a> {
         } else {
             (format!("batch {}", batch.index), "batch")
         };
-        // surge hook: moving the batch's Deployments by surge runs here, before the batch's gate.
         // Gate before evicting too: after an interruption, the previous batch's replacements may
         // still be starting, and evicting more of the same workloads now would cut capacity.
         self.wait_workloads_healthy(

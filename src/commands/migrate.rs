@@ -251,6 +251,8 @@ impl<'a> Migration<'a> {
         self.confirm_drain(preflight.nodes.len())?;
         let what = format!("migrate {}", self.args.new_pool);
         self.ev.acquire_lock(&what, self.args.break_lock)?;
+        super::surge::restore_strategies(&self.ev.session, self.ev.settings.settle_timeout)
+            .map_err(|f| self.fail(f))?;
 
         let t = Instant::now();
         let reused = self.ensure_new_pool(create.as_ref(), new_pool.as_ref())?;
@@ -659,6 +661,7 @@ impl<'a> Migration<'a> {
             session.kubectl.pool_nodes_command(new)
         );
         self.ev.plan_cordon_and_drain(&mut out, preflight, 4);
+        super::surge::plan_moves(&mut out, &self.ev, preflight);
         let keep = self.args.keep_old_pool.then_some("--keep-old-pool");
         self.ev.plan_delete(&mut out, 6, keep, self.args.yes);
         out

@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod plan;
 pub mod rollback;
 pub mod status;
+pub mod surge;
 pub mod upgrade;
 pub mod upgrade_master;
 pub mod upgrade_nodes;

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::{MigrateArgs, Output};
+use crate::cli::{MigrateArgs, MoveStrategy, Output};
 use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::Node;
@@ -19,11 +19,14 @@ use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::commands::evacuate::{evictable_by_node, node_name, Session, Snapshot};
 use crate::commands::migrate::{pick_old_pool, validate};
 use crate::errors::Error;
-use crate::plan::{analyze, Accepted, Finding, NewPool, PlanInput, Severity};
+use crate::plan::{
+    analyze, moves, Accepted, Finding, MovedBy, NewPool, PlanInput, Severity, WorkloadMove,
+};
 use crate::report::Silent;
 use crate::tools::gcloud::NodePool;
 use crate::tools::kubectl::POOL_LABEL;
 use crate::workloads::pod_node;
+use crate::workloads::WorkloadRef;
 
 /// The `-o json` document.
 #[derive(Debug, Serialize)]
@@ -34,6 +37,9 @@ pub struct PlanReport {
     /// Whether NEW_POOL exists (else it is the clone migrate would create).
     pub new_pool_exists: bool,
     pub findings: Vec<Finding>,
+    /// `--strategy`, and how each workload with pods on the old pool moves.
+    pub strategy: MoveStrategy,
+    pub moves: Vec<WorkloadMove>,
     /// Blocker findings, accepted or not.
     pub blockers: usize,
     /// Blockers not accepted by an override flag: migrate would refuse while this is not 0.
@@ -46,7 +52,14 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    pub fn new(cluster: &str, from: &str, new: &NewPool, findings: Vec<Finding>) -> Self {
+    pub fn new(
+        cluster: &str,
+        from: &str,
+        new: &NewPool,
+        findings: Vec<Finding>,
+        strategy: MoveStrategy,
+        moves: Vec<WorkloadMove>,
+    ) -> Self {
         let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
         PlanReport {
             cluster: cluster.to_string(),
@@ -57,6 +70,8 @@ impl PlanReport {
             unaccepted_blockers: findings.iter().filter(|f| f.refuses()).count(),
             warnings: count(Severity::Warning),
             findings,
+            strategy,
+            moves,
             max_parallel: 1,
             batches: Vec::new(),
         }
@@ -140,19 +155,37 @@ pub fn gather(
         pvcs: &pvcs,
         pvs: &pvs,
         server_config: &server_config,
+        strategy: args.drain.strategy,
     };
     let mut findings = analyze(&input);
+    let moves = moves(&input);
     Accepted::from_migrate_args(args).apply(&mut findings);
     let max_parallel = args.drain.max_parallel as usize;
-    let batches = drain_batches(&in_pool(&old.name), snapshot, max_parallel);
-    Ok(
-        PlanReport::new(&cluster.name, &old.name, &new_pool, findings)
-            .with_batches(max_parallel, batches),
+    // Deployments moved by a rolling restart are not evicted: they do not limit the batches.
+    let surged: HashSet<WorkloadRef> = moves
+        .iter()
+        .filter(|m| m.moved_by == MovedBy::Surge)
+        .map(|m| m.workload.clone())
+        .collect();
+    let batches = drain_batches(&in_pool(&old.name), snapshot, &surged, max_parallel);
+    Ok(PlanReport::new(
+        &cluster.name,
+        &old.name,
+        &new_pool,
+        findings,
+        args.drain.strategy,
+        moves,
     )
+    .with_batches(max_parallel, batches))
 }
 
-/// The batches `migrate` would drain `old_nodes` in (no workload excluded).
-fn drain_batches(old_nodes: &[Node], snapshot: &Snapshot, max_parallel: usize) -> Vec<Batch> {
+/// The batches `migrate` would drain `old_nodes` in, the `excluded` workloads' pods not counted.
+fn drain_batches(
+    old_nodes: &[Node],
+    snapshot: &Snapshot,
+    excluded: &HashSet<WorkloadRef>,
+    max_parallel: usize,
+) -> Vec<Batch> {
     let names: HashSet<String> = old_nodes.iter().map(node_name).collect();
     let on_old = snapshot
         .pods
@@ -166,7 +199,7 @@ fn drain_batches(old_nodes: &[Node], snapshot: &Snapshot, max_parallel: usize) -
             evictable: &evictable,
             workloads: &snapshot.workloads,
             pdbs: &snapshot.pdbs,
-            excluded: &HashSet::new(),
+            excluded,
         },
         max_parallel,
     )
@@ -255,6 +288,7 @@ pub fn render(report: &PlanReport) -> String {
         }
         let _ = writeln!(o);
     }
+    render_moves(&mut o, report);
     if !report.batches.is_empty() {
         let _ = writeln!(
             o,
@@ -275,6 +309,39 @@ pub fn render(report: &PlanReport) -> String {
         report.blockers, report.warnings
     );
     o
+}
+
+/// One row per workload with pods on the old pool: how it moves and how long it may be down.
+fn render_moves(o: &mut String, report: &PlanReport) {
+    if report.moves.is_empty() {
+        return;
+    }
+    let strategy = match report.strategy {
+        MoveStrategy::Surge => "surge",
+        MoveStrategy::Evict => "evict",
+    };
+    let _ = writeln!(o, "How the workloads move (--strategy {strategy}):");
+    let _ = writeln!(
+        o,
+        "{:<33} {:<9} {:<9} {:<12} WHY",
+        "WORKLOAD", "REPLICAS", "MOVED BY", "UNAVAILABLE"
+    );
+    for m in &report.moves {
+        let by = match m.moved_by {
+            MovedBy::Surge => "surge",
+            MovedBy::Evict => "evict",
+        };
+        let _ = writeln!(
+            o,
+            "{:<33} {:<9} {:<9} {:<12} {}",
+            m.workload.to_string(),
+            m.replicas,
+            by,
+            m.expected_unavailability,
+            m.why
+        );
+    }
+    let _ = writeln!(o);
 }
 
 #[cfg(test)]
@@ -316,7 +383,26 @@ mod tests {
             preemptible: false,
             version: "1.30".into(),
         };
-        PlanReport::new("demo", "default-pool", &new, findings)
+        let moves = vec![WorkloadMove {
+            workload: crate::workloads::WorkloadRef {
+                kind: "Deployment".into(),
+                namespace: "default".into(),
+                name: "web".into(),
+            },
+            replicas: 1,
+            pods: 1,
+            moved_by: MovedBy::Surge,
+            why: "rolling restart".into(),
+            expected_unavailability: "none".into(),
+        }];
+        PlanReport::new(
+            "demo",
+            "default-pool",
+            &new,
+            findings,
+            MoveStrategy::Surge,
+            moves,
+        )
     }
 
     #[test]
@@ -348,6 +434,10 @@ mod tests {
         );
         assert!(
             lines.contains(&"         do: single-replica remedy"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"Deployment default/web            1         surge     none         rolling restart"),
             "{text}"
         );
         assert_eq!(

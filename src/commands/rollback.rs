@@ -132,6 +132,8 @@ impl<'a> Rollback<'a> {
         self.confirm(preflight.nodes.len())?;
         let what = format!("rollback {}", self.args.new_pool);
         self.ev.acquire_lock(&what, self.args.break_lock)?;
+        super::surge::restore_strategies(&self.ev.session, self.ev.settings.settle_timeout)
+            .map_err(|f| self.fail(f))?;
 
         let t = Instant::now();
         let old = self.old.clone();
@@ -252,6 +254,7 @@ impl<'a> Rollback<'a> {
             let _ = writeln!(out, "     {}", session.kubectl.uncordon_command(&cordoned));
         }
         self.ev.plan_cordon_and_drain(&mut out, preflight, 3);
+        super::surge::plan_moves(&mut out, &self.ev, preflight);
         let keep = (!self.args.delete_new_pool).then_some("pass --delete-new-pool to delete it");
         self.ev.plan_delete(&mut out, 5, keep, self.args.yes);
         out

@@ -224,6 +224,31 @@ impl<'r> Kubectl<'r> {
         })
     }
 
+    /// Every Deployment (`kubectl get deployments -A -o json`): one call polls every rollout.
+    pub fn deployments(&self) -> Result<Vec<Deployment>, Error> {
+        self.list(&["get", "deployments", "--all-namespaces", "-o", "json"])
+    }
+
+    /// `kubectl patch deployment NAME -n NS --type=TYPE -p PATCH` (`merge` or `json`).
+    pub fn patch_deployment_command(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch_type: &str,
+        patch: &Value,
+    ) -> Command {
+        self.command([
+            "patch",
+            "deployment",
+            name,
+            "-n",
+            namespace,
+            &format!("--type={patch_type}"),
+            "-p",
+            &patch.to_string(),
+        ])
+    }
+
     pub fn cordon_command(&self, node: &str) -> Command {
         self.command(["cordon", node])
     }

@@ -203,7 +203,16 @@ fn pdb_never_allows() -> World {
 #[test]
 fn pdb_never_allowing_an_eviction_stops_at_the_drain_timeout_and_the_rerun_continues() {
     let w = pdb_never_allows();
-    let r = w.plugin(&["migrate", "pool-two", "--yes", "--drain-timeout", "20s"]);
+    // About eviction itself: web's pods would otherwise be moved by a rolling restart.
+    let r = w.plugin(&[
+        "migrate",
+        "pool-two",
+        "--yes",
+        "--drain-timeout",
+        "20s",
+        "--strategy",
+        "evict",
+    ]);
     assert_eq!(r.status, Some(TIMEOUT), "{r}");
     let report = w.report();
     let refused = events(&report, "eviction_refused");
@@ -231,7 +240,7 @@ fn pdb_never_allowing_an_eviction_stops_at_the_drain_timeout_and_the_rerun_conti
     assert_zero_downtime(&report);
 
     w.sim.set_faults(Default::default());
-    assert_rerun_completes(&w, &[]);
+    assert_rerun_completes(&w, &["--strategy", "evict"]);
     let report = w.report();
     assert!(
         events(&report, "eviction_accepted")
@@ -250,6 +259,8 @@ fn disable_eviction_after_deletes_the_blocked_pod_and_completes() {
         "--yes",
         "--disable-eviction-after",
         "10s",
+        "--strategy",
+        "evict",
     ]);
     assert!(r.ok(), "{r}");
     assert!(r.stderr.contains("BYPASSING PodDisruptionBudgets"), "{r}");

@@ -12,6 +12,7 @@ mod plan;
 mod refusals;
 mod rollback;
 mod status;
+mod surge;
 mod upgrade;
 
 use serde_json::Value;

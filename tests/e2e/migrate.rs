@@ -356,7 +356,8 @@ fn a_workload_that_cannot_settle_stops_before_the_next_node() {
     assert!(r.stderr.contains("picky"), "{r}");
     assert!(r.stderr.contains("--allow-unschedulable"), "{r}");
     assert!(w.writes().is_empty(), "refused but wrote: {:?}", w.writes());
-    // ...and when the user accepts it anyway, the health gate stops before the next node.
+    // ...and when the user accepts it anyway, the health gate stops before the next node (with
+    // --strategy surge the rollout wait stops it earlier: surge.rs covers that).
     let r = w.plugin(&[
         "migrate",
         "pool-two",
@@ -366,6 +367,8 @@ fn a_workload_that_cannot_settle_stops_before_the_next_node() {
         "--allow-unschedulable",
         "--settle-timeout",
         "20s",
+        "--strategy",
+        "evict",
     ]);
     assert!(!r.ok(), "{r}");
     assert!(

@@ -31,7 +31,8 @@ fn zones_of_pool(w: &World, pool: &str) -> BTreeMap<String, String> {
     })
 }
 
-/// `migrate pool-two --yes --max-parallel N -o json` on the `parallel` scenario.
+/// `migrate pool-two --yes --max-parallel N -o json` on the `parallel` scenario, every workload
+/// evicted (`--strategy evict`): the batches are what keeps evictions within the budgets.
 fn migrate(max_parallel: &str) -> (World, BTreeMap<String, String>, Run, Vec<Value>) {
     let w = World::new(scenario("parallel"));
     let zones = zones_of_pool(&w, "default-pool");
@@ -42,6 +43,8 @@ fn migrate(max_parallel: &str) -> (World, BTreeMap<String, String>, Run, Vec<Val
         "--yes",
         "--max-parallel",
         max_parallel,
+        "--strategy",
+        "evict",
         "-o",
         "json",
     ]);

@@ -92,6 +92,11 @@ fn snapshot_basic() {
 }
 
 #[test]
+fn snapshot_single_replica() {
+    snapshot("single-replica", &World::new(scenario("single-replica")));
+}
+
+#[test]
 fn snapshot_regional() {
     snapshot("regional", &World::new(scenario("regional")));
 }
@@ -254,7 +259,18 @@ fn pdb_blocker_is_what_drain_hangs_on() {
         x.replicas = 2;
         x.pdb = Some(json!({"maxUnavailable": 0}));
     });
+    // With the default --strategy surge, frozen is moved by a rolling restart: never evicted.
     let (r, doc) = plan_json(&w, &["pool-two"]);
+    assert_eq!(r.status, Some(0), "{r}");
+    assert!(findings(&doc, "pdb-blocks-eviction").is_empty(), "{doc:#}");
+    let frozen = doc["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["workload"]["name"] == "frozen")
+        .cloned();
+    assert_eq!(frozen.unwrap()["moved_by"], "surge", "{doc:#}");
+    let (r, doc) = plan_json(&w, &["pool-two", "--strategy", "evict"]);
     assert_eq!(r.status, Some(3), "{r}");
     let found = findings(&doc, "pdb-blocks-eviction");
     assert_eq!(found.len(), 1, "only frozen-pdb blocks: {doc:#}");

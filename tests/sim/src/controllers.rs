@@ -275,12 +275,22 @@ pub fn pdb_view(sim: &Sim, pdb: &PodDisruptionBudget) -> PdbView {
     let mut expected = 0;
     let mut seen = HashSet::new();
     for p in &pods {
-        if let Some(o) = controller_of(&p.metadata) {
-            if seen.insert(o.uid.clone()) {
-                expected += controller_scale(sim, &ns, o).unwrap_or(1);
-            }
-        } else {
-            expected += 1;
+        match controller_of(&p.metadata) {
+            // Keyed by the controller that owns the scale: the pods of a Deployment's old and
+            // new ReplicaSets (mid-rollout) count once, as the Deployment's replicas.
+            Some(o) => match controller_scale(sim, &ns, o) {
+                Some((uid, scale)) => {
+                    if seen.insert(uid) {
+                        expected += scale;
+                    }
+                }
+                None => {
+                    if seen.insert(o.uid.clone()) {
+                        expected += 1;
+                    }
+                }
+            },
+            None => expected += 1,
         }
     }
     let desired = match (&spec.min_available, &spec.max_unavailable) {
@@ -301,22 +311,25 @@ pub fn pdb_view(sim: &Sim, pdb: &PodDisruptionBudget) -> PdbView {
     }
 }
 
-fn controller_scale(sim: &Sim, ns: &str, o: &OwnerReference) -> Option<i32> {
+/// The uid of the controller whose scale a pod counts against, and that scale.
+fn controller_scale(sim: &Sim, ns: &str, o: &OwnerReference) -> Option<(String, i32)> {
+    let replicas = |r: Option<i32>| r.unwrap_or(1);
     match o.kind.as_str() {
         "ReplicaSet" => {
             let rs = sim.objs.get::<ReplicaSet>(ns, &o.name)?;
             if let Some(d) = controller_of(&rs.metadata).filter(|d| d.kind == "Deployment") {
-                return sim
-                    .objs
-                    .get::<Deployment>(ns, &d.name)
-                    .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
+                return sim.objs.get::<Deployment>(ns, &d.name).map(|d| {
+                    let scale = replicas(d.spec.as_ref().and_then(|s| s.replicas));
+                    (d.metadata.uid.clone().unwrap_or_default(), scale)
+                });
             }
-            rs.spec.as_ref().and_then(|s| s.replicas)
+            let scale = rs.spec.as_ref().and_then(|s| s.replicas)?;
+            Some((o.uid.clone(), scale))
         }
-        "StatefulSet" => sim
-            .objs
-            .get::<StatefulSet>(ns, &o.name)
-            .map(|s| s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        "StatefulSet" => sim.objs.get::<StatefulSet>(ns, &o.name).map(|s| {
+            let scale = replicas(s.spec.as_ref().and_then(|s| s.replicas));
+            (o.uid.clone(), scale)
+        }),
         _ => None,
     }
 }

@@ -146,6 +146,7 @@ pub struct Workload {
     pub termination_grace_period: Option<i64>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Annotations of the workload object and of its pods.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }

@@ -152,7 +152,10 @@ fn pod_template(w: &Workload) -> Value {
 }
 
 fn create_workload(sim: &mut Sim, w: &Workload) -> anyhow::Result<()> {
-    let meta = json!({"name": w.name, "namespace": w.namespace, "labels": {"app": w.name}});
+    let mut meta = json!({"name": w.name, "namespace": w.namespace, "labels": {"app": w.name}});
+    if !w.annotations.is_empty() {
+        meta["annotations"] = json!(w.annotations);
+    }
     let selector = json!({"matchLabels": {"app": w.name}});
     let template = pod_template(w);
     match w.kind {

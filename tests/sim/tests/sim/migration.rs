@@ -199,3 +199,43 @@ fn draining_after_cordoning_evicts_each_pod_once() {
     assert_eq!(r.downtime("web"), 0.0);
     r.assert_no_pdb_violation();
 }
+
+#[test]
+fn a_rolling_restart_counts_each_deployment_once_in_its_pdb() {
+    let c = start("basic");
+    c.kubectl(&["rollout", "restart", "deployment/api"])
+        .success();
+    // Mid-rollout the pods belong to two ReplicaSets of one Deployment: the disruption
+    // controller counts the Deployment's replicas once (2), not once per ReplicaSet.
+    let mut saw_two_replica_sets = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pdb = c.kubectl_json(&["get", "pdb", "api-pdb"]);
+        assert_eq!(pdb["status"]["expectedPods"], 2, "{}", pdb["status"]);
+        assert_eq!(pdb["status"]["desiredHealthy"], 1, "{}", pdb["status"]);
+        let hashes: std::collections::BTreeSet<String> = c
+            .pods(&["-l", "app=api"])
+            .iter()
+            .filter_map(|p| {
+                p["metadata"]["labels"]["pod-template-hash"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        saw_two_replica_sets |= hashes.len() > 1;
+        let d = c.kubectl_json(&["get", "deployment", "api"]);
+        let done = d["status"]["updatedReplicas"] == 2
+            && d["status"]["replicas"] == 2
+            && d["status"]["availableReplicas"] == 2
+            && d["status"]["observedGeneration"] == d["metadata"]["generation"];
+        if done && saw_two_replica_sets {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout did not finish: {}",
+            d["status"]
+        );
+    }
+    c.report().assert_no_pdb_violation();
+}

@@ -1,0 +1,685 @@
+//! `--strategy surge`: moving a node's Deployments by a rolling restart before it is drained.
+//!
+//! `kubectl drain` evicts a pod first and only then does its controller start a replacement, so
+//! a Deployment whose budget lets that pod go (one replica, or maxUnavailable > 0) is short of
+//! Ready pods for the replacement's whole start-up. When a node is drained its pool is cordoned
+//! and the other pool is up, so a rolling restart (what `kubectl rollout restart` does) starts
+//! the new pods there first, and the Deployment removes old pods only as new ones become Ready.
+//! A strategy that could lower the ready count meanwhile (Recreate, maxUnavailable > 0) is set to
+//! maxUnavailable 0 for the rollout. The original is saved in an annotation on the Deployment by
+//! the same patch, so whichever run comes next puts it back, even after a SIGKILL
+//! ([`restore_strategies`]).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::{json, Value};
+
+use super::evacuate::{Evacuation, Preflight, Session, StepFailure, StepResult, POLL};
+use crate::cli::MoveStrategy;
+use crate::errors::Error;
+use crate::report::human_duration;
+use crate::tools::kubectl::{Kubectl, Workloads};
+use crate::workloads::{pending_pod_reason, pod_is_ready, workload_of, WorkloadRef};
+
+/// Where the strategy a run replaced is kept until it is put back (JSON of `spec.strategy`).
+pub const ORIGINAL_STRATEGY: &str = "kubectl-zdupgrade/original-strategy";
+/// `kubectl-zdupgrade/move: evict` on a Deployment leaves its pods to eviction.
+pub const MOVE_ANNOTATION: &str = "kubectl-zdupgrade/move";
+/// The pod-template annotation `kubectl rollout restart` sets.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// maxSurge and maxUnavailable resolved against `replicas` as the Deployment controller does
+/// (percentages: surge rounds up, unavailable down; both 0 means maxUnavailable 1); `None` for
+/// Recreate. A missing strategy is the API's default, RollingUpdate 25%/25%.
+pub fn resolve_rolling(strategy: Option<&DeploymentStrategy>, replicas: i32) -> Option<(i32, i32)> {
+    let strategy = strategy.cloned().unwrap_or_default();
+    if strategy.type_.as_deref() == Some("Recreate") {
+        return None;
+    }
+    let rolling = strategy.rolling_update.unwrap_or_default();
+    let quarter = IntOrString::String("25%".into());
+    let surge = scale(
+        rolling.max_surge.as_ref().unwrap_or(&quarter),
+        replicas,
+        true,
+    );
+    let unavailable = scale(
+        rolling.max_unavailable.as_ref().unwrap_or(&quarter),
+        replicas,
+        false,
+    );
+    if surge == 0 && unavailable == 0 {
+        Some((0, 1))
+    } else {
+        Some((surge, unavailable))
+    }
+}
+
+fn scale(value: &IntOrString, replicas: i32, round_up: bool) -> i32 {
+    match value {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(s) => {
+            let percent: i64 = s.trim_end_matches('%').trim().parse().unwrap_or(0);
+            let scaled = percent * i64::from(replicas);
+            let rounded = if round_up {
+                (scaled + 99).div_euclid(100)
+            } else {
+                scaled.div_euclid(100)
+            };
+            rounded as i32
+        }
+    }
+}
+
+/// The strategy to roll out with when the Deployment's own could lower its ready count:
+/// RollingUpdate with maxUnavailable 0 and its own maxSurge (at least 1). `None` when its own
+/// already keeps each old pod until a new one is Ready.
+pub fn surge_strategy(d: &Deployment) -> Option<Value> {
+    let spec = d.spec.as_ref()?;
+    let surge = match resolve_rolling(spec.strategy.as_ref(), spec.replicas.unwrap_or(1)) {
+        Some((_, unavailable)) if unavailable <= 0 => return None,
+        Some((surge, _)) => surge,
+        None => 0,
+    };
+    Some(json!({
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": surge.max(1), "maxUnavailable": 0}
+    }))
+}
+
+fn annotation<'d>(d: &'d Deployment, key: &str) -> Option<&'d str> {
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// Why a Deployment with `pods` on the node is left to eviction; `None`: it is restarted.
+pub fn left_to_eviction(d: &Deployment, pods: &[&Pod]) -> Option<&'static str> {
+    let spec = d.spec.as_ref();
+    if annotation(d, MOVE_ANNOTATION) == Some("evict") {
+        Some("opted out (annotation kubectl-zdupgrade/move=evict)")
+    } else if spec.and_then(|s| s.paused) == Some(true) {
+        Some("paused: a restart would not roll out")
+    } else if spec.and_then(|s| s.replicas) == Some(0) {
+        Some("scaled to 0 replicas")
+    } else if pods.iter().any(|p| !pod_is_ready(p)) {
+        Some("its pods there are not Ready: they serve nothing to keep")
+    } else {
+        None
+    }
+}
+
+pub fn deployment_ref(d: &Deployment) -> WorkloadRef {
+    WorkloadRef {
+        kind: "Deployment".into(),
+        namespace: d
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        name: d.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// The Deployments to restart for `pods` (a node's evictable pods), in name order, and those
+/// left to eviction with the reason. Deployments in `done` were restarted already.
+pub fn choose<'w>(
+    workloads: &'w Workloads,
+    pods: &[Pod],
+    done: &BTreeSet<WorkloadRef>,
+) -> (Vec<&'w Deployment>, Vec<(WorkloadRef, &'static str)>) {
+    let (mut restart, mut evict) = (Vec::new(), Vec::new());
+    for d in &workloads.deployments {
+        let key = deployment_ref(d);
+        let own: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| workload_of(p, workloads).as_ref() == Some(&key))
+            .collect();
+        if own.is_empty() || done.contains(&key) {
+            continue;
+        }
+        match left_to_eviction(d, &own) {
+            Some(why) => evict.push((key, why)),
+            None => restart.push(d),
+        }
+    }
+    restart.sort_by_key(|d| deployment_ref(d));
+    evict.sort();
+    (restart, evict)
+}
+
+/// The merge patch that restarts `d` at `now` (RFC 3339), and the strategy to put back after
+/// its rollout when the patch replaces it (also saved in the [`ORIGINAL_STRATEGY`] annotation).
+/// A strategy saved by an earlier run stays the one to put back.
+pub fn restart_patch(d: &Deployment, now: &str) -> (Value, Option<Value>) {
+    let template = json!({"metadata": {"annotations": {RESTARTED_AT: now}}});
+    let saved = annotation(d, ORIGINAL_STRATEGY).and_then(|s| serde_json::from_str(s).ok());
+    let Some(strategy) = surge_strategy(d) else {
+        return (json!({"spec": {"template": template}}), saved);
+    };
+    let original = saved.unwrap_or_else(|| {
+        let current = d.spec.as_ref().and_then(|s| s.strategy.as_ref());
+        serde_json::to_value(current).unwrap_or(Value::Null)
+    });
+    let patch = json!({
+        "metadata": {"annotations": {ORIGINAL_STRATEGY: original.to_string()}},
+        "spec": {"strategy": strategy, "template": template}
+    });
+    (patch, Some(original))
+}
+
+/// The JSON patch that puts `original` back as `spec.strategy` (replacing it whole, so a
+/// Recreate strategy gets no rollingUpdate field) and drops the [`ORIGINAL_STRATEGY`] annotation.
+pub fn restore_patch(original: &Value) -> Value {
+    let strategy = if original.is_null() {
+        json!({"op": "remove", "path": "/spec/strategy"})
+    } else {
+        json!({"op": "replace", "path": "/spec/strategy", "value": original})
+    };
+    let key = ORIGINAL_STRATEGY.replace('~', "~0").replace('/', "~1");
+    json!([strategy, {"op": "remove", "path": format!("/metadata/annotations/{key}")}])
+}
+
+/// Why the rollout of `d` is not complete, or `None` when it is: the controller saw the latest
+/// spec and every replica is updated and available, with no old pod left.
+pub fn rollout_pending(d: &Deployment) -> Option<String> {
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Some(format!(
+            "controller has not observed generation {generation} yet"
+        ));
+    }
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let (ready, updated, available, total) = (
+        status.ready_replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0),
+        status.replicas.unwrap_or(0),
+    );
+    (updated != want || total != want || available != want).then(|| {
+        format!("ready {ready}/{want}, updated {updated}/{want}, available {available}/{want}, {total} pods")
+    })
+}
+
+/// Now, as `kubectl rollout restart` writes it: RFC 3339 to the second.
+fn restart_time() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+}
+
+/// A Deployment patched by this step and the strategy to put back (`None`: not replaced).
+struct Restarted {
+    workload: WorkloadRef,
+    original: Option<Value>,
+}
+
+/// Before the nodes `what` names are drained (`--strategy surge`): restarts the Deployments with
+/// pods among `evictable` (their pods), waits up to `--settle-timeout` for their rollouts and
+/// puts their strategies back; returns whether any Deployment was restarted (the caller then
+/// lists what is left to evict). A rollout that does not finish fails the step, after the
+/// strategies changed so far are put back.
+pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: Vec<Pod>) -> StepResult<bool> {
+    if ev.settings.strategy != MoveStrategy::Surge {
+        return Ok(false);
+    }
+    let step = format!("move the Deployments of {what}");
+    let fail = |e| StepFailure::new(&step, e);
+    let (session, timeout) = (&ev.session, ev.settings.settle_timeout);
+    let (reporter, kubectl) = (session.reporter, &session.kubectl);
+    let workloads = kubectl.workloads().map_err(fail)?;
+    let (chosen, evicted) = choose(&workloads, &evictable, &ev.restarted);
+    for (w, why) in &evicted {
+        reporter.info(&format!("{w} is left to eviction: {why}"));
+    }
+    if chosen.is_empty() {
+        return Ok(false);
+    }
+    reporter.step(&format!(
+        "Moving {} Deployment(s) off {what} by a rolling restart",
+        chosen.len()
+    ));
+    let now = restart_time();
+    let mut restarted = Vec::new();
+    for d in chosen {
+        let result = restart(kubectl, d, &now);
+        match result {
+            Ok(r) => {
+                ev.restarted.insert(r.workload.clone());
+                restarted.push(r);
+            }
+            Err(e) => {
+                let e = with_restores(e.into(), kubectl, &restarted);
+                return Err(StepFailure::new(&step, e));
+            }
+        }
+    }
+    let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
+    if let Err(e) = wait_rollouts(kubectl, &refs, timeout) {
+        return Err(StepFailure::new(
+            &step,
+            with_restores(e, kubectl, &restarted),
+        ));
+    }
+    restore_all(kubectl, &restarted).map_err(fail)?;
+    for w in &refs {
+        reporter.event(
+            "deployment_moved",
+            json!({"namespace": w.namespace, "name": w.name}),
+        );
+    }
+    Ok(true)
+}
+
+/// Patches one Deployment to restart (one kubectl call) and reports it.
+fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, Error> {
+    let workload = deployment_ref(d);
+    let (patch, original) = restart_patch(d, now);
+    let changed = patch["spec"].get("strategy").is_some();
+    kubectl.run(&kubectl.patch_deployment_command(
+        &workload.namespace,
+        &workload.name,
+        "merge",
+        &patch,
+    ))?;
+    kubectl.reporter().event(
+        "deployment_restarted",
+        json!({"namespace": workload.namespace, "name": workload.name, "strategy_changed": changed}),
+    );
+    Ok(Restarted { workload, original })
+}
+
+/// `error`, after putting back the strategies in `restarted`, saying whether that worked.
+fn with_restores(
+    error: anyhow::Error,
+    kubectl: &Kubectl,
+    restarted: &[Restarted],
+) -> anyhow::Error {
+    if restarted.iter().all(|r| r.original.is_none()) {
+        return error;
+    }
+    let note = match restore_all(kubectl, restarted) {
+        Ok(()) => "the original strategies of the restarted Deployments were put back".to_string(),
+        Err(e) => format!(
+            "putting the original strategies back failed too ({e}); the next run retries (annotation {ORIGINAL_STRATEGY})"
+        ),
+    };
+    match error.downcast::<Error>() {
+        Ok(Error::Timeout(message)) => Error::Timeout(format!("{message}\n    {note}")).into(),
+        Ok(other) => anyhow::Error::from(other).context(note),
+        Err(error) => error.context(note),
+    }
+}
+
+/// Puts back each replaced strategy; tries them all, then returns the first failure.
+fn restore_all(kubectl: &Kubectl, restarted: &[Restarted]) -> Result<(), Error> {
+    let mut first = None;
+    for r in restarted {
+        let Some(original) = &r.original else {
+            continue;
+        };
+        let w = &r.workload;
+        let command = kubectl.patch_deployment_command(
+            &w.namespace,
+            &w.name,
+            "json",
+            &restore_patch(original),
+        );
+        match kubectl.run(&command) {
+            Ok(()) => kubectl.reporter().event(
+                "strategy_restored",
+                json!({"namespace": w.namespace, "name": w.name}),
+            ),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Polls every Deployment (one list every [`POLL`]) until the rollouts of `deployments` are
+/// complete; after `timeout`, fails naming each unfinished one, its counts and a Pending pod's
+/// reason. A Deployment deleted meanwhile counts as done.
+fn wait_rollouts(
+    kubectl: &Kubectl,
+    deployments: &[WorkloadRef],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let reporter = kubectl.reporter();
+    let deadline = Instant::now() + timeout;
+    let bar = reporter.progress("deployments moved", deployments.len() as u64);
+    loop {
+        let all = match kubectl.deployments() {
+            Ok(all) => all,
+            Err(e) => {
+                bar.abandon();
+                return Err(e.into());
+            }
+        };
+        let pending: Vec<(&WorkloadRef, String)> = deployments
+            .iter()
+            .filter_map(|w| {
+                let d = all.iter().find(|d| &deployment_ref(d) == w)?;
+                rollout_pending(d).map(|why| (w, why))
+            })
+            .collect();
+        let first = pending.first().map(|(w, why)| format!("{w}: {why}"));
+        bar.update(
+            (deployments.len() - pending.len()) as u64,
+            first.as_deref().unwrap_or(""),
+        );
+        if pending.is_empty() {
+            bar.finish(&format!("{} Deployment(s) rolled out", deployments.len()));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bar.abandon();
+            let reasons = unfinished(kubectl, &pending);
+            return Err(Error::Timeout(format!(
+                "Deployments did not finish rolling out within {} (--settle-timeout):\n    {}",
+                human_duration(timeout),
+                reasons.join("\n    ")
+            ))
+            .into());
+        }
+        sleep(POLL);
+    }
+}
+
+/// "Deployment NS/NAME: COUNTS; pod NS/POD Pending: WHY" for each unfinished rollout.
+fn unfinished(kubectl: &Kubectl, pending: &[(&WorkloadRef, String)]) -> Vec<String> {
+    let snapshot = kubectl
+        .workloads()
+        .and_then(|w| kubectl.all_pods().map(|p| (w, p)));
+    pending
+        .iter()
+        .map(|(w, why)| {
+            let pod = snapshot
+                .as_ref()
+                .ok()
+                .and_then(|(workloads, pods)| pending_pod_reason(w, workloads, pods));
+            match pod {
+                Some(pod) => format!("{w}: {why}; {pod}"),
+                None => format!("{w}: {why}"),
+            }
+        })
+        .collect()
+}
+
+/// Deployments carrying [`ORIGINAL_STRATEGY`]: a run stopped before putting their strategy back.
+fn left_patched(deployments: &[Deployment]) -> Result<Vec<Restarted>, Error> {
+    deployments
+        .iter()
+        .filter_map(|d| annotation(d, ORIGINAL_STRATEGY).map(|saved| (d, saved)))
+        .map(|(d, saved)| {
+            let workload = deployment_ref(d);
+            let original = serde_json::from_str(saved).map_err(|e| {
+                Error::Refused(format!(
+                    "{workload} has an unreadable annotation {ORIGINAL_STRATEGY} ({e}): put its strategy back by hand and remove the annotation"
+                ))
+            })?;
+            Ok(Restarted {
+                workload,
+                original: Some(original),
+            })
+        })
+        .collect()
+}
+
+/// At the start of a run: puts back the strategy of every Deployment an earlier run left
+/// patched, once its rollout is complete (waiting up to `timeout`; after that, put back anyway
+/// and fail, naming the rollout).
+pub fn restore_strategies(session: &Session, timeout: Duration) -> StepResult<()> {
+    let step = "put back the Deployment strategies an earlier run replaced";
+    let fail = |e| StepFailure::new(step, e);
+    let kubectl = &session.kubectl;
+    let left = left_patched(&kubectl.deployments().map_err(fail)?).map_err(fail)?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    session.reporter.step(&format!(
+        "Putting back the strategy of {} Deployment(s) an earlier run replaced",
+        left.len()
+    ));
+    let refs: Vec<WorkloadRef> = left.iter().map(|r| r.workload.clone()).collect();
+    if let Err(e) = wait_rollouts(kubectl, &refs, timeout) {
+        return Err(StepFailure::new(step, with_restores(e, kubectl, &left)));
+    }
+    restore_all(kubectl, &left).map_err(fail)?;
+    session
+        .reporter
+        .done(&format!("{} Deployment strategies put back", left.len()));
+    Ok(())
+}
+
+/// The `--dry-run` lines: the strategies to put back first, then per node the Deployments that
+/// would be restarted (the exact patches) and those left to eviction.
+pub fn plan_moves(out: &mut String, ev: &Evacuation, preflight: &Preflight) {
+    let kubectl = &ev.session.kubectl;
+    let snapshot = kubectl.workloads().and_then(|w| {
+        let left = left_patched(&w.deployments)?;
+        Ok((w, left))
+    });
+    let (workloads, left) = match snapshot {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(out, "     (could not read the Deployments: {e})");
+            return;
+        }
+    };
+    for r in &left {
+        let w = &r.workload;
+        let original = r.original.as_ref().unwrap_or(&Value::Null);
+        let _ = writeln!(
+            out,
+            "     first, once its rollout is complete, put back the strategy of {w} (left by an earlier run):\n       {}",
+            kubectl.patch_deployment_command(&w.namespace, &w.name, "json", &restore_patch(original))
+        );
+    }
+    if ev.settings.strategy != MoveStrategy::Surge {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "     before each node's drain (--strategy surge), restart its Deployments and wait up to {} for their rollouts:",
+        human_duration(ev.settings.settle_timeout)
+    );
+    let now = restart_time();
+    let mut done = BTreeSet::new();
+    for (node, pods) in &preflight.evictable {
+        let (chosen, evicted) = choose(&workloads, pods, &done);
+        for d in chosen {
+            let w = deployment_ref(d);
+            let (patch, original) = restart_patch(d, &now);
+            let _ = writeln!(
+                out,
+                "       {node}: {}",
+                kubectl.patch_deployment_command(&w.namespace, &w.name, "merge", &patch)
+            );
+            if let Some(original) = original {
+                let _ = writeln!(
+                    out,
+                    "         after its rollout: {}",
+                    kubectl.patch_deployment_command(
+                        &w.namespace,
+                        &w.name,
+                        "json",
+                        &restore_patch(&original)
+                    )
+                );
+            }
+            done.insert(w);
+        }
+        for (w, why) in evicted {
+            let _ = writeln!(out, "       {node}: {w} left to eviction: {why}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(replicas: i32, strategy: Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "generation": 3},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}},
+                "strategy": strategy
+            }
+        }))
+        .unwrap()
+    }
+
+    fn rolling(surge: Value, unavailable: Value) -> Value {
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}})
+    }
+
+    fn resolved(replicas: i32, strategy: Value) -> Option<(i32, i32)> {
+        let d = deployment(replicas, strategy);
+        resolve_rolling(d.spec.as_ref().unwrap().strategy.as_ref(), replicas)
+    }
+
+    #[test]
+    fn percentages_round_like_the_deployment_controller() {
+        // 25% of 1: surge rounds up to 1, unavailable down to 0.
+        assert_eq!(
+            resolved(1, rolling(json!("25%"), json!("25%"))),
+            Some((1, 0))
+        );
+        assert_eq!(
+            resolved(10, rolling(json!("25%"), json!("25%"))),
+            Some((3, 2))
+        );
+        assert_eq!(
+            resolved(3, rolling(json!("50%"), json!("50%"))),
+            Some((2, 1))
+        );
+        assert_eq!(resolved(4, rolling(json!(2), json!("0%"))), Some((2, 0)));
+        // The API's default when the strategy is missing.
+        assert_eq!(resolve_rolling(None, 4), Some((1, 1)));
+    }
+
+    #[test]
+    fn both_zero_means_one_unavailable_and_recreate_has_none() {
+        assert_eq!(resolved(1, rolling(json!(0), json!(0))), Some((0, 1)));
+        assert_eq!(
+            resolved(3, rolling(json!("10%"), json!("10%"))),
+            Some((1, 0))
+        );
+        assert_eq!(
+            resolved(1, rolling(json!("10%"), json!("10%"))),
+            Some((1, 0))
+        );
+        assert_eq!(
+            resolved(1, rolling(json!("0%"), json!("10%"))),
+            Some((0, 1))
+        );
+        assert_eq!(resolved(2, json!({"type": "Recreate"})), None);
+    }
+
+    #[test]
+    fn strategy_replaced_only_when_it_could_lower_the_ready_count() {
+        let keep = |r, s| surge_strategy(&deployment(r, s));
+        assert_eq!(keep(1, rolling(json!("25%"), json!("25%"))), None);
+        let zero_unavailable = |surge: i32| Some(rolling(json!(surge), json!(0)));
+        assert_eq!(keep(1, json!({"type": "Recreate"})), zero_unavailable(1));
+        assert_eq!(keep(1, rolling(json!(0), json!(1))), zero_unavailable(1));
+        assert_eq!(
+            keep(4, rolling(json!("50%"), json!("50%"))),
+            zero_unavailable(2)
+        );
+    }
+
+    #[test]
+    fn restart_saves_the_original_strategy_and_restore_puts_it_back_whole() {
+        let recreate = json!({"type": "Recreate"});
+        let d = deployment(1, recreate.clone());
+        let (patch, original) = restart_patch(&d, "2026-11-29T20:00:00Z");
+        assert_eq!(original, Some(recreate.clone()));
+        assert_eq!(
+            patch["metadata"]["annotations"][ORIGINAL_STRATEGY],
+            recreate.to_string()
+        );
+        assert_eq!(patch["spec"]["strategy"], rolling(json!(1), json!(0)));
+        assert_eq!(
+            patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT],
+            "2026-11-29T20:00:00Z"
+        );
+        assert_eq!(
+            restore_patch(&recreate),
+            json!([
+                {"op": "replace", "path": "/spec/strategy", "value": {"type": "Recreate"}},
+                {"op": "remove", "path": "/metadata/annotations/kubectl-zdupgrade~1original-strategy"}
+            ])
+        );
+        // A plain restart leaves the strategy alone.
+        let (patch, original) = restart_patch(&deployment(1, rolling(json!(1), json!(0))), "now");
+        assert_eq!((patch["spec"].get("strategy"), original), (None, None));
+    }
+
+    #[test]
+    fn a_strategy_saved_by_an_earlier_run_is_the_one_put_back() {
+        let mut d = deployment(1, rolling(json!(1), json!(0)));
+        d.metadata.annotations = Some(
+            [(
+                ORIGINAL_STRATEGY.to_string(),
+                r#"{"type":"Recreate"}"#.to_string(),
+            )]
+            .into(),
+        );
+        let (_, original) = restart_patch(&d, "now");
+        assert_eq!(original, Some(json!({"type": "Recreate"})));
+        let left = left_patched(&[d]).unwrap();
+        assert_eq!(left[0].original, Some(json!({"type": "Recreate"})));
+    }
+
+    #[test]
+    fn rollout_completion() {
+        let mut d = deployment(2, rolling(json!(1), json!(0)));
+        let status = |observed: i64, total: i32, updated: i32, available: i32| {
+            serde_json::from_value(json!({
+                "observedGeneration": observed, "replicas": total, "updatedReplicas": updated,
+                "readyReplicas": available, "availableReplicas": available
+            }))
+            .unwrap()
+        };
+        d.status = Some(status(2, 2, 2, 2));
+        assert!(rollout_pending(&d).unwrap().contains("generation 3"));
+        d.status = Some(status(3, 3, 2, 2));
+        assert_eq!(
+            rollout_pending(&d).as_deref(),
+            Some("ready 2/2, updated 2/2, available 2/2, 3 pods")
+        );
+        d.status = Some(status(3, 2, 2, 2));
+        assert_eq!(rollout_pending(&d), None);
+    }
+
+    #[test]
+    fn opted_out_paused_and_unready_are_left_to_eviction() {
+        let mut d = deployment(1, rolling(json!(1), json!(0)));
+        assert_eq!(left_to_eviction(&d, &[]), None);
+        let unready: Pod = serde_json::from_value(
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+        )
+        .unwrap();
+        assert!(left_to_eviction(&d, &[&unready])
+            .unwrap()
+            .contains("not Ready"));
+        d.spec.as_mut().unwrap().paused = Some(true);
+        assert!(left_to_eviction(&d, &[]).unwrap().starts_with("paused"));
+        d.metadata.annotations = Some([(MOVE_ANNOTATION.to_string(), "evict".to_string())].into());
+        assert!(left_to_eviction(&d, &[]).unwrap().starts_with("opted out"));
+    }
+}
