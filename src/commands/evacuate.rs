@@ -38,11 +38,53 @@ use crate::workloads::{
 /// How often kubectl lists are polled while waiting.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// The health gate's first poll interval; it grows by half each poll up to [`POLL`]. A list of
-/// Deployments is cheap, and a batch's replacements are often ready within a second: polling
-/// fast at first makes the gate's overhead close to nothing, and backing off keeps a long wait
-/// at one list every 2 s (well under 5 API requests per second).
+/// The health gate's first poll interval; it grows by a quarter each poll up to
+/// [`BUSY_GATE_POLL`], and to [`POLL`] once the gate has waited [`LONG_GATE`]. A list of
+/// Deployments is cheap, and a batch's replacements are usually ready within seconds: polling
+/// often then keeps the gate's overhead near nothing, and backing off keeps a long wait at one
+/// list every 2 s.
 const FIRST_GATE_POLL: Duration = Duration::from_millis(250);
+const BUSY_GATE_POLL: Duration = Duration::from_secs(1);
+const LONG_GATE: Duration = Duration::from_secs(30);
+
+/// The pauses between the polls of one wait: short at first, when what is awaited is usually
+/// about to happen, longer as the wait goes on.
+pub struct PollSchedule {
+    started: Instant,
+    delay: Duration,
+}
+
+impl PollSchedule {
+    pub fn new() -> Self {
+        PollSchedule {
+            started: Instant::now(),
+            delay: FIRST_GATE_POLL,
+        }
+    }
+
+    /// Sleeps until the next poll (never past `deadline`).
+    pub fn sleep_until_next(&mut self, deadline: Instant) {
+        sleep(
+            self.delay
+                .min(deadline.saturating_duration_since(Instant::now())),
+        );
+        let cap = if self.started.elapsed() < LONG_GATE {
+            BUSY_GATE_POLL
+        } else {
+            POLL
+        };
+        self.delay = (self.delay * 5 / 4).min(cap);
+    }
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A gate that passed this recently on the same workloads is not repeated before the next batch.
+const FRESH_GATE: Duration = Duration::from_secs(5);
 
 /// The most often the health gate lists Pending pods to explain why a workload is not ready.
 const EXPLAIN_EVERY: Duration = Duration::from_secs(10);
@@ -488,6 +530,10 @@ pub struct Evacuation<'a> {
     phases: Vec<(String, Duration)>,
     /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
     pub lock: Option<crate::lock::ClusterLock<'a>>,
+    /// Deployments, StatefulSets and ReplicaSets as last read, to tell a pod's workload.
+    known: Option<Workloads>,
+    /// When the health gate last passed, and on which workloads.
+    last_healthy: Option<(Instant, BTreeSet<WorkloadRef>)>,
 }
 
 impl<'a> Evacuation<'a> {
@@ -505,6 +551,8 @@ impl<'a> Evacuation<'a> {
             restarted: BTreeSet::new(),
             phases: Vec::new(),
             lock: None,
+            known: None,
+            last_healthy: None,
         }
     }
 
@@ -658,6 +706,7 @@ impl<'a> Evacuation<'a> {
     /// Drains the pool's nodes batch by batch, each batch gated on workload health.
     pub fn drain_all(&mut self, preflight: &Preflight) -> StepResult<()> {
         let batches = self.batches(preflight);
+        self.known = Some(preflight.workloads.clone());
         if self.settings.max_parallel > 1 {
             self.reporter()
                 .info(describe(&batches, self.settings.max_parallel, "", 20).trim_end());
@@ -669,6 +718,27 @@ impl<'a> Evacuation<'a> {
             self.renew_lock()?;
         }
         Ok(())
+    }
+
+    /// The workloads `pods` belong to. The owners read earlier serve unless a pod's owner is not
+    /// among them (a ReplicaSet created since): then they are read again.
+    fn workloads_of(&mut self, pods: &[&Pod]) -> Result<BTreeSet<WorkloadRef>, Error> {
+        let resolve = |known: &Workloads| -> Option<BTreeSet<WorkloadRef>> {
+            pods.iter()
+                .map(|p| match controller_of(p) {
+                    None => Some(None),
+                    Some(_) => workload_of(p, known).map(Some),
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|refs| refs.into_iter().flatten().collect())
+        };
+        if let Some(gated) = self.known.as_ref().and_then(resolve) {
+            return Ok(gated);
+        }
+        let known = self.session.kubectl.workloads()?;
+        let gated = pods.iter().filter_map(|p| workload_of(p, &known)).collect();
+        self.known = Some(known);
+        Ok(gated)
     }
 
     /// Each node of `batch` with its position among the pool's nodes and the pods a drain would
@@ -748,13 +818,8 @@ impl<'a> Evacuation<'a> {
                 names.join(", ")
             ));
         }
-        let kubectl = &self.session.kubectl;
-        let workloads = kubectl.workloads().map_err(fail)?;
-        let gated: BTreeSet<WorkloadRef> = to_drain
-            .iter()
-            .flat_map(|(_, _, p)| p)
-            .filter_map(|p| workload_of(p, &workloads))
-            .collect();
+        let batch_pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
+        let gated = self.workloads_of(&batch_pods).map_err(fail)?;
         let (what, which) = if single {
             (format!("node {}", names[0]), "node")
         } else {
@@ -762,12 +827,18 @@ impl<'a> Evacuation<'a> {
         };
         // Gate before evicting too: after an interruption, the previous batch's replacements may
         // still be starting, and evicting more of the same workloads now would cut capacity.
-        self.wait_workloads_healthy(
-            &gated,
-            &format!("before draining {what}"),
-            &format!("{what} was not drained"),
-        )?;
-        let pdbs = self.session.kubectl.pdbs().map_err(fail)?;
+        // Not needed when the previous gate found them all healthy a moment ago.
+        let fresh = self
+            .last_healthy
+            .as_ref()
+            .is_some_and(|(at, healthy)| at.elapsed() < FRESH_GATE && gated.is_subset(healthy));
+        if !fresh {
+            self.wait_workloads_healthy(
+                &gated,
+                &format!("before draining {what}"),
+                &format!("{what} was not drained"),
+            )?;
+        }
         reporter.event(
             "batch_started",
             json!({"index": batch.index, "nodes": names, "zone": batch.zone}),
@@ -776,7 +847,7 @@ impl<'a> Evacuation<'a> {
             session: &self.session,
             settings: &self.settings,
             pool: &self.pool,
-            pdbs: &pdbs,
+            pdbs: std::sync::OnceLock::new(),
         };
         let results = in_parallel(&to_drain, |(node, index, pods)| {
             drain.run(node, *index, total, pods)
@@ -827,7 +898,7 @@ impl<'a> Evacuation<'a> {
         let deadline = Instant::now() + timeout;
         let bar = reporter.progress("workloads ready", gated.len() as u64);
         let mut poll = GatePoll::new(gated);
-        let mut delay = FIRST_GATE_POLL;
+        let mut schedule = PollSchedule::new();
         loop {
             let explain = poll.should_explain();
             let reasons = match poll.reasons(&self.session.kubectl, explain) {
@@ -846,6 +917,7 @@ impl<'a> Evacuation<'a> {
                     json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>()}),
                 );
                 self.workloads_checked.extend(gated.iter().cloned());
+                self.last_healthy = Some((Instant::now(), gated.clone()));
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -865,8 +937,7 @@ impl<'a> Evacuation<'a> {
                     )),
                 ));
             }
-            sleep(delay.min(deadline.saturating_duration_since(Instant::now())));
-            delay = (delay * 3 / 2).min(POLL);
+            schedule.sleep_until_next(deadline);
         }
     }
 }
@@ -876,10 +947,18 @@ struct NodeDrain<'s, 'a> {
     session: &'s Session<'a>,
     settings: &'s DrainSettings,
     pool: &'s str,
-    pdbs: &'s [PodDisruptionBudget],
+    /// Read only when an eviction is refused, to name the budget: most drains never need them.
+    pdbs: std::sync::OnceLock<Vec<PodDisruptionBudget>>,
 }
 
 impl NodeDrain<'_, '_> {
+    /// The cluster's PodDisruptionBudgets, read once (none if they cannot be read: they only
+    /// name the blocking budget in messages).
+    fn pdbs(&self) -> &[PodDisruptionBudget] {
+        self.pdbs
+            .get_or_init(|| self.session.kubectl.pdbs().unwrap_or_default())
+    }
+
     /// Drains `node` of its `evictable` pods, reporting kubectl's output as progress and
     /// events; `index` of `total` is its position in the pool, for messages.
     fn run(&self, node: &str, index: usize, total: usize, evictable: &[Pod]) -> StepResult<()> {
@@ -950,7 +1029,7 @@ impl NodeDrain<'_, '_> {
                     } => {
                         // kubectl retries every 5 s; the progress line shows the latest blocker
                         // (plain output prints it again only when it changes).
-                        let message = blocked_message(&namespace, &name, &reason, evictable, self.pdbs);
+                        let message = blocked_message(&namespace, &name, &reason, evictable, self.pdbs());
                         bar.update(evicted, &message);
                         if message != last_blocked {
                             reporter.event(
@@ -1016,7 +1095,7 @@ impl NodeDrain<'_, '_> {
             .into_iter()
             .filter(|p| classify(p) == PodClass::Evictable)
             .collect();
-        let pods = bypassed_pods(&left, self.pdbs);
+        let pods = bypassed_pods(&left, self.pdbs());
         self.session.reporter.warn(&format!(
             "BYPASSING PodDisruptionBudgets: node {node} has been blocked for {} (--disable-eviction-after): deleting without eviction {}; the budgets are NOT respected for these pods",
             human_duration(after),
@@ -1089,7 +1168,7 @@ struct GatePoll<'g> {
     /// Some gated kind has no replica counts (Jobs): its Pending pods decide.
     pods_decide: bool,
     unsettled: bool,
-    explained_at: Option<Instant>,
+    explained_at: Instant,
 }
 
 impl<'g> GatePoll<'g> {
@@ -1112,18 +1191,16 @@ impl<'g> GatePoll<'g> {
             kinds: kinds.into_iter().collect(),
             pods_decide,
             unsettled: false,
-            explained_at: None,
+            // Pending pods explain a wait only once it lasts: not in the first seconds.
+            explained_at: Instant::now(),
         }
     }
 
     /// Whether this poll lists Pending pods: when they decide, or when a workload was still
-    /// not ready at the last poll and they were not listed in the last [`EXPLAIN_EVERY`].
+    /// not ready at the last poll and they were not listed in the last [`EXPLAIN_EVERY`] (nor
+    /// since the gate started).
     fn should_explain(&self) -> bool {
-        self.pods_decide
-            || (self.unsettled
-                && self
-                    .explained_at
-                    .is_none_or(|t| t.elapsed() >= EXPLAIN_EVERY))
+        self.pods_decide || (self.unsettled && self.explained_at.elapsed() >= EXPLAIN_EVERY)
     }
 
     /// Why each gated workload is not settled (empty: all are).
@@ -1139,7 +1216,7 @@ impl<'g> GatePoll<'g> {
             kubectl.workloads_of_kinds(&kinds)?
         };
         let pending = if explain {
-            self.explained_at = Some(Instant::now());
+            self.explained_at = Instant::now();
             kubectl.pending_pods()?
         } else {
             Vec::new()

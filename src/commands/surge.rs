@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
@@ -20,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
-use super::evacuate::{Evacuation, Preflight, Session, StepFailure, StepResult, POLL};
+use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
 use crate::cli::MoveStrategy;
 use crate::errors::Error;
 use crate::report::human_duration;
@@ -346,8 +345,8 @@ fn restore_all(kubectl: &Kubectl, restarted: &[Restarted]) -> Result<(), Error> 
     first.map_or(Ok(()), Err)
 }
 
-/// Polls every Deployment (one list every [`POLL`]) until the rollouts of `deployments` are
-/// complete; after `timeout`, fails naming each unfinished one, its counts and a Pending pod's
+/// Polls every Deployment (one list, more often at first: [`PollSchedule`]) until the rollouts
+/// of `deployments` are complete; after `timeout`, fails naming each unfinished one, its counts and a Pending pod's
 /// reason. A Deployment deleted meanwhile counts as done.
 fn wait_rollouts(
     kubectl: &Kubectl,
@@ -357,6 +356,7 @@ fn wait_rollouts(
     let reporter = kubectl.reporter();
     let deadline = Instant::now() + timeout;
     let bar = reporter.progress("deployments moved", deployments.len() as u64);
+    let mut schedule = PollSchedule::new();
     loop {
         let all = match kubectl.deployments() {
             Ok(all) => all,
@@ -391,7 +391,7 @@ fn wait_rollouts(
             ))
             .into());
         }
-        sleep(POLL);
+        schedule.sleep_until_next(deadline);
     }
 }
 
