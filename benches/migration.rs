@@ -1,5 +1,5 @@
 //! Benchmark of a whole node-pool migration against the simulated cluster, run in-process:
-//! `cargo bench --bench migration -- [--sizes 3,30,200] [--variants manual,p1,p4,p16]
+//! `cargo bench --bench migration -- [--sizes 3,30,200] [--variants manual,p1,p4,p16,e1,e4,e16]
 //! [--time-scale X] [--scenario FILE] [--repeat K]`.
 //!
 //! Each size × variant starts a fresh simulator, runs the plugin (or the manual procedure)
@@ -35,7 +35,7 @@ struct Options {
         long,
         value_delimiter = ',',
         value_enum,
-        default_value = "manual,p1,p4,p16"
+        default_value = "manual,p1,p4,p16,e1"
     )]
     variants: Vec<Variant>,
     /// Simulated seconds per real second (default 10, or a --scenario file's own).
@@ -56,16 +56,18 @@ struct Options {
 enum Variant {
     /// The manual procedure with kubectl and gcloud, no plugin.
     Manual,
-    /// The plugin, one node at a time (--max-parallel 1 when the build has the flag).
+    /// The plugin with its default strategy (surge), one node at a time.
     P1,
-    /// The plugin with --max-parallel 4.
+    /// The plugin with its default strategy, --max-parallel 4.
     P4,
-    /// The plugin with --max-parallel 16.
+    /// The plugin with its default strategy, --max-parallel 16.
     P16,
-    /// The plugin with --strategy surge.
-    Surge,
-    /// The plugin with --strategy evict.
-    Evict,
+    /// The plugin with --strategy evict, one node at a time.
+    E1,
+    /// The plugin with --strategy evict, --max-parallel 4.
+    E4,
+    /// The plugin with --strategy evict, --max-parallel 16.
+    E16,
 }
 
 impl Variant {
@@ -75,30 +77,31 @@ impl Variant {
             Variant::P1 => "p1",
             Variant::P4 => "p4",
             Variant::P16 => "p16",
-            Variant::Surge => "surge",
-            Variant::Evict => "evict",
+            Variant::E1 => "e1",
+            Variant::E4 => "e4",
+            Variant::E16 => "e16",
         }
     }
 
-    /// Extra `migrate` arguments, or None when this build lacks the flag.
+    /// Extra `migrate` arguments, or None when this build lacks a flag they need.
     fn plugin_args(self, help: &str) -> Option<Vec<String>> {
-        let (flag, value) = match self {
-            Variant::Manual => return None,
-            Variant::P1 if !help.contains("--max-parallel") => return Some(vec![]),
-            Variant::P1 => ("--max-parallel", "1"),
-            Variant::P4 => ("--max-parallel", "4"),
-            Variant::P16 => ("--max-parallel", "16"),
-            Variant::Surge => ("--strategy", "surge"),
-            Variant::Evict => ("--strategy", "evict"),
-        };
-        help.contains(flag)
-            .then(|| vec![flag.to_string(), value.to_string()])
+        if self == Variant::Manual {
+            return None;
+        }
+        let mut args = vec!["--max-parallel".to_string(), self.parallelism().to_string()];
+        if matches!(self, Variant::E1 | Variant::E4 | Variant::E16) {
+            args.extend(["--strategy".to_string(), "evict".to_string()]);
+        }
+        args.iter()
+            .filter(|a| a.starts_with("--"))
+            .all(|flag| help.contains(flag.as_str()))
+            .then_some(args)
     }
 
     fn parallelism(self) -> usize {
         match self {
-            Variant::P4 => 4,
-            Variant::P16 => 16,
+            Variant::P4 | Variant::E4 => 4,
+            Variant::P16 | Variant::E16 => 16,
             _ => 1,
         }
     }
