@@ -219,6 +219,9 @@ fn restart_time() -> String {
 struct Restarted {
     workload: WorkloadRef,
     original: Option<Value>,
+    /// The pod template's restart annotation before this run's restart (None: absent), to
+    /// undo a rollout that cannot finish. Unknown (None) for Deployments found already patched.
+    previous_restart: Option<Value>,
 }
 
 /// Before the nodes `what` names are drained (`--strategy surge`): restarts the Deployments with
@@ -263,6 +266,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: Vec<Pod>) ->
     }
     let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
     if let Err(e) = wait_rollouts(kubectl, &refs, timeout) {
+        let e = undo_unfinished(e, kubectl, &restarted);
         return Err(StepFailure::new(
             &step,
             with_restores(e, kubectl, &restarted),
@@ -293,7 +297,18 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, Er
         "deployment_restarted",
         json!({"namespace": workload.namespace, "name": workload.name, "strategy_changed": changed}),
     );
-    Ok(Restarted { workload, original })
+    let previous_restart = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(RESTARTED_AT))
+        .map_or(Value::Null, |v| Value::String(v.clone()));
+    Ok(Restarted {
+        workload,
+        original,
+        previous_restart: Some(previous_restart),
+    })
 }
 
 /// `error`, after putting back the strategies in `restarted`, saying whether that worked.
@@ -311,6 +326,71 @@ fn with_restores(
             "putting the original strategies back failed too ({e}); the next run retries (annotation {ORIGINAL_STRATEGY})"
         ),
     };
+    with_note(error, &note)
+}
+
+/// `error`, after undoing the restart of each Deployment in `restarted` whose rollout has not
+/// finished (its pod template's restart annotation set back), so that the Deployment returns
+/// to its old pods, which still serve (the surge kept them), instead of replacing them with pods
+/// that cannot start; and before its strategy is put back, which could otherwise remove them.
+fn undo_unfinished(
+    error: anyhow::Error,
+    kubectl: &Kubectl,
+    restarted: &[Restarted],
+) -> anyhow::Error {
+    let Ok(all) = kubectl.deployments() else {
+        return error;
+    };
+    let mut undone = Vec::new();
+    let mut failed = Vec::new();
+    for r in restarted {
+        let Some(previous) = &r.previous_restart else {
+            continue;
+        };
+        let pending = all
+            .iter()
+            .find(|d| deployment_ref(d) == r.workload)
+            .is_some_and(|d| rollout_pending(d).is_some());
+        if !pending {
+            continue;
+        }
+        let w = &r.workload;
+        let patch =
+            json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: previous}}}}});
+        let command = kubectl.patch_deployment_command(&w.namespace, &w.name, "merge", &patch);
+        match kubectl.run(&command) {
+            Ok(()) => {
+                kubectl.reporter().event(
+                    "restart_undone",
+                    json!({"namespace": w.namespace, "name": w.name}),
+                );
+                undone.push(w.to_string());
+            }
+            Err(e) => failed.push(format!("{w} ({e})")),
+        }
+    }
+    let mut notes = Vec::new();
+    if !undone.is_empty() {
+        notes.push(format!(
+            "the restart of {} was undone: the Deployment goes back to its old pods, which kept serving",
+            undone.join(", ")
+        ));
+    }
+    if !failed.is_empty() {
+        notes.push(format!(
+            "undoing the restart failed for {}: their rollout goes on",
+            failed.join(", ")
+        ));
+    }
+    if notes.is_empty() {
+        return error;
+    }
+    with_note(error, &notes.join("; "))
+}
+
+/// `error` with `note` added: to the message of a timeout, else as context.
+fn with_note(error: anyhow::Error, note: &str) -> anyhow::Error {
+    let note = note.to_string();
     match error.downcast::<Error>() {
         Ok(Error::Timeout(message)) => Error::Timeout(format!("{message}\n    {note}")).into(),
         Ok(other) => anyhow::Error::from(other).context(note),
@@ -430,6 +510,7 @@ fn left_patched(deployments: &[Deployment]) -> Result<Vec<Restarted>, Error> {
             Ok(Restarted {
                 workload,
                 original: Some(original),
+                previous_restart: None,
             })
         })
         .collect()

@@ -278,12 +278,31 @@ fn a_rollout_that_cannot_finish_fails_naming_it_and_puts_strategies_back() {
             .contains("original strategies of the restarted Deployments were put back"),
         "{r}"
     );
+    assert!(
+        r.stderr
+            .contains("the restart of Deployment default/pinned was undone"),
+        "{r}"
+    );
     assert!(patched(&w).is_empty(), "{:?}", patched(&w));
+    // pinned's template is back as it was (restart undone), its strategy too: the Deployment
+    // returns to its old pod, which kept serving the whole time.
     let after = specs(&w);
+    assert_eq!(after["pinned"], before["pinned"]);
+    assert!(!restarted(&w).contains("pinned"), "{:?}", restarted(&w));
     for (name, (spec, annotations)) in &before {
         assert_eq!(after[name].0["strategy"], spec["strategy"], "{name}");
         assert_eq!(&after[name].1, annotations, "{name}");
     }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let report = w.report();
+    let pinned = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|wl| wl["name"] == "pinned")
+        .unwrap();
+    assert_eq!(pinned["downtime_seconds"].as_f64(), Some(0.0), "{pinned}");
+    assert_eq!(pinned["ready"].as_i64(), Some(1), "{pinned}");
 }
 
 #[test]

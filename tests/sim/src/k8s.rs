@@ -570,6 +570,23 @@ fn apply_patch(target: &mut Value, content_type: &str, patch: &Value) -> Result<
     }
 }
 
+/// Labels and annotations left empty by a patch are dropped, as the API server's storage does
+/// (Go's `omitempty`): a pod template whose last annotation was removed is then equal to one
+/// that never had any, which is how a Deployment finds its earlier ReplicaSet again.
+fn drop_empty_maps(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, v| {
+                !(matches!(k.as_str(), "labels" | "annotations")
+                    && v.as_object().is_some_and(|o| o.is_empty()))
+            });
+            m.values_mut().for_each(drop_empty_maps);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_empty_maps),
+        _ => {}
+    }
+}
+
 /// Strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`) are dropped;
 /// lists are replaced as in a merge patch (see the fidelity table).
 fn strip_directives(v: &Value) -> Value {
@@ -603,6 +620,7 @@ fn patch_value<T: Obj>(
     let old = serde_json::to_value(&cur).expect("serializes");
     let mut patched = old.clone();
     apply_patch(&mut patched, ct, patch)?;
+    drop_empty_maps(&mut patched);
     check_rv(&cur, &patched, name).or_else(|e| {
         if patch["metadata"]["resourceVersion"].is_null() {
             Ok(())
