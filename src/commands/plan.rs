@@ -157,8 +157,7 @@ fn drain_batches(old_nodes: &[Node], snapshot: &Snapshot, max_parallel: usize) -
     let on_old = snapshot
         .pods
         .iter()
-        .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)))
-        .cloned();
+        .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)));
     let evictable = evictable_by_node(&names, on_old);
     plan_batches(
         &BatchInput {
