@@ -16,13 +16,15 @@
 //!
 //! Pure: no I/O, so every rule is unit-tested on hand-built objects.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
+use crate::pod::Pod;
 use crate::tools::kubectl::Workloads;
 use crate::workloads::{
     is_named, pdb_name, pdbs_for_pod, resolve_int_or_percent, workload_of, workload_replicas,
@@ -63,12 +65,13 @@ impl Batch {
     }
 }
 
-/// What the batching reads.
-pub struct BatchInput<'a> {
+/// What the batching reads. `P`: the pods, owned or borrowed (`plan` batches the pods of its
+/// snapshot without copying them).
+pub struct BatchInput<'a, P: Borrow<Pod> = Pod> {
     /// The nodes to drain (their zone labels).
     pub nodes: &'a [Node],
     /// Evictable pods per node name.
-    pub evictable: &'a BTreeMap<String, Vec<Pod>>,
+    pub evictable: &'a BTreeMap<String, Vec<P>>,
     pub workloads: &'a Workloads,
     pub pdbs: &'a [PodDisruptionBudget],
     /// Workloads moved some other way before their nodes are drained: their pods are not
@@ -92,7 +95,7 @@ struct Candidate {
 }
 
 /// The drain batches for at most `max_parallel` nodes at once (see the module doc for the rule).
-pub fn plan_batches(input: &BatchInput, max_parallel: usize) -> Vec<Batch> {
+pub fn plan_batches<P: Borrow<Pod>>(input: &BatchInput<P>, max_parallel: usize) -> Vec<Batch> {
     let max_parallel = max_parallel.max(1);
     let mut allowances: BTreeMap<Budget, i32> = BTreeMap::new();
     let mut left: Vec<Candidate> = input
@@ -160,8 +163,8 @@ fn next_batch(
 }
 
 /// A node's demand on each budget, recording each new budget's allowance.
-fn candidate(
-    input: &BatchInput,
+fn candidate<P: Borrow<Pod>>(
+    input: &BatchInput<P>,
     name: &str,
     zone: Option<&str>,
     allowances: &mut BTreeMap<Budget, i32>,
@@ -169,7 +172,7 @@ fn candidate(
     let pods = input.evictable.get(name).map_or(&[][..], Vec::as_slice);
     let mut demand = BTreeMap::new();
     for pod in pods {
-        for (budget, allowance) in budgets_of(input, pod) {
+        for (budget, allowance) in budgets_of(input, pod.borrow()) {
             allowances.entry(budget.clone()).or_insert(allowance);
             *demand.entry(budget).or_insert(0) += 1;
         }
@@ -184,7 +187,7 @@ fn candidate(
 
 /// The budgets an eviction of `pod` counts against, with their allowances (at least 1). A pod
 /// without a controller is lost either way and counts against none.
-fn budgets_of(input: &BatchInput, pod: &Pod) -> Vec<(Budget, i32)> {
+fn budgets_of<P: Borrow<Pod>>(input: &BatchInput<P>, pod: &Pod) -> Vec<(Budget, i32)> {
     let Some(workload) = workload_of(pod, input.workloads) else {
         return Vec::new();
     };

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod interrupt;
 pub mod lock;
 pub mod plan;
+pub mod pod;
 pub mod report;
 pub mod target;
 pub mod tools;

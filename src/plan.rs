@@ -13,8 +13,8 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
-    Node, NodeSelector, NodeSelectorRequirement, PersistentVolume, PersistentVolumeClaim, Pod,
-    PodSpec, Taint, Toleration,
+    Node, NodeSelector, NodeSelectorRequirement, PersistentVolume, PersistentVolumeClaim, Taint,
+    Toleration,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::cli::{MigrateArgs, MoveStrategy};
 use crate::clone::{config_drift, taint_effect};
 use crate::commands::surge::{left_to_eviction, surge_strategy};
+use crate::pod::{Container, Pod, PodSpec, Volume};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{Workloads, POOL_LABEL};
 use crate::workloads::{
@@ -473,7 +474,7 @@ fn subject_and_pods(subject: &ObjectRef, pods: &[&Pod]) -> Vec<ObjectRef> {
     objects
 }
 
-fn volume_names(pod: &Pod, pick: impl Fn(&k8s_openapi::api::core::v1::Volume) -> bool) -> String {
+fn volume_names(pod: &Pod, pick: impl Fn(&Volume) -> bool) -> String {
     pod.spec
         .as_ref()
         .and_then(|s| s.volumes.as_ref())
@@ -1019,7 +1020,7 @@ fn resources_of(map: Option<&BTreeMap<String, Quantity>>) -> Resources {
 /// What the scheduler reserves for a pod: the sum of its containers' requests (limits when a
 /// request is missing), at least each init container's, plus the pod overhead; one pod slot.
 pub fn pod_requests(spec: &PodSpec) -> Resources {
-    let container = |c: &k8s_openapi::api::core::v1::Container| {
+    let container = |c: &Container| {
         let r = c.resources.as_ref();
         let requests = resources_of(r.and_then(|r| r.requests.as_ref()));
         let limits = resources_of(r.and_then(|r| r.limits.as_ref()));
@@ -1540,8 +1541,9 @@ fn capacity(input: &PlanInput) -> Vec<Finding> {
         .daemon_sets
         .iter()
         .filter_map(|d| d.spec.as_ref()?.template.spec.as_ref())
+        .map(PodSpec::from_api)
         .filter(|spec| prospect.as_ref().is_some_and(|p| misfit(spec, p).is_none()))
-        .map(pod_requests)
+        .map(|spec| pod_requests(&spec))
         .sum();
     let daemons = daemons_per_node * missing_nodes;
     let needed = moving_requests + already + daemons;

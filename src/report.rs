@@ -428,7 +428,8 @@ impl Resources {
     }
 }
 
-/// `getrusage(RUSAGE_SELF)`; `None` where it does not exist (Windows) or fails.
+/// `getrusage(RUSAGE_SELF)`, with the peak memory of [`own_peak_rss_kib`] where there is one;
+/// `None` where it does not exist (Windows) or fails.
 #[cfg(unix)]
 pub fn own_resources() -> Option<Resources> {
     // SAFETY: getrusage only writes the struct it is given, which is zeroed and ours.
@@ -443,7 +444,7 @@ pub fn own_resources() -> Option<Resources> {
     // Linux reports ru_maxrss in KiB, macOS in bytes.
     let divisor = if cfg!(target_os = "macos") { 1024 } else { 1 };
     Some(Resources {
-        max_rss_kib: usage.ru_maxrss.max(0) as u64 / divisor,
+        max_rss_kib: own_peak_rss_kib().unwrap_or(usage.ru_maxrss.max(0) as u64 / divisor),
         cpu_seconds: ((seconds(usage.ru_utime) + seconds(usage.ru_stime)) * 1000.0).round()
             / 1000.0,
     })
@@ -452,6 +453,22 @@ pub fn own_resources() -> Option<Resources> {
 #[cfg(not(unix))]
 pub fn own_resources() -> Option<Resources> {
     None
+}
+
+/// The peak resident memory of this program alone (Linux: `VmHWM` in /proc/self/status).
+/// `ru_maxrss` also counts what the process ran before its last exec, and kubectl execs its
+/// plugins: run as `kubectl zdupgrade`, it reports kubectl's own peak when that is higher.
+#[cfg(unix)]
+fn own_peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl<W: Write + Send> Reporter for JsonLines<W> {
@@ -647,6 +664,17 @@ mod tests {
             event_line("T", "x", Value::Null),
             r#"{"ts":"T","event":"x"}"#
         );
+    }
+
+    /// The peak is this program's and follows its own allocations.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn own_peak_memory_follows_allocations() {
+        let before = own_peak_rss_kib().expect("VmHWM on Linux");
+        let touched = std::hint::black_box(vec![1u8; 64 << 20]);
+        let after = own_peak_rss_kib().unwrap();
+        assert!(after >= before + 60 * 1024, "{before} -> {after} KiB");
+        drop(touched);
     }
 
     #[test]

@@ -11,19 +11,21 @@
 //! a [`StepFailure`]; the command adds the cluster's state and the next command to it, since only
 //! the command knows those.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
 use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
+use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
 use crate::tools::command::shell_quote;
@@ -446,18 +448,19 @@ pub fn check_disable_eviction_after(
     }
 }
 
-/// The evictable pods among `pods` on each of the nodes `names` (every node has an entry).
-pub fn evictable_by_node(
+/// The evictable pods among `pods` (owned or borrowed) on each of the nodes `names` (every node
+/// has an entry).
+pub fn evictable_by_node<P: Borrow<Pod>>(
     names: &HashSet<String>,
-    pods: impl IntoIterator<Item = Pod>,
-) -> BTreeMap<String, Vec<Pod>> {
-    let mut evictable: BTreeMap<String, Vec<Pod>> =
+    pods: impl IntoIterator<Item = P>,
+) -> BTreeMap<String, Vec<P>> {
+    let mut evictable: BTreeMap<String, Vec<P>> =
         names.iter().map(|n| (n.clone(), Vec::new())).collect();
     for pod in pods
         .into_iter()
-        .filter(|p| classify(p) == PodClass::Evictable)
+        .filter(|p| classify(p.borrow()) == PodClass::Evictable)
     {
-        if let Some(list) = pod_node(&pod).and_then(|n| evictable.get_mut(n)) {
+        if let Some(list) = pod_node(pod.borrow()).and_then(|n| evictable.get_mut(n)) {
             list.push(pod);
         }
     }
@@ -703,10 +706,13 @@ impl<'a> Evacuation<'a> {
         )
     }
 
-    /// Drains the pool's nodes batch by batch, each batch gated on workload health.
-    pub fn drain_all(&mut self, preflight: &Preflight) -> StepResult<()> {
-        let batches = self.batches(preflight);
-        self.known = Some(preflight.workloads.clone());
+    /// Drains the pool's nodes batch by batch, each batch gated on workload health. Takes the
+    /// preflight to free its pods once the batches are planned: each drain lists its node's pods
+    /// afresh.
+    pub fn drain_all(&mut self, preflight: Preflight) -> StepResult<()> {
+        let batches = self.batches(&preflight);
+        self.known = Some(preflight.workloads);
+        drop(preflight.evictable);
         if self.settings.max_parallel > 1 {
             self.reporter()
                 .info(describe(&batches, self.settings.max_parallel, "", 20).trim_end());

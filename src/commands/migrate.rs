@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::thread::sleep;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
 use super::evacuate::{
@@ -22,6 +22,7 @@ use super::evacuate::{
 use crate::cli::MigrateArgs;
 use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
 use crate::errors::{code, exit_code, Error};
+use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::{Cluster, NodePool};
@@ -276,7 +277,7 @@ impl<'a> Migration<'a> {
         self.ev.phase("cordon", t);
 
         let t = Instant::now();
-        self.ev.drain_all(&preflight).map_err(|f| self.fail(f))?;
+        self.ev.drain_all(preflight).map_err(|f| self.fail(f))?;
         self.ev.phase("drain", t);
 
         let t = Instant::now();

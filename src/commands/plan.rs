@@ -190,8 +190,7 @@ fn drain_batches(
     let on_old = snapshot
         .pods
         .iter()
-        .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)))
-        .cloned();
+        .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)));
     let evictable = evictable_by_node(&names, on_old);
     plan_batches(
         &BatchInput {

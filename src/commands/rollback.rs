@@ -145,7 +145,7 @@ impl<'a> Rollback<'a> {
         self.ev.phase("uncordon/cordon", t);
 
         let t = Instant::now();
-        self.ev.drain_all(&preflight).map_err(|f| self.fail(f))?;
+        self.ev.drain_all(preflight).map_err(|f| self.fail(f))?;
         self.ev.phase("drain", t);
 
         let t = Instant::now();

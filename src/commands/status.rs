@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Output, StatusArgs};
+use crate::pod::Pod;
 use crate::report::Silent;
 use crate::target::{check_same_cluster, resolve};
 use crate::tools::find_tool;

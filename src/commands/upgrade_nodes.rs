@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -26,6 +26,7 @@ use super::upgrade::{
 };
 use crate::cli::UpgradeNodesArgs;
 use crate::errors::Error;
+use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;

@@ -180,29 +180,89 @@ impl Command {
     }
 
     fn output_once(&self, reporter: &dyn Reporter) -> Result<Output, Error> {
+        let (handle, registered) = self.start(reporter, |e| {
+            e.stdout_capture().stderr_capture().unchecked().start()
+        })?;
+        let result = handle
+            .wait()
+            .map_err(|source| self.spawn_error(source))?
+            .clone();
+        drop(registered);
+        self.finished(reporter, Some(result.status), &result.stderr)?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+        })
+    }
+
+    /// Runs the command and parses its stdout as JSON while it is printed: the text is never
+    /// held whole (a large cluster's pod list is tens of megabytes), and fields `T` does not
+    /// have are skipped as they stream past. A non-zero exit is an error carrying stderr
+    /// whatever stdout held; transient failures are retried like [`Command::output`].
+    pub fn json<T: DeserializeOwned>(&self, reporter: &dyn Reporter) -> Result<T, Error> {
+        self.retrying(reporter, || self.json_once(reporter))
+    }
+
+    fn json_once<T: DeserializeOwned>(&self, reporter: &dyn Reporter) -> Result<T, Error> {
+        let (handle, registered) =
+            self.start(reporter, |e| e.stderr_capture().unchecked().reader())?;
+        let mut stdout = BufReader::new(&*handle);
+        let parsed = serde_json::from_reader(&mut stdout);
+        // Whatever a failed parse left unread, so that the command ends and its status is known.
+        let rest = std::io::copy(&mut stdout, &mut std::io::sink());
+        let result = handle
+            .try_wait()
+            .map_err(|source| self.spawn_error(source))?
+            .cloned();
+        drop(registered);
+        let (status, stderr) = match (&result, rest) {
+            (Some(output), Ok(_)) => (Some(output.status), output.stderr.as_slice()),
+            (output, _) => (None, output.as_ref().map_or(&[][..], |o| &o.stderr[..])),
+        };
+        self.finished(reporter, status, stderr)?;
+        parsed.map_err(|source| Error::Json {
+            command: self.to_string(),
+            source,
+        })
+    }
+
+    /// Starts one run (`spawn` configures and starts the expression), unless the run was
+    /// interrupted. An abandonable command (a long GKE operation's gcloud, see
+    /// `abandoned_note`) is registered to be killed on Ctrl-C/SIGTERM while it runs.
+    fn start<H: interrupt::Abandon + 'static>(
+        &self,
+        reporter: &dyn Reporter,
+        spawn: impl FnOnce(duct::Expression) -> std::io::Result<H>,
+    ) -> Result<(Arc<H>, Option<interrupt::Registered>), Error> {
         if interrupt::stop_commands() {
             return Err(self.not_started());
         }
         reporter.command_started(&self.to_string());
-        let spawn_error = |source| Error::Spawn {
-            command: self.to_string(),
-            source,
-        };
-        let handle = Arc::new(
-            self.expression()
-                .stdout_capture()
-                .stderr_capture()
-                .unchecked()
-                .start()
-                .map_err(spawn_error)?,
-        );
-        // A long GKE operation's gcloud is killed on Ctrl-C/SIGTERM (see `abandoned_note`).
+        let handle = Arc::new(spawn(self.expression()).map_err(|source| self.spawn_error(source))?);
         let registered = self
             .abandoned_note()
             .map(|_| interrupt::register(handle.clone()));
-        let result = handle.wait().map_err(spawn_error)?.clone();
-        drop(registered);
-        if !result.status.success() && interrupt::interrupted() {
+        Ok((handle, registered))
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> Error {
+        Error::Spawn {
+            command: self.to_string(),
+            source,
+        }
+    }
+
+    /// Reports the end of a run ([`Command::output`], [`Command::json`]) and turns anything but
+    /// success into an error: the interruption when a signal stopped an abandonable command,
+    /// else the exit status with `stderr`. `None`: the status is unknown (reading failed).
+    fn finished(
+        &self,
+        reporter: &dyn Reporter,
+        status: Option<std::process::ExitStatus>,
+        stderr: &[u8],
+    ) -> Result<(), Error> {
+        let success = status.is_some_and(|s| s.success());
+        if !success && interrupt::interrupted() {
             if let Some(note) = self.abandoned_note() {
                 return Err(Error::Interrupted(format!(
                     "`{}` stopped: {note}",
@@ -210,30 +270,17 @@ impl Command {
                 )));
             }
         }
-        let code = result.status.code();
+        let code = status.and_then(|s| s.code());
         reporter.command_finished(&self.to_string(), code);
-        let output = Output {
-            stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
-        };
-        if result.status.success() {
-            Ok(output)
+        if success {
+            Ok(())
         } else {
             Err(Error::Exit {
                 command: self.to_string(),
                 status: ExitStatusText(code),
-                stderr: output.stderr,
+                stderr: String::from_utf8_lossy(stderr).into_owned(),
             })
         }
-    }
-
-    /// Runs the command and parses its stdout as JSON.
-    pub fn json<T: DeserializeOwned>(&self, reporter: &dyn Reporter) -> Result<T, Error> {
-        let output = self.output(reporter)?;
-        serde_json::from_str(&output.stdout).map_err(|source| Error::Json {
-            command: self.to_string(),
-            source,
-        })
     }
 
     /// Runs the command with stderr merged into stdout, calling `on_line` for each line as it is
@@ -258,10 +305,7 @@ impl Command {
             return Err(self.not_started());
         }
         reporter.command_started(&self.to_string());
-        let spawn_error = |source| Error::Spawn {
-            command: self.to_string(),
-            source,
-        };
+        let spawn_error = |source| self.spawn_error(source);
         let handle = Arc::new(
             self.expression()
                 .stderr_to_stdout()
@@ -357,10 +401,7 @@ impl Command {
             .stderr_capture()
             .unchecked()
             .start()
-            .map_err(|source| Error::Spawn {
-                command: self.to_string(),
-                source,
-            })
+            .map_err(|source| self.spawn_error(source))
     }
 }
 
@@ -712,6 +753,44 @@ mod tests {
         let err = cmd.json::<serde_json::Value>(&Silent).unwrap_err();
         assert!(matches!(err, Error::Json { .. }));
         assert!(err.to_string().contains("`sh -c 'echo not-json'`"));
+    }
+
+    /// JSON is parsed as it streams: a failed run is the exit status with stderr even when its
+    /// stdout was cut short or is not JSON, and a parse that fails early still waits for the
+    /// command to end (reading the rest) instead of leaving it blocked on a full pipe.
+    #[test]
+    fn json_streams_and_a_failure_is_the_exit_not_the_parse() {
+        let sh = |script: &str| Command::new("sh", "/bin/sh").args(["-c", script]);
+        let cut = sh("printf '{\"items\": [1, 2'; echo 'the API went away' >&2; exit 3");
+        match cut.json::<serde_json::Value>(&Silent).unwrap_err() {
+            Error::Exit { status, stderr, .. } => {
+                assert_eq!(status, ExitStatusText(Some(3)));
+                assert_eq!(stderr.trim(), "the API went away");
+            }
+            other => panic!("not the exit: {other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let finished = dir.path().join("finished");
+        let noisy = sh(&format!(
+            "echo not-json; head -c 2000000 /dev/zero | tr '\\0' x; echo; touch {}",
+            finished.display()
+        ));
+        assert!(matches!(
+            noisy.json::<serde_json::Value>(&Silent).unwrap_err(),
+            Error::Json { .. }
+        ));
+        assert!(
+            finished.exists(),
+            "the command was cut off, not read to its end"
+        );
+        let big = sh("printf '{\"items\": ['; seq 1 100000 | paste -sd, -; printf ']}'");
+        let list: serde_json::Value = big.json(&Silent).unwrap();
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(100000));
+        let missing = Command::new("kubectl", "/nonexistent/kubectl").arg("get");
+        assert!(matches!(
+            missing.json::<serde_json::Value>(&Silent).unwrap_err(),
+            Error::Spawn { .. }
+        ));
     }
 
     #[test]

@@ -1,18 +1,20 @@
 //! Typed wrapper around kubectl: every call gets the user's `--context`/`--kubeconfig`, asks for
-//! JSON and returns k8s-openapi types. Also parses `kubectl drain`'s streamed output.
+//! JSON and returns k8s-openapi types (pods: the fields of [`crate::pod`] only), parsed as
+//! kubectl prints them. Also parses `kubectl drain`'s streamed output.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::command::Command;
 use crate::errors::Error;
+use crate::pod::Pod;
 use crate::report::Reporter;
 
 /// The label GKE puts on every node with the name of its node pool.
@@ -85,17 +87,57 @@ pub struct Workloads {
 impl Workloads {
     /// Parses a mixed `List`, dispatching on each item's `kind`.
     pub fn from_list_json(json: &str) -> Result<Self, serde_json::Error> {
-        let list: ItemList<Value> = serde_json::from_str(json)?;
+        serde_json::from_str::<ItemList<WorkloadItem>>(json).map(Workloads::from_items)
+    }
+
+    fn from_items(list: ItemList<WorkloadItem>) -> Self {
         let mut workloads = Workloads::default();
         for item in list.items {
-            match item.get("kind").and_then(Value::as_str) {
-                Some("Deployment") => workloads.deployments.push(serde_json::from_value(item)?),
-                Some("StatefulSet") => workloads.stateful_sets.push(serde_json::from_value(item)?),
-                Some("ReplicaSet") => workloads.replica_sets.push(serde_json::from_value(item)?),
-                _ => {}
+            match item {
+                WorkloadItem::Deployment(d) => workloads.deployments.push(d),
+                WorkloadItem::StatefulSet(s) => workloads.stateful_sets.push(s),
+                WorkloadItem::ReplicaSet(r) => workloads.replica_sets.push(r),
+                WorkloadItem::Other => {}
             }
         }
-        Ok(workloads)
+        workloads
+    }
+}
+
+/// One item of a mixed list, read on its own (never the whole list as a `Value`).
+enum WorkloadItem {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    ReplicaSet(ReplicaSet),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WorkloadItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut item = Value::deserialize(deserializer)?;
+        // Written by and for the API server; nothing here reads them.
+        if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default();
+        Ok(match kind {
+            "Deployment" => {
+                WorkloadItem::Deployment(serde_json::from_value(item).map_err(D::Error::custom)?)
+            }
+            "StatefulSet" => {
+                WorkloadItem::StatefulSet(serde_json::from_value(item).map_err(D::Error::custom)?)
+            }
+            "ReplicaSet" => {
+                // A ReplicaSet's pod template is its Deployment's (read there when needed): only
+                // its owner and replica counts are read. Real clusters keep many old ones.
+                if let Some(spec) = item.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("template");
+                }
+                WorkloadItem::ReplicaSet(serde_json::from_value(item).map_err(D::Error::custom)?)
+            }
+            _ => WorkloadItem::Other,
+        })
     }
 }
 
@@ -217,11 +259,7 @@ impl<'r> Kubectl<'r> {
     /// The workloads of some kinds only (`deployments`, `statefulsets`, `replicasets`).
     pub fn workloads_of_kinds(&self, kinds: &[&str]) -> Result<Workloads, Error> {
         let cmd = self.command(["get", &kinds.join(","), "--all-namespaces", "-o", "json"]);
-        let output = cmd.output(self.reporter)?;
-        Workloads::from_list_json(&output.stdout).map_err(|source| Error::Json {
-            command: cmd.to_string(),
-            source,
-        })
+        cmd.json(self.reporter).map(Workloads::from_items)
     }
 
     /// Every Deployment (`kubectl get deployments -A -o json`): one call polls every rollout.
@@ -515,6 +553,35 @@ mod tests {
             w.stateful_sets[0].status.as_ref().unwrap().ready_replicas,
             Some(2)
         );
+    }
+
+    /// What is read of workloads: everything but managedFields and ReplicaSets' pod templates.
+    #[test]
+    fn workloads_drop_what_is_never_read() {
+        let template = serde_json::json!({"spec": {"containers": [{"name": "c",
+            "readinessProbe": {"initialDelaySeconds": 7}}]}});
+        let managed = serde_json::json!([{"manager": "kubectl", "operation": "Update"}]);
+        let list = serde_json::json!({"items": [
+            {"kind": "Deployment", "metadata": {"name": "web", "managedFields": managed},
+                "spec": {"selector": {}, "template": template}},
+            {"kind": "ReplicaSet", "metadata": {"name": "web-1", "managedFields": managed},
+                "spec": {"replicas": 3, "selector": {}, "template": template}},
+            {"kind": "Pod", "metadata": {"name": "stray"}}
+        ]});
+        let w = Workloads::from_list_json(&list.to_string()).unwrap();
+        assert_eq!((w.deployments.len(), w.replica_sets.len()), (1, 1));
+        let deployment = &w.deployments[0];
+        assert_eq!(deployment.metadata.managed_fields, None);
+        let kept = deployment.spec.as_ref().unwrap().template.spec.as_ref();
+        assert_eq!(
+            kept.and_then(|s| s.containers[0].readiness_probe.as_ref())
+                .and_then(|p| p.initial_delay_seconds),
+            Some(7)
+        );
+        let rs = &w.replica_sets[0];
+        assert_eq!(rs.metadata.managed_fields, None);
+        let spec = rs.spec.as_ref().unwrap();
+        assert_eq!((spec.replicas, spec.template.is_none()), (Some(3), true));
     }
 
     #[test]

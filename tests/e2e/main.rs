@@ -6,6 +6,7 @@ mod bad_input;
 mod faults;
 mod faults_api;
 mod interrupt;
+mod memory;
 mod migrate;
 mod parallel;
 mod plan;
