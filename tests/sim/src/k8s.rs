@@ -724,7 +724,13 @@ impl Filter {
 
 fn list(sim: &mut Sim, req: &Request, kind: Kind, ns: Option<&str>) -> ApiResult {
     let filter = Filter::from(req, ns)?;
-    if kind == Kind::Pod && ns.is_none() && filter.fields.is_empty() && filter.labels.is_empty() {
+    // One list of every pod, counted once: kubectl fetches it in pages of 500 (`continue`).
+    if kind == Kind::Pod
+        && ns.is_none()
+        && filter.fields.is_empty()
+        && filter.labels.is_empty()
+        && !req.query.contains_key("continue")
+    {
         let t = sim.now();
         sim.rec.full_pod_lists.push((t * 1000.0).round() / 1000.0);
     }
