@@ -24,7 +24,9 @@ use crate::cli::MoveStrategy;
 use crate::errors::Error;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
-use crate::workloads::{pending_pod_reason, pod_is_ready, workload_of, WorkloadRef};
+use crate::workloads::{
+    pending_pod_reason, pod_is_ready, resolve_int_or_percent, workload_of, Rounding, WorkloadRef,
+};
 
 /// Where the strategy a run replaced is kept until it is put back (JSON of `spec.strategy`).
 pub const ORIGINAL_STRATEGY: &str = "kubectl-zdupgrade/original-strategy";
@@ -43,36 +45,20 @@ pub fn resolve_rolling(strategy: Option<&DeploymentStrategy>, replicas: i32) -> 
     }
     let rolling = strategy.rolling_update.unwrap_or_default();
     let quarter = IntOrString::String("25%".into());
-    let surge = scale(
+    let surge = resolve_int_or_percent(
         rolling.max_surge.as_ref().unwrap_or(&quarter),
         replicas,
-        true,
+        Rounding::Up,
     );
-    let unavailable = scale(
+    let unavailable = resolve_int_or_percent(
         rolling.max_unavailable.as_ref().unwrap_or(&quarter),
         replicas,
-        false,
+        Rounding::Down,
     );
     if surge == 0 && unavailable == 0 {
         Some((0, 1))
     } else {
         Some((surge, unavailable))
-    }
-}
-
-fn scale(value: &IntOrString, replicas: i32, round_up: bool) -> i32 {
-    match value {
-        IntOrString::Int(n) => *n,
-        IntOrString::String(s) => {
-            let percent: i64 = s.trim_end_matches('%').trim().parse().unwrap_or(0);
-            let scaled = percent * i64::from(replicas);
-            let rounded = if round_up {
-                (scaled + 99).div_euclid(100)
-            } else {
-                scaled.div_euclid(100)
-            };
-            rounded as i32
-        }
     }
 }
 
