@@ -25,7 +25,8 @@ use crate::errors::Error;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
 use crate::workloads::{
-    pending_pod_reason, pod_is_ready, resolve_int_or_percent, workload_of, Rounding, WorkloadRef,
+    controller_of, pending_pod_reason, pod_is_ready, resolve_int_or_percent, workload_of, Rounding,
+    WorkloadRef,
 };
 
 /// Where the strategy a run replaced is kept until it is put back (JSON of `spec.strategy`).
@@ -217,6 +218,14 @@ struct Restarted {
 /// strategies changed so far are put back.
 pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: Vec<Pod>) -> StepResult<bool> {
     if ev.settings.strategy != MoveStrategy::Surge {
+        return Ok(false);
+    }
+    // Only ReplicaSet-owned pods can belong to a Deployment: without one (StatefulSet pods, an
+    // emptied node), there is nothing to restart and no need to list the Deployments.
+    if !evictable
+        .iter()
+        .any(|p| controller_of(p).is_some_and(|o| o.kind == "ReplicaSet"))
+    {
         return Ok(false);
     }
     let step = format!("move the Deployments of {what}");
