@@ -690,8 +690,8 @@ impl<'a> Evacuation<'a> {
         // Deployments moved by a rolling restart are not evicted: they do not limit the batches.
         let mut surged = HashSet::new();
         if self.settings.strategy == MoveStrategy::Surge {
-            let pods: Vec<Pod> = preflight.evictable.values().flatten().cloned().collect();
-            let (chosen, _) = super::surge::choose(&preflight.workloads, &pods, &BTreeSet::new());
+            let pods = preflight.evictable.values().flatten();
+            let (chosen, _) = super::surge::choose(&preflight.workloads, pods, &BTreeSet::new());
             surged.extend(chosen.into_iter().map(super::surge::deployment_ref));
         }
         plan_batches(
@@ -790,8 +790,8 @@ impl<'a> Evacuation<'a> {
         let fail = |e| StepFailure::new(&step, e);
         let mut to_drain = self.pods_to_drain(batch, first).map_err(fail)?;
         if self.settings.strategy == MoveStrategy::Surge {
-            let pods: Vec<Pod> = to_drain.iter().flat_map(|(_, _, p)| p.clone()).collect();
-            if super::surge::move_deployments(self, &label, pods)? {
+            let pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
+            if super::surge::move_deployments(self, &label, &pods)? {
                 // The restarted Deployments' old pods are going away by themselves.
                 to_drain = self.pods_to_drain(batch, first).map_err(fail)?;
             }

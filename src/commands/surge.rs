@@ -10,7 +10,7 @@
 //! the same patch, so whichever run comes next puts it back, even after a SIGKILL
 //! ([`restore_strategies`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -117,22 +117,28 @@ pub fn deployment_ref(d: &Deployment) -> WorkloadRef {
 
 /// The Deployments to restart for `pods` (a node's evictable pods), in name order, and those
 /// left to eviction with the reason. Deployments in `done` were restarted already.
-pub fn choose<'w>(
+pub fn choose<'w, 'p>(
     workloads: &'w Workloads,
-    pods: &[Pod],
+    pods: impl IntoIterator<Item = &'p Pod>,
     done: &BTreeSet<WorkloadRef>,
 ) -> (Vec<&'w Deployment>, Vec<(WorkloadRef, &'static str)>) {
+    // Each pod's owner once: the pods of a batch can number thousands.
+    let mut by_owner: BTreeMap<WorkloadRef, Vec<&Pod>> = BTreeMap::new();
+    for pod in pods {
+        if let Some(w) = workload_of(pod, workloads) {
+            by_owner.entry(w).or_default().push(pod);
+        }
+    }
     let (mut restart, mut evict) = (Vec::new(), Vec::new());
     for d in &workloads.deployments {
         let key = deployment_ref(d);
-        let own: Vec<&Pod> = pods
-            .iter()
-            .filter(|p| workload_of(p, workloads).as_ref() == Some(&key))
-            .collect();
-        if own.is_empty() || done.contains(&key) {
+        let Some(own) = by_owner.get(&key) else {
+            continue;
+        };
+        if done.contains(&key) {
             continue;
         }
-        match left_to_eviction(d, &own) {
+        match left_to_eviction(d, own) {
             Some(why) => evict.push((key, why)),
             None => restart.push(d),
         }
@@ -216,7 +222,7 @@ struct Restarted {
 /// puts their strategies back; returns whether any Deployment was restarted (the caller then
 /// lists what is left to evict). A rollout that does not finish fails the step, after the
 /// strategies changed so far are put back.
-pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: Vec<Pod>) -> StepResult<bool> {
+pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> StepResult<bool> {
     if ev.settings.strategy != MoveStrategy::Surge {
         return Ok(false);
     }
@@ -233,7 +239,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: Vec<Pod>) ->
     let (session, timeout) = (&ev.session, ev.settings.settle_timeout);
     let (reporter, kubectl) = (session.reporter, &session.kubectl);
     let workloads = kubectl.workloads().map_err(fail)?;
-    let (chosen, evicted) = choose(&workloads, &evictable, &ev.restarted);
+    let (chosen, evicted) = choose(&workloads, evictable.iter().copied(), &ev.restarted);
     for (w, why) in &evicted {
         reporter.info(&format!("{w} is left to eviction: {why}"));
     }
