@@ -47,6 +47,11 @@ struct Options {
     /// Runs per size and variant; the run with the median wall time is reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Keep a timeline in this directory: each kubectl/gcloud call with its start and end
+    /// time and arguments (`SIZE-VARIANT.calls`), and the plugin's JSON events
+    /// (`SIZE-VARIANT.events`). The shims then wait for the tool instead of `exec`-ing it.
+    #[arg(long, value_name = "DIR")]
+    trace: Option<PathBuf>,
     /// Passed by `cargo bench`; without it nothing runs.
     #[arg(long, hide = true)]
     bench: bool,
@@ -114,6 +119,8 @@ struct Tools {
     plugin: PathBuf,
     migrate_help: String,
     clock_ticks: f64,
+    /// `--trace`: the directory and the current run's file prefix.
+    trace: Option<(PathBuf, String)>,
 }
 
 impl Tools {
@@ -129,6 +136,7 @@ impl Tools {
             clock_ticks: ticks
                 .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
                 .unwrap_or(100.0),
+            trace: None,
         })
     }
 }
@@ -147,13 +155,21 @@ impl Shims {
             let count = dir.path().join(format!("{name}.count"));
             let script = dir.path().join(name);
             // One short O_APPEND write per call: concurrent calls do not lose lines.
+            let body = match &tools.trace {
+                None => format!("exec '{}' \"$@\"", real.display()),
+                Some((trace, prefix)) => {
+                    let calls = trace.join(format!("{prefix}.calls"));
+                    format!(
+                        "t0=$(date +%s.%N)\n'{real}' \"$@\"\nrc=$?\n\
+                         echo \"$t0 $(date +%s.%N) $rc {name} $*\" >> '{calls}'\nexit $rc",
+                        real = real.display(),
+                        calls = calls.display()
+                    )
+                }
+            };
             std::fs::write(
                 &script,
-                format!(
-                    "#!/bin/sh\necho x >> '{}'\nexec '{}' \"$@\"\n",
-                    count.display(),
-                    real.display()
-                ),
+                format!("#!/bin/sh\necho x >> '{}'\n{body}\n", count.display()),
             )?;
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
         }
@@ -229,7 +245,10 @@ fn main() -> anyhow::Result<()> {
         eprintln!("migration benchmark: run it with `cargo bench --bench migration -- [options]`");
         return Ok(());
     }
-    let tools = Tools::find()?;
+    let mut tools = Tools::find()?;
+    if let Some(dir) = &opts.trace {
+        std::fs::create_dir_all(dir)?;
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
@@ -247,6 +266,10 @@ fn main() -> anyhow::Result<()> {
         let mut p1_wall = None;
         for &variant in &opts.variants {
             eprintln!("[bench] size {label}, {}", variant.name());
+            tools.trace = opts
+                .trace
+                .clone()
+                .map(|d| (d, format!("{label}-{}", variant.name())));
             let outcome = measure(&tools, &scenario, variant, opts.repeat);
             if let (Variant::P1, Ok(m)) = (variant, &outcome) {
                 p1_wall = Some(m.wall_s);
@@ -397,6 +420,9 @@ fn run_plugin(run: &Run, extra: &[String]) -> anyhow::Result<Outcome> {
     };
     let wall_s = started.elapsed().as_secs_f64();
     let stdout = std::fs::read_to_string(&stdout_path)?;
+    if let Some((dir, prefix)) = &run.tools.trace {
+        std::fs::write(dir.join(format!("{prefix}.events")), &stdout)?;
+    }
     let events: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
