@@ -41,6 +41,11 @@ struct Options {
     /// Simulated seconds per real second (default 10, or a --scenario file's own).
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Disruption budgets of the generated clusters: `tight` (PDBs of `maxUnavailable: 1` on
+    /// workloads spread over every node, so evictions go one node at a time) or `wide` (every
+    /// integer budget becomes `maxUnavailable: 10%`, so 16 nodes can be drained at once).
+    #[arg(long, value_enum, default_value = "tight")]
+    budgets: cluster::Budgets,
     /// Benchmark this scenario file instead of the generated clusters (--sizes is ignored).
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
@@ -309,7 +314,13 @@ fn scenarios(opts: &Options) -> anyhow::Result<Vec<(String, Scenario)>> {
     let ts = opts.time_scale.unwrap_or(10.0);
     opts.sizes
         .iter()
-        .map(|&n| Ok((n.to_string(), cluster::generated(n, ts)?)))
+        .map(|&n| {
+            let label = match opts.budgets {
+                cluster::Budgets::Tight => n.to_string(),
+                cluster::Budgets::Wide => format!("{n} wide"),
+            };
+            Ok((label, cluster::generated(n, ts, opts.budgets)?))
+        })
         .collect()
 }
 

@@ -18,6 +18,27 @@ pub const NEW_POOL: &str = "pool-two";
 /// Deployment pods per old node; with a StatefulSet pod and a DaemonSet pod, about 30.
 const DEPLOYMENTS: usize = 20;
 
+/// How much disruption the generated clusters' PDBs allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Budgets {
+    /// As written in [`SHAPES`]: `maxUnavailable: 1` on Deployments and StatefulSets with a pod
+    /// on every node lets evictions take one node at a time.
+    Tight,
+    /// Every `maxUnavailable: 1` becomes `maxUnavailable: 10%`.
+    Wide,
+}
+
+impl Budgets {
+    fn apply(self, pdb: Value) -> Value {
+        match self {
+            Budgets::Wide if pdb == json!({"maxUnavailable": 1}) => {
+                json!({"maxUnavailable": "10%"})
+            }
+            _ => pdb,
+        }
+    }
+}
+
 /// One Deployment shape, repeated: pods per node and the kind of disruption budget, so that
 /// integer and percentage, minAvailable and maxUnavailable PDBs (and none) all occur.
 struct Shape {
@@ -63,8 +84,8 @@ const SHAPES: [Shape; 5] = [
 /// A zonal cluster of `nodes` e2-standard-8 nodes in `default-pool` (like scale-200.json)
 /// running about 30 pods per node: 20 Deployments of 1 to 2 pods per node with assorted
 /// PDBs, two StatefulSets with volumes and PDBs (about one pod per node together) and a
-/// DaemonSet.
-pub fn generated(nodes: u32, time_scale: f64) -> anyhow::Result<Scenario> {
+/// DaemonSet. `budgets` may widen the PDBs.
+pub fn generated(nodes: u32, time_scale: f64, budgets: Budgets) -> anyhow::Result<Scenario> {
     let n = f64::from(nodes);
     let mut workloads: Vec<Value> = (0..DEPLOYMENTS)
         .map(|i| {
@@ -80,7 +101,7 @@ pub fn generated(nodes: u32, time_scale: f64) -> anyhow::Result<Scenario> {
                 "memory": "128Mi",
             });
             if let Some(pdb) = shape.pdb {
-                w["pdb"] = pdb();
+                w["pdb"] = budgets.apply(pdb());
             }
             if let Some(d) = shape.readiness_delay {
                 w["readinessDelay"] = d.into();
@@ -100,7 +121,7 @@ pub fn generated(nodes: u32, time_scale: f64) -> anyhow::Result<Scenario> {
             "cpu": "200m",
             "memory": "512Mi",
             "volume": "10Gi",
-            "pdb": {"maxUnavailable": 1},
+            "pdb": budgets.apply(json!({"maxUnavailable": 1})),
         }));
     }
     workloads.push(json!({
