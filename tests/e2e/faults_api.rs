@@ -166,6 +166,7 @@ fn a_real_failure_is_not_retried() {
 #[test]
 fn a_second_run_refuses_while_the_first_holds_the_lock() {
     let w = World::basic();
+    let started = Instant::now();
     let first = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     let pid = first.id();
     wait_until("the lock", Duration::from_secs(120), || lease(&w).is_some());
@@ -195,15 +196,19 @@ fn a_second_run_refuses_while_the_first_holds_the_lock() {
     assert!(second.stderr.contains("acquired 20"), "{second}");
 
     let r = finish(first, Duration::from_secs(300));
+    let ran = started.elapsed();
     assert!(r.ok(), "{r}");
     assert_migrated(&w);
-    // Renewed at each node: the Lease was patched at least once per old node.
+    // Renewed after the first node, then at most every 10 s (not a kubectl call per node).
     let patches = w
         .writes()
         .iter()
         .filter(|x| x["method"] == "PATCH" && x["path"].as_str().unwrap_or("").contains("/leases/"))
-        .count();
-    assert!(patches >= 3, "{patches} lease renewals");
+        .count() as u64;
+    assert!(
+        (1..=1 + ran.as_secs() / 10).contains(&patches),
+        "{patches} lease renewals in {ran:?}"
+    );
 }
 
 #[test]
