@@ -8,6 +8,7 @@ pub mod commands;
 pub mod errors;
 pub mod interrupt;
 pub mod lock;
+pub mod parallel;
 pub mod plan;
 pub mod pod;
 pub mod report;

@@ -25,6 +25,7 @@ use serde_json::json;
 use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
+use crate::parallel::joined;
 use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
@@ -478,10 +479,15 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn read(kubectl: &Kubectl) -> Result<Snapshot, Error> {
+        let (pods, pdbs, workloads) = std::thread::scope(|scope| {
+            let pdbs = scope.spawn(|| kubectl.pdbs());
+            let workloads = scope.spawn(|| kubectl.workloads());
+            (kubectl.all_pods(), joined(pdbs), joined(workloads))
+        });
         Ok(Snapshot {
-            pods: kubectl.all_pods()?,
-            pdbs: kubectl.pdbs()?,
-            workloads: kubectl.workloads()?,
+            pods: pods?,
+            pdbs: pdbs?,
+            workloads: workloads?,
         })
     }
 }
@@ -537,7 +543,14 @@ pub struct Evacuation<'a> {
     known: Option<Workloads>,
     /// When the health gate last passed, and on which workloads.
     last_healthy: Option<(Instant, BTreeSet<WorkloadRef>)>,
+    /// The next batch's nodes and their pods, listed while the previous batch's health gate
+    /// waited. Pods on a cordoned node only go away meanwhile (DaemonSet pods aside), so the
+    /// list can only hold a pod too many, which the drain then finds gone.
+    prefetched: Option<NodePods>,
 }
+
+/// Some nodes and the pods listed on each.
+type NodePods = (Vec<String>, Vec<Result<Vec<Pod>, Error>>);
 
 impl<'a> Evacuation<'a> {
     pub fn new(session: Session<'a>, pool: &str, settings: DrainSettings) -> Self {
@@ -556,6 +569,7 @@ impl<'a> Evacuation<'a> {
             lock: None,
             known: None,
             last_healthy: None,
+            prefetched: None,
         }
     }
 
@@ -633,20 +647,26 @@ impl<'a> Evacuation<'a> {
         Ok(preflight)
     }
 
-    /// Cordons every node of the pool not cordoned yet.
+    /// Cordons every node of the pool not cordoned yet, a few kubectl calls at a time.
     pub fn cordon(&mut self, nodes: &[Node]) -> StepResult<()> {
         let reporter = self.reporter();
         reporter.step(&format!("Cordoning pool {}", self.pool));
-        let mut now = 0;
-        for node in nodes.iter().filter(|n| !is_cordoned(n)) {
-            let name = node_name(node);
-            let kubectl = &self.session.kubectl;
-            kubectl
-                .run(&kubectl.cordon_command(&name))
-                .map_err(|e| StepFailure::new(&format!("cordon node {name}"), e))?;
-            self.cordoned += 1;
-            now += 1;
-            reporter.event("node_cordoned", json!({"node": name, "pool": self.pool}));
+        let names: Vec<String> = nodes
+            .iter()
+            .filter(|n| !is_cordoned(n))
+            .map(node_name)
+            .collect();
+        let kubectl = &self.session.kubectl;
+        let pool = &self.pool;
+        let results = crate::parallel::map(&names, crate::parallel::KUBECTL_CALLS, |name| {
+            kubectl.run(&kubectl.cordon_command(name))?;
+            reporter.event("node_cordoned", json!({"node": name, "pool": pool}));
+            Ok::<(), Error>(())
+        });
+        let now = results.iter().filter(|r| r.is_ok()).count();
+        self.cordoned += now;
+        if let Some((name, Err(e))) = names.iter().zip(results).find(|(_, r)| r.is_err()) {
+            return Err(StepFailure::new(&format!("cordon node {name}"), e));
         }
         reporter.done(&format!(
             "{} nodes of pool {} cordoned ({now} now, {} already)",
@@ -718,8 +738,8 @@ impl<'a> Evacuation<'a> {
                 .info(describe(&batches, self.settings.max_parallel, "", 20).trim_end());
         }
         let mut first = 1;
-        for batch in &batches {
-            self.drain_batch(batch, batches.len(), first)?;
+        for (i, batch) in batches.iter().enumerate() {
+            self.drain_batch(batch, batches.len(), first, batches.get(i + 1))?;
             first += batch.nodes.len();
             self.renew_lock()?;
         }
@@ -750,12 +770,14 @@ impl<'a> Evacuation<'a> {
     /// Each node of `batch` with its position among the pool's nodes and the pods a drain would
     /// still evict there (not DaemonSet pods, not pods already terminating).
     fn pods_to_drain(
-        &self,
+        &mut self,
         batch: &Batch,
         first: usize,
     ) -> Result<Vec<(String, usize, Vec<Pod>)>, Error> {
-        let kubectl = &self.session.kubectl;
-        let listed = in_parallel(&batch.nodes, |node| kubectl.node_pods(node));
+        let listed = match self.prefetched.take() {
+            Some((nodes, listed)) if nodes == batch.nodes => listed,
+            _ => list_node_pods(&self.session.kubectl, &batch.nodes),
+        };
         let mut out = Vec::new();
         for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
             let evictable = pods?
@@ -772,7 +794,13 @@ impl<'a> Evacuation<'a> {
     /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
     /// waiting for the workloads they displace to be fully ready before and after. `first` is
     /// the position of the batch's first node among all the pool's nodes, for messages.
-    fn drain_batch(&mut self, batch: &Batch, batch_count: usize, first: usize) -> StepResult<()> {
+    fn drain_batch(
+        &mut self,
+        batch: &Batch,
+        batch_count: usize,
+        first: usize,
+        next: Option<&Batch>,
+    ) -> StepResult<()> {
         let reporter = self.reporter();
         let total = self.nodes.len();
         let single = batch.nodes.len() == 1;
@@ -876,11 +904,24 @@ impl<'a> Evacuation<'a> {
             "batch_drained",
             json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
         );
-        self.wait_workloads_healthy(
-            &gated,
-            &format!("after draining {what}"),
-            &format!("stopped before draining another {which}"),
-        )
+        // The next batch's pods are listed meanwhile: one kubectl call less between batches.
+        let kubectl = self.session.kubectl.clone();
+        std::thread::scope(|scope| {
+            let listing = next.map(|b| {
+                let kubectl = &kubectl;
+                (
+                    b.nodes.clone(),
+                    scope.spawn(move || list_node_pods(kubectl, &b.nodes)),
+                )
+            });
+            let healthy = self.wait_workloads_healthy(
+                &gated,
+                &format!("after draining {what}"),
+                &format!("stopped before draining another {which}"),
+            );
+            self.prefetched = listing.map(|(nodes, handle)| (nodes, joined(handle)));
+            healthy
+        })
     }
 
     /// The health gate: polls until every workload in `gated` is fully ready, or fails after
@@ -1114,26 +1155,14 @@ impl NodeDrain<'_, '_> {
     }
 }
 
-/// Runs `f` on every item at once, one scoped thread each (none for a single item), and
-/// returns the results in the items' order.
+/// The pods on each of `nodes`, one kubectl call per node, all at once.
+fn list_node_pods(kubectl: &Kubectl, nodes: &[String]) -> Vec<Result<Vec<Pod>, Error>> {
+    in_parallel(nodes, |node| kubectl.node_pods(node))
+}
+
+/// Runs `f` on every item at once (the nodes of one batch), results in the items' order.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if let [only] = items {
-        return vec![f(only)];
-    }
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = items
-            .iter()
-            .map(|item| scope.spawn(move || f(item)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    crate::parallel::map(items, items.len(), f)
 }
 
 /// A batch's failure: a lone node's failure as it is; for several nodes, the first failure,

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
 use crate::cli::MoveStrategy;
 use crate::errors::Error;
+use crate::parallel;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
 use crate::workloads::{
@@ -251,19 +252,26 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         chosen.len()
     ));
     let now = restart_time();
+    let results = parallel::map(&chosen, parallel::KUBECTL_CALLS, |d| {
+        restart(kubectl, d, &now)
+    });
     let mut restarted = Vec::new();
-    for d in chosen {
-        let result = restart(kubectl, d, &now);
+    let mut failed = None;
+    for result in results {
         match result {
             Ok(r) => {
                 ev.restarted.insert(r.workload.clone());
                 restarted.push(r);
             }
             Err(e) => {
-                let e = with_restores(e.into(), kubectl, &restarted);
-                return Err(StepFailure::new(&step, e));
+                failed.get_or_insert(e);
             }
         }
+    }
+    if let Some(e) = failed {
+        // The others were restarted: they roll out anyway, with their strategies put back.
+        let e = with_restores(e.into(), kubectl, &restarted);
+        return Err(StepFailure::new(&step, e));
     }
     let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
     if let Err(e) = wait_rollouts(kubectl, &refs, timeout) {
@@ -401,29 +409,25 @@ fn with_note(error: anyhow::Error, note: &str) -> anyhow::Error {
 
 /// Puts back each replaced strategy; tries them all, then returns the first failure.
 fn restore_all(kubectl: &Kubectl, restarted: &[Restarted]) -> Result<(), Error> {
-    let mut first = None;
-    for r in restarted {
-        let Some(original) = &r.original else {
-            continue;
-        };
-        let w = &r.workload;
+    let changed: Vec<(&WorkloadRef, &Value)> = restarted
+        .iter()
+        .filter_map(|r| Some((&r.workload, r.original.as_ref()?)))
+        .collect();
+    let results = parallel::map(&changed, parallel::KUBECTL_CALLS, |(w, original)| {
         let command = kubectl.patch_deployment_command(
             &w.namespace,
             &w.name,
             "json",
             &restore_patch(original),
         );
-        match kubectl.run(&command) {
-            Ok(()) => kubectl.reporter().event(
-                "strategy_restored",
-                json!({"namespace": w.namespace, "name": w.name}),
-            ),
-            Err(e) => {
-                first.get_or_insert(e);
-            }
-        }
-    }
-    first.map_or(Ok(()), Err)
+        kubectl.run(&command)?;
+        kubectl.reporter().event(
+            "strategy_restored",
+            json!({"namespace": w.namespace, "name": w.name}),
+        );
+        Ok(())
+    });
+    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
 }
 
 /// Polls every Deployment (one list, more often at first: [`PollSchedule`]) until the rollouts
