@@ -4,7 +4,8 @@
 //!
 //! Each size × variant starts a fresh simulator, runs the plugin (or the manual procedure)
 //! with the real kubectl and gcloud behind counting shims, and measures wall time against a
-//! lower bound (see `migration/model.rs`), tool invocations, API requests, the plugin's peak
+//! lower bound (the smaller of an eviction and a rolling-restart model, see
+//! `migration/model.rs`), tool invocations, API requests, the plugin's peak
 //! memory and CPU, the simulator's CPU and availability. Prints a markdown table and writes
 //! everything to `target/bench/migration.json`. Without `--bench` (as under `cargo test
 //! --benches`) it does nothing: a benchmark takes minutes.
@@ -276,6 +277,9 @@ fn main() -> anyhow::Result<()> {
                 .clone()
                 .map(|d| (d, format!("{label}-{}", variant.name())));
             let outcome = measure(&tools, &scenario, variant, opts.repeat);
+            if let Some((evict, surge)) = outcome.as_ref().ok().and_then(Measures::model_bounds_s) {
+                eprintln!("[bench] bound: evict {evict:.1} s, surge {surge:.1} s (real)");
+            }
             if let (Variant::P1, Ok(m)) = (variant, &outcome) {
                 p1_wall = Some(m.wall_s);
             }
@@ -683,7 +687,7 @@ fn write_json(
         },
         "repeat": opts.repeat,
         "notes": {
-            "bound": "simulated seconds; see benches/migration/model.rs",
+            "bound": "simulated seconds; total_s = min(evict_s, surge_s), model says which; see benches/migration/model.rs",
             "wall_s": "real seconds from start to exit",
             "requests_per_sim_s": "requests per second of cluster time: what a real API server would see",
             "availability": "downtime and below-PDB seconds are simulated seconds summed over workloads",

@@ -1,9 +1,13 @@
 //! The benchmark's clusters: one definition scaled to any node count, and what the lower
 //! bound needs to know about the pods on the old pool, read from the running simulator.
 
-use crate::model::{start_ready_seconds, MovingPod, NodeLoad, Replacement};
-use k8s_openapi::api::core::v1::Pod;
+use crate::model::{
+    start_ready_seconds, surge_per_round, MovingPod, NodeLoad, Replacement, Rollout,
+};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{json, Value};
 use zdupgrade_sim::controllers::{controller_of, pdb_view};
 use zdupgrade_sim::gke::pool_nodes;
@@ -185,12 +189,6 @@ fn moving_pod(sim: &Sim, p: &Pod, pdbs: &[(&PodDisruptionBudget, u32)]) -> Optio
     let ns = p.metadata.namespace.as_deref().unwrap_or_default();
     let spec = p.spec.as_ref()?;
     let grace = spec.termination_grace_period_seconds.unwrap_or(30) as f64;
-    let readiness_delay = spec
-        .containers
-        .first()
-        .and_then(|c| c.readiness_probe.as_ref())
-        .and_then(|r| r.initial_delay_seconds)
-        .unwrap_or(0);
     let labels = p.metadata.labels.clone().unwrap_or_default();
     let allowance = pdbs
         .iter()
@@ -216,7 +214,39 @@ fn moving_pod(sim: &Sim, p: &Pod, pdbs: &[(&PodDisruptionBudget, u32)]) -> Optio
         },
         replacement,
         termination: t.termination.min(grace),
-        start_ready: start_ready_seconds(t, f64::from(readiness_delay)),
+        start_ready: start_ready_seconds(t, readiness_delay(spec)),
         allowance,
+        rollout: owner.and_then(|o| rollout_of(sim, ns, o)),
+    })
+}
+
+/// Seconds the first container's readiness probe waits before its first check.
+fn readiness_delay(spec: &PodSpec) -> f64 {
+    let delay = spec
+        .containers
+        .first()
+        .and_then(|c| c.readiness_probe.as_ref())
+        .and_then(|r| r.initial_delay_seconds);
+    f64::from(delay.unwrap_or(0))
+}
+
+/// The rolling restart that moves the Deployment owning the pod's controller `owner`, when
+/// that is a ReplicaSet of a Deployment (a bare ReplicaSet's pods are evicted).
+fn rollout_of(sim: &Sim, ns: &str, owner: &OwnerReference) -> Option<Rollout> {
+    if owner.kind != "ReplicaSet" {
+        return None;
+    }
+    let rs = sim.objs.get::<ReplicaSet>(ns, &owner.name)?;
+    let name = &controller_of(&rs.metadata)
+        .filter(|o| o.kind == "Deployment")?
+        .name;
+    let spec = sim.objs.get::<Deployment>(ns, name)?.spec.as_ref()?;
+    let replicas = spec.replicas.unwrap_or(1);
+    let template = spec.template.spec.as_ref()?;
+    Some(Rollout {
+        deployment: format!("{ns}/{name}"),
+        replicas: u32::try_from(replicas).unwrap_or(0),
+        surge: surge_per_round(spec.strategy.as_ref(), replicas),
+        start_ready: start_ready_seconds(sim.timings(), readiness_delay(template)),
     })
 }

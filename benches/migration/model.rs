@@ -2,15 +2,20 @@
 //! tested (tests/bench_model.rs includes this file and tests it): the lower bound on a migration's duration,
 //! the median run, and the markdown table.
 //!
-//! Lower bound (simulated seconds; divide by time_scale for real seconds):
+//! Lower bound (simulated seconds; divide by time_scale for real seconds): the smaller of two
+//! models, since a tool may move Deployments either way.
 //!
 //! ```text
-//! bound = pool_up + Σ_batches batch + pool_delete × slowdown
+//! bound = min(evict, surge)
+//! evict = pool_up + Σ_batches batch(all pods) + pool_delete × slowdown
+//! surge = pool_up + rollout + Σ_batches batch(pods not of a Deployment) + pool_delete × slowdown
 //! pool_up = max(max(pool_create, node_boot) × slowdown, node_boot + node_ready)
 //! batch = max over the workloads with pods in the batch (m pods, PDB allowance a ≥ 1) of
 //!   Deployment/ReplicaSet pod: (⌈m/a⌉ − 1) × up + max(term, up)
 //!   StatefulSet pod:           m × (term + up)
 //!   pod without a controller:  term
+//! rollout = max over the Deployments with pods on the old pool (R replicas) of ⌈R/s⌉ × up,
+//!   s = max(1, maxSurge resolved against R, rounded up)
 //! up = pod_start + max(pod_ready, readiness initialDelaySeconds)
 //! term = min(termination, terminationGracePeriodSeconds)
 //! ```
@@ -23,7 +28,14 @@
 //! at a time. A batch waits for its slowest workload; batches follow each other because a safe
 //! tool gates on health between them. A tool that skips the gate (the manual procedure) can
 //! come in under the bound, at the cost of availability.
+//!
+//! The surge model is `--strategy surge`: a rolling restart with maxUnavailable 0 moves every
+//! pod of a Deployment, `s` new pods per round, each round waiting for its pods to be Ready
+//! (old pods' termination does not hold it up); the Deployments restart together at best, and
+//! the drains that follow move only the other pods.
 
+use k8s_openapi::api::apps::v1::DeploymentStrategy;
+use kubectl_zdupgrade::commands::surge::resolve_rolling;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use zdupgrade_sim::scenario::Timings;
@@ -51,6 +63,21 @@ pub struct MovingPod {
     pub start_ready: f64,
     /// Pods of the workload a PDB lets go at once (u32::MAX without a PDB).
     pub allowance: u32,
+    /// The Deployment of the pod's ReplicaSet, which a surge moves by a rolling restart.
+    pub rollout: Option<Rollout>,
+}
+
+/// What a rolling restart of a Deployment takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// namespace/name of the Deployment.
+    pub deployment: String,
+    /// spec.replicas.
+    pub replicas: u32,
+    /// New pods per round: maxSurge resolved against the replicas, at least 1.
+    pub surge: u32,
+    /// Simulated seconds from a new pod's creation to Ready (its pod template's).
+    pub start_ready: f64,
 }
 
 /// An old node and the pods a drain must move off it.
@@ -71,13 +98,40 @@ pub enum Batching {
     AtMost(usize),
 }
 
+/// Which model gave the lower bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    Evict,
+    Surge,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Evict => "evict",
+            Model::Surge => "surge",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Bound {
     pub pool_up_s: f64,
-    pub drains_s: f64,
+    /// The batches' drains when every pod is evicted.
+    pub evict_drains_s: f64,
+    /// The longest rolling restart of a Deployment (surge model).
+    pub rollout_s: f64,
+    /// The batches' drains of the pods left after the rollouts (surge model).
+    pub surge_drains_s: f64,
     pub pool_delete_s: f64,
-    /// Simulated seconds.
+    /// The whole migration in each model, simulated seconds.
+    pub evict_s: f64,
+    pub surge_s: f64,
+    /// The bound: the smaller of the two, simulated seconds.
     pub total_s: f64,
+    pub model: Model,
+    /// Batches of nodes with pods to move.
     pub batches: usize,
     /// "sequential", "plugin batches" or "ceil(nodes/N)".
     pub batch_source: String,
@@ -117,11 +171,58 @@ fn workload_seconds(m: u32, p: &MovingPod) -> f64 {
     }
 }
 
+/// New pods per round of a surge's rollout: the Deployment's own maxSurge resolved against
+/// `replicas` (percentages rounded up), at least 1, and 1 for a Recreate strategy.
+pub fn surge_per_round(strategy: Option<&DeploymentStrategy>, replicas: i32) -> u32 {
+    let surge = resolve_rolling(strategy, replicas).map_or(1, |(surge, _)| surge.max(1));
+    u32::try_from(surge).unwrap_or(1)
+}
+
+/// The shortest time in which rolling restarts move every Deployment with pods among `pods`,
+/// all restarted at once.
+pub fn rollout_seconds<'a>(pods: impl IntoIterator<Item = &'a MovingPod>) -> f64 {
+    pods.into_iter()
+        .filter_map(|p| p.rollout.as_ref())
+        .map(|r| f64::from(r.replicas.div_ceil(r.surge.max(1))) * r.start_ready)
+        .fold(0.0, f64::max)
+}
+
 /// The lower bound for draining `nodes` batch by batch between creating the new pool and
-/// deleting the old one.
+/// deleting the old one: the smaller of the eviction and the surge model.
 pub fn lower_bound(t: &Timings, slowdown: f64, nodes: &[NodeLoad], batching: &Batching) -> Bound {
+    let (evict_drains_s, batches, source) = drains_seconds(nodes, batching);
+    // Batches left with no pods to move cost nothing: the node is drained all the same.
+    let (surge_drains_s, ..) = drains_seconds(&without_deployments(nodes), batching);
+    let rollout_s = rollout_seconds(nodes.iter().flat_map(|n| &n.pods));
+    let pool_up_s = pool_up_seconds(t, slowdown);
+    let pool_delete_s = t.pool_delete * slowdown;
+    let evict_s = pool_up_s + evict_drains_s + pool_delete_s;
+    let surge_s = pool_up_s + rollout_s + surge_drains_s + pool_delete_s;
+    let (total_s, model) = if surge_s < evict_s {
+        (surge_s, Model::Surge)
+    } else {
+        (evict_s, Model::Evict)
+    };
+    Bound {
+        pool_up_s,
+        evict_drains_s,
+        rollout_s,
+        surge_drains_s,
+        pool_delete_s,
+        evict_s,
+        surge_s,
+        total_s,
+        model,
+        batches,
+        batch_source: source.into(),
+    }
+}
+
+/// The drains of `nodes` batch by batch: the seconds, the number of batches of nodes with
+/// pods and where the batches come from.
+fn drains_seconds(nodes: &[NodeLoad], batching: &Batching) -> (f64, usize, &'static str) {
     let loaded: Vec<&NodeLoad> = nodes.iter().filter(|n| !n.pods.is_empty()).collect();
-    let (drains_s, batches, source) = match batching {
+    match batching {
         Batching::Sequential => (
             loaded.iter().map(|n| batch_seconds(&n.pods)).sum(),
             loaded.len(),
@@ -154,17 +255,23 @@ pub fn lower_bound(t: &Timings, slowdown: f64, nodes: &[NodeLoad], batching: &Ba
                 "ceil(nodes/N)",
             )
         }
-    };
-    let pool_up_s = pool_up_seconds(t, slowdown);
-    let pool_delete_s = t.pool_delete * slowdown;
-    Bound {
-        pool_up_s,
-        drains_s,
-        pool_delete_s,
-        total_s: pool_up_s + drains_s + pool_delete_s,
-        batches,
-        batch_source: source.into(),
     }
+}
+
+/// The nodes with only the pods a surge leaves to the drains (those of no Deployment).
+fn without_deployments(nodes: &[NodeLoad]) -> Vec<NodeLoad> {
+    nodes
+        .iter()
+        .map(|n| NodeLoad {
+            name: n.name.clone(),
+            pods: n
+                .pods
+                .iter()
+                .filter(|p| p.rollout.is_none())
+                .cloned()
+                .collect(),
+        })
+        .collect()
 }
 
 /// The index of the median of `values` (the lower one of an even count).
@@ -218,6 +325,11 @@ pub struct Measures {
 impl Measures {
     pub fn bound_s(&self) -> Option<f64> {
         self.bound.as_ref().map(|b| b.total_s / self.time_scale)
+    }
+    /// Both models' bounds in real seconds: (evict, surge).
+    pub fn model_bounds_s(&self) -> Option<(f64, f64)> {
+        let b = self.bound.as_ref()?;
+        Some((b.evict_s / self.time_scale, b.surge_s / self.time_scale))
     }
     pub fn requests_per_real_s(&self) -> f64 {
         self.kube_requests as f64 / self.wall_s.max(1e-9)
@@ -287,9 +399,13 @@ fn cells(r: &Row) -> Vec<String> {
     let bound = m.bound_s();
     let v = &m.verbs;
     let gap = opt(m.full_pod_list_min_gap_sim_s, 1);
+    let bound_cell = match &m.bound {
+        Some(b) => format!("{} ({})", opt(bound, 1), b.model.name()),
+        None => "-".into(),
+    };
     c.extend([
         wall,
-        opt(bound, 1),
+        bound_cell,
         opt(bound.map(|b| m.wall_s - b), 1),
         opt(bound.map(|b| m.wall_s / b), 2),
         opt(r.p1_wall_s.map(|p| p / m.wall_s), 2),
