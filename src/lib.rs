@@ -14,6 +14,7 @@ pub mod pod;
 pub mod report;
 pub mod target;
 pub mod tools;
+pub mod watch;
 pub mod workloads;
 
 use cli::{Cli, Command, Output};

@@ -251,20 +251,24 @@ pub fn acquire<'a>(
     let identity = identity(what);
     let command_line = rerun_command();
     // Made only once the lock is ours: dropping it deletes the Lease.
-    let held = || ClusterLock {
+    // `version`: the Lease's resourceVersion our write left, if known.
+    let held = |version: Option<String>| ClusterLock {
         kubectl: kubectl.clone(),
         identity: identity.clone(),
         released: false,
-        renewed: Default::default(),
+        renewed: std::sync::Mutex::new(Renewed {
+            at: None,
+            resource_version: version,
+        }),
     };
     // Three tries: another run may create or take over the Lease between our read and write.
     for _ in 0..3 {
         let now = Timestamp::now();
         let Some(lease) = read(kubectl)? else {
             match create(kubectl, &identity, &command_line, now) {
-                Ok(()) => {
+                Ok(version) => {
                     reporter.event("lock_acquired", json!({"holder": identity}));
-                    return Ok(held());
+                    return Ok(held(version));
                 }
                 Err(e) if is_conflict(&e) => continue,
                 Err(e) => return Err(lock_error("take the cluster's lock", e)),
@@ -273,7 +277,7 @@ pub fn acquire<'a>(
         let holder = Holder::from_lease(&lease);
         if holder.identity == identity {
             // Ours: an earlier attempt of the create succeeded before a transient failure.
-            return Ok(held());
+            return Ok(held(holder.resource_version));
         }
         let why = if break_lock {
             Some("--break-lock".to_string())
@@ -289,7 +293,7 @@ pub fn acquire<'a>(
             .and_then(|s| s.lease_transitions)
             .unwrap_or(0);
         match take_over(kubectl, &holder, &identity, &command_line, now, transitions) {
-            Ok(()) => {
+            Ok(version) => {
                 reporter.warn(&format!(
                     "took over the cluster's lock (Lease {NAMESPACE}/{NAME}) from {}: {why}",
                     holder.describe(now)
@@ -298,7 +302,7 @@ pub fn acquire<'a>(
                     "lock_taken_over",
                     json!({"holder": identity, "previous_holder": holder.identity, "reason": why}),
                 );
-                return Ok(held());
+                return Ok(held(version));
             }
             Err(e) if is_conflict(&e) => continue,
             Err(e) => return Err(lock_error("take over the cluster's lock", e)),
@@ -325,13 +329,14 @@ fn micro(t: Timestamp) -> MicroTime {
 
 /// `kubectl create -f FILE --validate=false` (validation needs OpenAPI, which a server need not
 /// serve; the Lease is built from typed structs anyway). Repeating it after a transient failure
-/// is safe: a create that did succeed shows as AlreadyExists with our own identity.
+/// is safe: a create that did succeed shows as AlreadyExists with our own identity. Returns the
+/// Lease's resourceVersion when known.
 fn create(
     kubectl: &Kubectl,
     identity: &str,
     command_line: &str,
     now: Timestamp,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let lease = Lease {
         metadata: ObjectMeta {
             name: Some(NAME.into()),
@@ -362,12 +367,21 @@ fn create(
     })?;
     let path = file.path().display().to_string();
     let command = kubectl
-        .command(["create", "-f", &path, "--validate=false", "-o", "name"])
+        .command([
+            "create",
+            "-f",
+            &path,
+            "--validate=false",
+            "-o",
+            RESOURCE_VERSION,
+        ])
         .retry(true);
     match command.output(kubectl.reporter()) {
-        Ok(_) => Ok(()),
+        Ok(out) => Ok(version_of(&out.stdout)),
         Err(e) if is_conflict(&e) => match read(kubectl)? {
-            Some(lease) if Holder::from_lease(&lease).identity == identity => Ok(()),
+            Some(lease) if Holder::from_lease(&lease).identity == identity => {
+                Ok(lease.metadata.resource_version)
+            }
             _ => Err(e),
         },
         Err(e) => Err(e),
@@ -383,7 +397,7 @@ fn take_over(
     command_line: &str,
     now: Timestamp,
     transitions: i32,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let patch = json!({
         "metadata": {
             "resourceVersion": previous.resource_version,
@@ -397,12 +411,23 @@ fn take_over(
             "leaseTransitions": transitions + 1,
         },
     });
-    let command = lease_command(
-        kubectl,
-        "patch",
-        &["--type", "merge", "-p", &patch.to_string(), "-o", "name"],
-    );
-    command.output(kubectl.reporter()).map(|_| ())
+    patch_lease(kubectl, &patch)
+}
+
+/// A merge patch of the Lease; returns the resourceVersion it left.
+fn patch_lease(kubectl: &Kubectl, patch: &serde_json::Value) -> Result<Option<String>, Error> {
+    let patch = patch.to_string();
+    let args = ["--type", "merge", "-p", &patch, "-o", RESOURCE_VERSION];
+    lease_command(kubectl, "patch", &args)
+        .output(kubectl.reporter())
+        .map(|out| version_of(&out.stdout))
+}
+
+/// kubectl's output format printing the written object's resourceVersion alone.
+const RESOURCE_VERSION: &str = "jsonpath={.metadata.resourceVersion}";
+
+fn version_of(stdout: &str) -> Option<String> {
+    Some(stdout.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 impl ClusterLock<'_> {
@@ -411,8 +436,8 @@ impl ClusterLock<'_> {
     }
 
     /// Sets `renewTime` to now, at most every [`RENEW_EVERY`]; refuses to go on when another
-    /// run took the lock over. One kubectl call, a patch conditioned on the resourceVersion the
-    /// previous renewal left; the Lease is read only the first time and after a Conflict.
+    /// run took the lock over. One kubectl call, a patch conditioned on the resourceVersion this
+    /// run's last write left; the Lease is read only when that is unknown or after a Conflict.
     pub fn renew(&self) -> anyhow::Result<()> {
         let mut renewed = self.renewed.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
@@ -424,7 +449,7 @@ impl ClusterLock<'_> {
                 Ok(next) => {
                     *renewed = Renewed {
                         at: Some(started),
-                        resource_version: Some(next),
+                        resource_version: next,
                     };
                     return Ok(());
                 }
@@ -439,7 +464,7 @@ impl ClusterLock<'_> {
                 let next = self.patch_renew_time(h.resource_version.as_deref())?;
                 *renewed = Renewed {
                     at: Some(started),
-                    resource_version: Some(next),
+                    resource_version: next,
                 };
                 Ok(())
             }
@@ -455,25 +480,12 @@ impl ClusterLock<'_> {
     }
 
     /// Patches `renewTime` if the Lease is still at `version`; returns its new resourceVersion.
-    fn patch_renew_time(&self, version: Option<&str>) -> Result<String, Error> {
+    fn patch_renew_time(&self, version: Option<&str>) -> Result<Option<String>, Error> {
         let patch = json!({
             "metadata": {"resourceVersion": version},
             "spec": {"renewTime": micro(Timestamp::now())},
         });
-        let output = lease_command(
-            &self.kubectl,
-            "patch",
-            &[
-                "--type",
-                "merge",
-                "-p",
-                &patch.to_string(),
-                "-o",
-                "jsonpath={.metadata.resourceVersion}",
-            ],
-        )
-        .output(self.kubectl.reporter())?;
-        Ok(output.stdout.trim().to_string())
+        patch_lease(&self.kubectl, &patch)
     }
 
     /// Deletes the Lease if it is still ours. Retries a transient failure for a minute only:

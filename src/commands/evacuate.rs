@@ -29,10 +29,11 @@ use crate::parallel::joined;
 use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
-use crate::tools::command::shell_quote;
+use crate::tools::command::{shell_quote, Command};
 use crate::tools::find_tool;
 use crate::tools::gcloud::{Cluster, Gcloud, NodePool};
 use crate::tools::kubectl::{parse_drain_line, DrainEvent, DrainOptions, Kubectl, Workloads};
+use crate::watch::Waker;
 use crate::workloads::{
     classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pdbs_for_pod, pod_name,
     pod_node, unsettled_reason, workload_of, PodClass, WorkloadRef,
@@ -80,6 +81,26 @@ impl PollSchedule {
     }
 }
 
+impl PollSchedule {
+    /// Like [`PollSchedule::sleep_until_next`], but with a `waker` the pause lasts up to
+    /// [`WATCHED_POLL`] and ends as soon as a watched workload looks settled.
+    pub fn wait_next(&mut self, deadline: Instant, waker: Option<&Waker>) {
+        match waker {
+            // Until the watch surely runs, or once it ended, a change could slip past it: poll
+            // as without one.
+            Some(waker) if waker.age() >= WATCH_START && waker.running() => {
+                waker.wait(WATCHED_POLL.min(deadline.saturating_duration_since(Instant::now())));
+            }
+            _ => self.sleep_until_next(deadline),
+        }
+    }
+}
+
+/// The pause between two polls of a wait that a [`Waker`] cuts short.
+const WATCHED_POLL: Duration = Duration::from_secs(5);
+/// How long a [`Waker`]'s kubectl is given to start watching.
+const WATCH_START: Duration = Duration::from_secs(1);
+
 impl Default for PollSchedule {
     fn default() -> Self {
         Self::new()
@@ -99,6 +120,46 @@ pub struct Session<'a> {
     pub gcloud: Gcloud<'a>,
     pub target: Target,
     pub cluster: Cluster,
+}
+
+impl Session<'_> {
+    /// Runs a `node-pools create` of `pool`, stopping gcloud's wait once the pool's `expected`
+    /// nodes are Ready (kubectl) and GKE, asked once then, reports the pool RUNNING. Returns
+    /// whether gcloud was stopped early.
+    pub fn create_pool(&self, command: &Command, pool: &str, expected: u64) -> Result<bool, Error> {
+        let mut asked = false;
+        self.gcloud.run_pool_operation(command, || {
+            if asked {
+                return false;
+            }
+            let ready = self.kubectl.pool_nodes(pool).map_or(0, |nodes| {
+                nodes.iter().filter(|n| is_ready(n)).count() as u64
+            });
+            if ready < expected {
+                return false;
+            }
+            asked = true;
+            let status = self.gcloud.pool_status(&self.target.cluster, pool);
+            matches!(status, Ok(Some(s)) if s == "RUNNING")
+        })
+    }
+
+    /// Runs a `node-pools delete` of `pool`, stopping gcloud's wait once the pool has no node
+    /// left (kubectl) and GKE, asked once then, no longer has it. Returns whether gcloud was
+    /// stopped early.
+    pub fn delete_pool(&self, command: &Command, pool: &str) -> Result<bool, Error> {
+        let mut asked = false;
+        self.gcloud.run_pool_operation(command, || {
+            if asked || !self.kubectl.pool_nodes(pool).is_ok_and(|n| n.is_empty()) {
+                return false;
+            }
+            asked = true;
+            matches!(
+                self.gcloud.pool_status(&self.target.cluster, pool),
+                Ok(None)
+            )
+        })
+    }
 }
 
 impl<'a> Session<'a> {
@@ -543,14 +604,16 @@ pub struct Evacuation<'a> {
     known: Option<Workloads>,
     /// When the health gate last passed, and on which workloads.
     last_healthy: Option<(Instant, BTreeSet<WorkloadRef>)>,
-    /// The next batch's nodes and their pods, listed while the previous batch's health gate
-    /// waited. Pods on a cordoned node only go away meanwhile (DaemonSet pods aside), so the
-    /// list can only hold a pod too many, which the drain then finds gone.
-    prefetched: Option<NodePods>,
+    /// The pods of nodes still to drain, listed ahead: while the previous batch's health gate
+    /// waited, or with an earlier batch's own list. Pods on a cordoned node only go away
+    /// meanwhile (DaemonSet pods aside), so a list can only hold a pod too many, which the drain
+    /// then finds gone; a surge's restarts move many at once, so they clear it.
+    prefetched: BTreeMap<String, Result<Vec<Pod>, Error>>,
 }
 
-/// Some nodes and the pods listed on each.
-type NodePods = (Vec<String>, Vec<Result<Vec<Pod>, Error>>);
+/// Nodes whose pods are listed at once, ahead of their batch: a run of nodes with nothing to
+/// move costs one round of calls per this many nodes.
+const PREFETCH_NODES: usize = 4;
 
 impl<'a> Evacuation<'a> {
     pub fn new(session: Session<'a>, pool: &str, settings: DrainSettings) -> Self {
@@ -569,7 +632,7 @@ impl<'a> Evacuation<'a> {
             lock: None,
             known: None,
             last_healthy: None,
-            prefetched: None,
+            prefetched: BTreeMap::new(),
         }
     }
 
@@ -739,7 +802,7 @@ impl<'a> Evacuation<'a> {
         }
         let mut first = 1;
         for (i, batch) in batches.iter().enumerate() {
-            self.drain_batch(batch, batches.len(), first, batches.get(i + 1))?;
+            self.drain_batch(batch, batches.len(), first, &batches[i + 1..])?;
             first += batch.nodes.len();
             self.renew_lock()?;
         }
@@ -773,11 +836,18 @@ impl<'a> Evacuation<'a> {
         &mut self,
         batch: &Batch,
         first: usize,
+        upcoming: &[Batch],
     ) -> Result<Vec<(String, usize, Vec<Pod>)>, Error> {
-        let listed = match self.prefetched.take() {
-            Some((nodes, listed)) if nodes == batch.nodes => listed,
-            _ => list_node_pods(&self.session.kubectl, &batch.nodes),
-        };
+        if batch.nodes.iter().any(|n| !self.prefetched.contains_key(n)) {
+            let mut nodes: Vec<String> = batch.nodes.clone();
+            nodes.extend(self.ahead(upcoming, PREFETCH_NODES.saturating_sub(nodes.len())));
+            self.prefetch(&nodes);
+        }
+        let listed: Vec<Result<Vec<Pod>, Error>> = batch
+            .nodes
+            .iter()
+            .map(|n| self.prefetched.remove(n).expect("listed above"))
+            .collect();
         let mut out = Vec::new();
         for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
             let evictable = pods?
@@ -791,6 +861,23 @@ impl<'a> Evacuation<'a> {
         Ok(out)
     }
 
+    /// Up to `count` nodes of the `upcoming` batches whose pods are not listed yet.
+    fn ahead(&self, upcoming: &[Batch], count: usize) -> Vec<String> {
+        upcoming
+            .iter()
+            .flat_map(|b| &b.nodes)
+            .filter(|n| !self.prefetched.contains_key(*n))
+            .take(count)
+            .cloned()
+            .collect()
+    }
+
+    /// Lists the pods of `nodes` at once and keeps them for their batches.
+    fn prefetch(&mut self, nodes: &[String]) {
+        let listed = list_node_pods(&self.session.kubectl, nodes);
+        self.prefetched.extend(nodes.iter().cloned().zip(listed));
+    }
+
     /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
     /// waiting for the workloads they displace to be fully ready before and after. `first` is
     /// the position of the batch's first node among all the pool's nodes, for messages.
@@ -799,7 +886,7 @@ impl<'a> Evacuation<'a> {
         batch: &Batch,
         batch_count: usize,
         first: usize,
-        next: Option<&Batch>,
+        upcoming: &[Batch],
     ) -> StepResult<()> {
         let reporter = self.reporter();
         let total = self.nodes.len();
@@ -816,12 +903,14 @@ impl<'a> Evacuation<'a> {
         };
         let step = format!("drain {label}");
         let fail = |e| StepFailure::new(&step, e);
-        let mut to_drain = self.pods_to_drain(batch, first).map_err(fail)?;
+        let mut to_drain = self.pods_to_drain(batch, first, upcoming).map_err(fail)?;
         if self.settings.strategy == MoveStrategy::Surge {
             let pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
             if super::surge::move_deployments(self, &label, &pods)? {
-                // The restarted Deployments' old pods are going away by themselves.
-                to_drain = self.pods_to_drain(batch, first).map_err(fail)?;
+                // The restarted Deployments' old pods are going away by themselves, from the
+                // nodes listed ahead too.
+                self.prefetched.clear();
+                to_drain = self.pods_to_drain(batch, first, &[]).map_err(fail)?;
             }
         }
         let (empty, to_drain): (Vec<_>, Vec<_>) =
@@ -904,22 +993,21 @@ impl<'a> Evacuation<'a> {
             "batch_drained",
             json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
         );
-        // The next batch's pods are listed meanwhile: one kubectl call less between batches.
+        // The next batches' pods are listed meanwhile: a kubectl call less between batches.
+        let ahead = self.ahead(upcoming, PREFETCH_NODES);
         let kubectl = self.session.kubectl.clone();
         std::thread::scope(|scope| {
-            let listing = next.map(|b| {
-                let kubectl = &kubectl;
-                (
-                    b.nodes.clone(),
-                    scope.spawn(move || list_node_pods(kubectl, &b.nodes)),
-                )
-            });
+            let listing =
+                (!ahead.is_empty()).then(|| scope.spawn(|| list_node_pods(&kubectl, &ahead)));
             let healthy = self.wait_workloads_healthy(
                 &gated,
                 &format!("after draining {what}"),
                 &format!("stopped before draining another {which}"),
             );
-            self.prefetched = listing.map(|(nodes, handle)| (nodes, joined(handle)));
+            if let Some(listing) = listing {
+                let listed = joined(listing);
+                self.prefetched.extend(ahead.iter().cloned().zip(listed));
+            }
             healthy
         })
     }
@@ -946,6 +1034,7 @@ impl<'a> Evacuation<'a> {
         let bar = reporter.progress("workloads ready", gated.len() as u64);
         let mut poll = GatePoll::new(gated);
         let mut schedule = PollSchedule::new();
+        let (mut waker, mut watched) = (None, false);
         loop {
             let explain = poll.should_explain();
             let reasons = match poll.reasons(&self.session.kubectl, explain) {
@@ -984,7 +1073,12 @@ impl<'a> Evacuation<'a> {
                     )),
                 ));
             }
-            schedule.sleep_until_next(deadline);
+            if !watched && !poll.pods_decide {
+                watched = true;
+                let names = gated.iter().map(|w| format!("{}/{}", w.namespace, w.name));
+                waker = Waker::start(&self.session.kubectl, &poll.kinds, names.collect());
+            }
+            schedule.wait_next(deadline, waker.as_ref());
         }
     }
 }
@@ -1345,12 +1439,18 @@ impl<'a> Evacuation<'a> {
         let gcloud = &self.session.gcloud;
         let command = gcloud.delete_node_pool_command(&self.session.target.cluster, &pool);
         let spinner = reporter.spinner(&format!("gcloud: deleting node pool {pool}"));
-        if let Err(e) = gcloud.run(&command) {
-            spinner.abandon();
-            return Err(StepFailure::new(&step, e));
-        }
+        let early = match self.session.delete_pool(&command, &pool) {
+            Ok(early) => early,
+            Err(e) => {
+                spinner.abandon();
+                return Err(StepFailure::new(&step, e));
+            }
+        };
         spinner.finish(&format!("pool {pool} deleted"));
-        reporter.event("pool_deleted", json!({"pool": pool}));
+        reporter.event(
+            "pool_deleted",
+            json!({"pool": pool, "gcloud_stopped_early": early}),
+        );
         Ok(true)
     }
 

@@ -186,6 +186,8 @@ struct Migration<'a> {
     new_pool_exists: bool,
     /// The `node-pools create` of this run failed (GKE may have left the pool in ERROR).
     create_failed: bool,
+    /// The nodes a clone of the old pool gets (`--num-nodes` or the old pool's, times zones).
+    clone_nodes: u64,
 }
 
 impl<'a> Migration<'a> {
@@ -197,6 +199,7 @@ impl<'a> Migration<'a> {
             old,
             new_pool_exists: false,
             create_failed: false,
+            clone_nodes: 0,
         }
     }
 
@@ -236,6 +239,7 @@ impl<'a> Migration<'a> {
             _ => Some(self.create_command(num_nodes)?),
         };
         let clone_nodes = num_nodes * zones_of(&self.old, cluster);
+        self.clone_nodes = clone_nodes;
         let expected_new_nodes = match (&new_pool, &create) {
             (Some(pool), None) => {
                 pool.initial_node_count.unwrap_or(1).max(1) * zones_of(pool, cluster)
@@ -478,7 +482,7 @@ impl<'a> Migration<'a> {
         let spinner = self
             .reporter()
             .spinner(&format!("gcloud: deleting node pool {new}"));
-        if let Err(e) = session.gcloud.run(&delete) {
+        if let Err(e) = session.delete_pool(&delete, &new) {
             spinner.abandon();
             return Err(self.fail_step(&step, e));
         }
@@ -500,7 +504,8 @@ impl<'a> Migration<'a> {
         let spinner = self
             .reporter()
             .spinner(&format!("gcloud: creating node pool {new}"));
-        if let Err(e) = self.ev.session.gcloud.run(command) {
+        let created = self.ev.session.create_pool(command, &new, self.clone_nodes);
+        if let Err(e) = created {
             spinner.abandon();
             self.create_failed = true;
             // Interrupted: gcloud was stopped, GKE's operation goes on (the error says so).
@@ -514,7 +519,11 @@ impl<'a> Migration<'a> {
         }
         self.new_pool_exists = true;
         spinner.finish(&format!("pool {new} created"));
-        self.reporter().event("pool_created", json!({"pool": new}));
+        let early = created.unwrap_or(false);
+        self.reporter().event(
+            "pool_created",
+            json!({"pool": new, "gcloud_stopped_early": early}),
+        );
         Ok(())
     }
 

@@ -25,6 +25,7 @@ use crate::errors::Error;
 use crate::parallel;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
+use crate::watch::Waker;
 use crate::workloads::{
     controller_of, pending_pod_reason, pod_is_ready, resolve_int_or_percent, workload_of, Rounding,
     WorkloadRef,
@@ -442,6 +443,7 @@ fn wait_rollouts(
     let deadline = Instant::now() + timeout;
     let bar = reporter.progress("deployments moved", deployments.len() as u64);
     let mut schedule = PollSchedule::new();
+    let (mut waker, mut watched) = (None, false);
     loop {
         let all = match kubectl.deployments() {
             Ok(all) => all,
@@ -476,7 +478,14 @@ fn wait_rollouts(
             ))
             .into());
         }
-        schedule.sleep_until_next(deadline);
+        if !watched {
+            watched = true;
+            let names = pending
+                .iter()
+                .map(|(w, _)| format!("{}/{}", w.namespace, w.name));
+            waker = Waker::start(kubectl, &["deployments"], names.collect());
+        }
+        schedule.wait_next(deadline, waker.as_ref());
     }
 }
 

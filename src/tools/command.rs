@@ -195,6 +195,52 @@ impl Command {
         })
     }
 
+    /// Runs the command like [`Command::output`], for a gcloud call whose tail is only waiting
+    /// for a GKE operation (gcloud polls it every 5 s). `done_early` is asked whether what the
+    /// command waits for has happened already, after `first` and then at intervals growing by a
+    /// quarter up to `most`; once it says so, the command is stopped and `Ok(None)` returned:
+    /// the operation's outcome is then known without it.
+    pub fn output_unless(
+        &self,
+        reporter: &dyn Reporter,
+        (first, most): (Duration, Duration),
+        mut done_early: impl FnMut() -> bool,
+    ) -> Result<Option<Output>, Error> {
+        self.retrying(reporter, || {
+            let mut every = first;
+            let (handle, registered) = self.start(reporter, |e| {
+                e.stdout_capture().stderr_capture().unchecked().start()
+            })?;
+            let mut asked = Instant::now();
+            loop {
+                if let Some(result) = handle
+                    .try_wait()
+                    .map_err(|source| self.spawn_error(source))?
+                {
+                    let result = result.clone();
+                    drop(registered);
+                    self.finished(reporter, Some(result.status), &result.stderr)?;
+                    return Ok(Some(Output {
+                        stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+                        stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+                    }));
+                }
+                if asked.elapsed() >= every {
+                    if done_early() {
+                        // Only gcloud's polling is cut short; GKE's operation is over.
+                        let _ = handle.kill();
+                        drop(registered);
+                        reporter.command_finished(&self.to_string(), None);
+                        return Ok(None);
+                    }
+                    asked = Instant::now();
+                    every = (every + every / 4).min(most);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    }
+
     /// Runs the command and parses its stdout as JSON while it is printed: the text is never
     /// held whole (a large cluster's pod list is tens of megabytes), and fields `T` does not
     /// have are skipped as they stream past. A non-zero exit is an error carrying stderr
@@ -401,6 +447,19 @@ impl Command {
             .stderr_capture()
             .unchecked()
             .start()
+            .map_err(|source| self.spawn_error(source))
+    }
+}
+
+impl Command {
+    /// Starts a command that runs until killed (`kubectl get -w`), its stdout readable as it is
+    /// printed, stderr discarded. Not retried, not registered for Ctrl-C: the caller kills it.
+    pub fn start_reader(&self, reporter: &dyn Reporter) -> Result<duct::ReaderHandle, Error> {
+        reporter.command_started(&self.to_string());
+        self.expression()
+            .stderr_null()
+            .unchecked()
+            .reader()
             .map_err(|source| self.spawn_error(source))
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -301,6 +302,44 @@ impl<'r> Gcloud<'r> {
     pub fn run(&self, command: &Command) -> Result<(), Error> {
         command.output(self.reporter).map(|_| ())
     }
+
+    /// The pool's `status` (PROVISIONING, RUNNING, STOPPING, ERROR...), `None` once GKE no
+    /// longer has it. One `node-pools describe`.
+    pub fn pool_status(&self, cluster: &str, pool: &str) -> Result<Option<String>, Error> {
+        let command = self
+            .container(["node-pools", "describe", pool])
+            .arg(format!("--cluster={cluster}"))
+            .arg("--format=value(status)");
+        match command.output(self.reporter) {
+            Ok(out) => Ok(Some(out.stdout.trim().to_string())),
+            Err(Error::Exit { stderr, .. }) if is_not_found(&stderr) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a `node-pools create/delete` (see [`Command::output_unless`]): gcloud polls its
+    /// operation every 5 s, so once `done` (checked every [`EARLY_CHECK`]: 0.5 s at first,
+    /// growing to 2 s, as light as the health gate's polls) shows the result, gcloud is stopped
+    /// instead of waited for. Returns whether it was.
+    pub fn run_pool_operation(
+        &self,
+        command: &Command,
+        done: impl FnMut() -> bool,
+    ) -> Result<bool, Error> {
+        let out = command.output_unless(self.reporter, EARLY_CHECK, done)?;
+        Ok(out.is_none())
+    }
+}
+
+/// How often a pool operation's outcome is looked for with kubectl while gcloud waits for it:
+/// first after 0.5 s, then at intervals growing to 2 s.
+pub const EARLY_CHECK: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(2));
+
+/// Whether gcloud's error output says the resource does not exist.
+fn is_not_found(stderr: &str) -> bool {
+    ["code=404", "NOT_FOUND", "was not found", "Not found"]
+        .iter()
+        .any(|s| stderr.contains(s))
 }
 
 /// `gcloud container get-server-config --format=json`: the versions GKE offers here.

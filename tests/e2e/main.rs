@@ -10,6 +10,7 @@ mod memory;
 mod migrate;
 mod parallel;
 mod plan;
+mod pool_ops;
 mod refusals;
 mod rollback;
 mod status;

@@ -70,6 +70,8 @@ pub struct Recorder {
     /// Kubernetes API requests per whole simulated... real second since start.
     pub per_second: BTreeMap<u64, u64>,
     pub full_pod_lists: Vec<f64>,
+    /// Lists and watches per resource: "list statefulsets" -> count.
+    pub collection_reads: BTreeMap<String, u64>,
     pub last_t: f64,
 }
 
@@ -191,6 +193,7 @@ impl Recorder {
                 "active_seconds": seconds,
             },
             "full_pod_lists": self.full_pod_lists,
+            "collection_reads": self.collection_reads,
         })
     }
 }

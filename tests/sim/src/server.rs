@@ -112,6 +112,13 @@ async fn dispatch(
         let verb = k8s::verb_of(&req);
         let second = sim.started.elapsed().as_secs();
         sim.rec.request(client, verb, second);
+        if matches!(verb, "list" | "watch") {
+            let resource = req.path.rsplit('/').next().unwrap_or_default();
+            *sim.rec
+                .collection_reads
+                .entry(format!("{verb} {resource}"))
+                .or_default() += 1;
+        }
         if sim.api_down() {
             return k8s::json_response(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,66 @@
+//! Pool creation and deletion: gcloud waits for GKE's operation by polling it every 5 s, so the
+//! plugin stops that wait once kubectl shows the outcome and GKE confirms it, and never before.
+
+use crate::migrate::event_t;
+use crate::rollback::json_lines;
+use crate::{events, scenario, World};
+use serde_json::Value;
+
+fn event<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event"))
+}
+
+/// The simulated time of the first record `kind` about `object`.
+fn logged_at(report: &Value, kind: &str, object: &str) -> f64 {
+    events(report, kind)
+        .into_iter()
+        .find(|e| e["object"] == object)
+        .map(event_t)
+        .unwrap_or_else(|| panic!("no {kind} of {object}"))
+}
+
+/// The simulated time the first node was cordoned.
+fn first_cordon(report: &Value) -> f64 {
+    events(report, "node_cordoned")
+        .into_iter()
+        .map(event_t)
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn gcloud_is_stopped_once_the_new_pool_runs_and_the_old_one_is_gone() {
+    let w = World::basic();
+    let r = w.plugin(&["migrate", "pool-two", "--yes", "-o", "json"]);
+    assert!(r.ok(), "{r}");
+    let lines = json_lines(&r);
+    // basic.json runs 10x faster than real time: GKE finishes each operation within 2.5 s,
+    // well before gcloud's second look at it after 5 s.
+    assert_eq!(event(&lines, "pool_created")["gcloud_stopped_early"], true);
+    assert_eq!(event(&lines, "pool_deleted")["gcloud_stopped_early"], true);
+    let report = w.report();
+    assert!(logged_at(&report, "pool_create_done", "pool-two") < first_cordon(&report));
+    logged_at(&report, "pool_delete_done", "default-pool");
+    assert_eq!(w.pools(), vec!["pool-two".to_string()]);
+}
+
+#[test]
+fn gcloud_is_waited_for_while_gke_still_works_on_the_pool() {
+    // GKE's operations take 4x longer: the new nodes are Ready long before the create
+    // operation ends, so GKE still reports the pool PROVISIONING when they are.
+    let mut s = scenario("basic");
+    s.faults.operation_slowdown = Some(4.0);
+    let w = World::new(s);
+    let r = w.plugin(&["migrate", "pool-two", "--yes", "-o", "json"]);
+    assert!(r.ok(), "{r}");
+    let lines = json_lines(&r);
+    assert_eq!(event(&lines, "pool_created")["gcloud_stopped_early"], false);
+    let report = w.report();
+    assert!(
+        logged_at(&report, "pool_create_done", "pool-two") < first_cordon(&report),
+        "cordoned before GKE finished creating pool-two"
+    );
+    assert_eq!(w.pools(), vec!["pool-two".to_string()]);
+}
