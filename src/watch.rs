@@ -14,6 +14,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::tools::command::kill_group;
 use crate::tools::kubectl::Kubectl;
 
 /// The fields each watch line carries, in this order.
@@ -31,10 +32,17 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Watches `kinds` (`deployments`, `statefulsets`, `replicasets`) and wakes when one of
-    /// `watched` (`namespace/name`) looks settled. `None` if no watch could start: the caller
-    /// keeps polling.
-    pub fn start(kubectl: &Kubectl, kinds: &[&str], watched: BTreeSet<String>) -> Option<Waker> {
+    /// Watches `kinds` (`deployments`, `statefulsets`, `replicasets`) for `lasting` at most and
+    /// wakes when one of `watched` (`namespace/name`) looks settled. `None` if no watch could
+    /// start: the caller keeps polling. The bound (`--request-timeout`) ends a watch even if
+    /// this process is killed before it can stop it.
+    pub fn start(
+        kubectl: &Kubectl,
+        kinds: &[&str],
+        watched: BTreeSet<String>,
+        lasting: Duration,
+    ) -> Option<Waker> {
+        let timeout = format!("--request-timeout={}s", lasting.as_secs().max(1));
         let (tx, changes) = channel();
         let watched = Arc::new(watched);
         let running = Arc::new(AtomicUsize::new(0));
@@ -45,6 +53,7 @@ impl Waker {
                 kind,
                 "--all-namespaces",
                 "--watch-only",
+                &timeout,
                 "-o",
                 &format!("jsonpath={FIELDS}"),
             ]);
@@ -107,7 +116,7 @@ impl Waker {
 impl Drop for Waker {
     fn drop(&mut self) {
         for reader in &self.readers {
-            let _ = reader.kill();
+            kill_group(reader);
         }
     }
 }

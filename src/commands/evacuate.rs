@@ -99,7 +99,7 @@ impl PollSchedule {
 /// The pause between two polls of a wait that a [`Waker`] cuts short.
 const WATCHED_POLL: Duration = Duration::from_secs(5);
 /// How long a [`Waker`]'s kubectl is given to start watching.
-const WATCH_START: Duration = Duration::from_secs(1);
+pub const WATCH_START: Duration = Duration::from_secs(1);
 
 impl Default for PollSchedule {
     fn default() -> Self {
@@ -1076,7 +1076,8 @@ impl<'a> Evacuation<'a> {
             if !watched && !poll.pods_decide {
                 watched = true;
                 let names = gated.iter().map(|w| format!("{}/{}", w.namespace, w.name));
-                waker = Waker::start(&self.session.kubectl, &poll.kinds, names.collect());
+                let lasting = deadline.saturating_duration_since(Instant::now()) + WATCH_START;
+                waker = Waker::start(&self.session.kubectl, &poll.kinds, names.collect(), lasting);
             }
             schedule.wait_next(deadline, waker.as_ref());
         }

@@ -19,7 +19,9 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
-use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
+use super::evacuate::{
+    Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult, WATCH_START,
+};
 use crate::cli::MoveStrategy;
 use crate::errors::Error;
 use crate::parallel;
@@ -483,7 +485,8 @@ fn wait_rollouts(
             let names = pending
                 .iter()
                 .map(|(w, _)| format!("{}/{}", w.namespace, w.name));
-            waker = Waker::start(kubectl, &["deployments"], names.collect());
+            let lasting = deadline.saturating_duration_since(Instant::now()) + WATCH_START;
+            waker = Waker::start(kubectl, &["deployments"], names.collect(), lasting);
         }
         schedule.wait_next(deadline, waker.as_ref());
     }

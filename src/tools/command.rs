@@ -453,15 +453,35 @@ impl Command {
 
 impl Command {
     /// Starts a command that runs until killed (`kubectl get -w`), its stdout readable as it is
-    /// printed, stderr discarded. Not retried, not registered for Ctrl-C: the caller kills it.
+    /// printed, stderr discarded, in a process group of its own: [`kill_group`] then stops it
+    /// even when `kubectl` on PATH is a wrapper script that runs the real one as its child.
+    /// Not retried, not registered for Ctrl-C: the caller kills it.
     pub fn start_reader(&self, reporter: &dyn Reporter) -> Result<duct::ReaderHandle, Error> {
+        use std::os::unix::process::CommandExt;
         reporter.command_started(&self.to_string());
         self.expression()
+            .before_spawn(|command| {
+                command.process_group(0);
+                Ok(())
+            })
             .stderr_null()
             .unchecked()
             .reader()
             .map_err(|source| self.spawn_error(source))
     }
+}
+
+/// Stops a command started by [`Command::start_reader`] and everything it started.
+pub fn kill_group(handle: &duct::ReaderHandle) {
+    for pid in handle.pids() {
+        if let Ok(group) = i32::try_from(pid) {
+            // SAFETY: killpg only sends a signal; `group` is the group our child leads.
+            unsafe {
+                libc::killpg(group, libc::SIGTERM);
+            }
+        }
+    }
+    let _ = handle.kill();
 }
 
 /// Whether repeating `name ARGS` after a failure is harmless: reads, and writes that leave the

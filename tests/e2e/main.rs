@@ -100,6 +100,30 @@ impl World {
         run(self.command("kubectl", &full), Duration::from_secs(240))
     }
 
+    /// Runs the plugin with `dir` first on PATH (a wrapper `kubectl`, say).
+    pub fn plugin_with_path(&self, dir: &std::path::Path, args: &[&str]) -> Run {
+        let mut full = vec!["zdupgrade"];
+        full.extend_from_slice(args);
+        let mut c = self.command("kubectl", &full);
+        let path = format!(
+            "{}:{}:{}",
+            dir.display(),
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path);
+        run(c, Duration::from_secs(240))
+    }
+
+    /// The value of `name` in the environment the plugin and its tools get.
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        self.sim
+            .env()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
     pub fn spawn_plugin(&self, args: &[&str]) -> std::process::Child {
         let mut c = self.command(
             self.bin_dir.join("kubectl-zdupgrade").to_str().unwrap(),

@@ -447,14 +447,18 @@ fn gate_gaps(report: &Value, workload: &str) -> Vec<f64> {
     gaps
 }
 
-#[test]
-fn the_gate_sees_a_workload_ready_again_at_once() {
+/// basic.json with db's pods taking 100 simulated s (10 real s) to be Ready: the gate after
+/// each of its evictions waits that long, where polling alone would be at 1 s intervals by then.
+fn slow_db() -> World {
     let mut s = scenario("basic");
-    // db's pods take 100 simulated s (10 real s) to be Ready: the gate after each of its
-    // evictions waits that long, where polling alone would be at 1 s intervals by then.
     let db = s.workloads.iter_mut().find(|w| w.name == "db").unwrap();
     db.readiness_delay = Some(100);
-    let w = World::new(s);
+    World::new(s)
+}
+
+#[test]
+fn the_gate_sees_a_workload_ready_again_at_once() {
+    let w = slow_db();
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
     let report = w.report();
@@ -476,4 +480,49 @@ fn the_gate_sees_a_workload_ready_again_at_once() {
     let reads = &report["collection_reads"];
     assert!(reads["watch statefulsets"].as_u64() >= Some(1), "{reads}");
     assert!(reads["list statefulsets"].as_u64() <= Some(24), "{reads}");
+}
+
+/// Processes whose command line holds `needle` and whose environment has `KUBECONFIG=config`.
+fn processes_with(needle: &str, config: &str) -> Vec<String> {
+    let wanted = format!("KUBECONFIG={config}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let dir = e.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let environ = std::fs::read(dir.join("environ")).ok()?;
+            let ours = environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
+            (ours && cmdline.contains(needle)).then_some(cmdline)
+        })
+        .collect()
+}
+
+#[test]
+fn no_watch_outlives_the_run_behind_a_kubectl_wrapper() {
+    let w = slow_db();
+    // A `kubectl` that runs the real one as its child, as wrapper scripts do: stopping the
+    // wrapper alone would leave the real kubectl watching.
+    let real = which::which("kubectl").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("kubectl");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n'{}' \"$@\"\n", real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let r = w.plugin_with_path(dir.path(), &["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    let reads = &w.report()["collection_reads"];
+    assert!(reads["watch statefulsets"].as_u64() >= Some(1), "{reads}");
+    let config = w.env_var("KUBECONFIG").expect("KUBECONFIG");
+    let left = processes_with("--watch-only", &config);
+    assert!(left.is_empty(), "still running: {left:?}");
 }
