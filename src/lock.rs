@@ -3,7 +3,8 @@
 //!
 //! The lock is a `coordination.k8s.io/v1` Lease `kube-system/kubectl-zdupgrade`. Its
 //! `holderIdentity` is `USER@HOST pid PID COMMAND`, `acquireTime` and `renewTime` say when it was
-//! taken and last renewed (after a drained batch, at most every 10 s), and an annotation keeps the whole command line.
+//! taken and last renewed (after a drained batch, at most every 10 s), and an annotation keeps
+//! the whole command line.
 //! `migrate` and `rollback` take it after every read-only refusal and before their first change,
 //! and delete it when they end, successfully or not. A run finding someone else's lock refuses
 //! (exit 3), naming the holder, unless the lock is stale: its holder ran on this host and that
@@ -27,8 +28,8 @@ pub const NAMESPACE: &str = "kube-system";
 pub const NAME: &str = "kubectl-zdupgrade";
 /// The annotation holding the holder's whole command line.
 pub const COMMAND_ANNOTATION: &str = "kubectl-zdupgrade/command-line";
-/// A lock not renewed for this long is stale: a run renews it between batches, and no batch's drain
-/// and health gate take an hour with the default timeouts.
+/// A lock not renewed for this long is stale: a run renews it between batches, and no batch's
+/// drain and health gate take an hour with the default timeouts.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// How often a run renews its lock at most. Renewing shows the run alive (the Lease goes

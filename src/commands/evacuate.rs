@@ -52,10 +52,13 @@ const BUSY_GATE_POLL: Duration = Duration::from_secs(1);
 const LONG_GATE: Duration = Duration::from_secs(30);
 
 /// The pauses between the polls of one wait: short at first, when what is awaited is usually
-/// about to happen, longer as the wait goes on.
+/// about to happen, longer as the wait goes on; or, once a [`Waker`] watches what is awaited,
+/// up to [`WATCHED_POLL`], ending as soon as it looks settled.
 pub struct PollSchedule {
     started: Instant,
     delay: Duration,
+    /// `None` until the first pause starts one (or finds there is none to start).
+    waker: Option<Option<Waker>>,
 }
 
 impl PollSchedule {
@@ -63,11 +66,12 @@ impl PollSchedule {
         PollSchedule {
             started: Instant::now(),
             delay: FIRST_GATE_POLL,
+            waker: None,
         }
     }
 
     /// Sleeps until the next poll (never past `deadline`).
-    pub fn sleep_until_next(&mut self, deadline: Instant) {
+    fn sleep_until_next(&mut self, deadline: Instant) {
         sleep(
             self.delay
                 .min(deadline.saturating_duration_since(Instant::now())),
@@ -79,12 +83,15 @@ impl PollSchedule {
         };
         self.delay = (self.delay * 5 / 4).min(cap);
     }
-}
 
-impl PollSchedule {
-    /// Like [`PollSchedule::sleep_until_next`], but with a `waker` the pause lasts up to
-    /// [`WATCHED_POLL`] and ends as soon as a watched workload looks settled.
-    pub fn wait_next(&mut self, deadline: Instant, waker: Option<&Waker>) {
+    /// Waits until the next poll. The first time, `watch` may start a [`Waker`] on what is
+    /// awaited, to last for the time it is given (until `deadline`, and the watch's start-up):
+    /// then the pause lasts up to [`WATCHED_POLL`] and ends as soon as a watched workload looks
+    /// settled.
+    pub fn wait_next(&mut self, deadline: Instant, watch: impl FnOnce(Duration) -> Option<Waker>) {
+        let waker = self.waker.get_or_insert_with(|| {
+            watch(deadline.saturating_duration_since(Instant::now()) + WATCH_START)
+        });
         match waker {
             // Until the watch surely runs, or once it ended, a change could slip past it: poll
             // as without one.
@@ -99,7 +106,7 @@ impl PollSchedule {
 /// The pause between two polls of a wait that a [`Waker`] cuts short.
 const WATCHED_POLL: Duration = Duration::from_secs(5);
 /// How long a [`Waker`]'s kubectl is given to start watching.
-pub const WATCH_START: Duration = Duration::from_secs(1);
+const WATCH_START: Duration = Duration::from_secs(1);
 
 impl Default for PollSchedule {
     fn default() -> Self {
@@ -1034,7 +1041,6 @@ impl<'a> Evacuation<'a> {
         let bar = reporter.progress("workloads ready", gated.len() as u64);
         let mut poll = GatePoll::new(gated);
         let mut schedule = PollSchedule::new();
-        let (mut waker, mut watched) = (None, false);
         loop {
             let explain = poll.should_explain();
             let reasons = match poll.reasons(&self.session.kubectl, explain) {
@@ -1073,13 +1079,15 @@ impl<'a> Evacuation<'a> {
                     )),
                 ));
             }
-            if !watched && !poll.pods_decide {
-                watched = true;
+            // Pending pods decide for some kinds: they are polled, not watched.
+            let kubectl = &self.session.kubectl;
+            let (kinds, watchable) = (&poll.kinds, !poll.pods_decide);
+            schedule.wait_next(deadline, |lasting| {
                 let names = gated.iter().map(|w| format!("{}/{}", w.namespace, w.name));
-                let lasting = deadline.saturating_duration_since(Instant::now()) + WATCH_START;
-                waker = Waker::start(&self.session.kubectl, &poll.kinds, names.collect(), lasting);
-            }
-            schedule.wait_next(deadline, waker.as_ref());
+                watchable
+                    .then(|| Waker::start(kubectl, kinds, names.collect(), lasting))
+                    .flatten()
+            });
         }
     }
 }

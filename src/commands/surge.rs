@@ -19,9 +19,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
-use super::evacuate::{
-    Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult, WATCH_START,
-};
+use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
 use crate::cli::MoveStrategy;
 use crate::errors::Error;
 use crate::parallel;
@@ -445,7 +443,6 @@ fn wait_rollouts(
     let deadline = Instant::now() + timeout;
     let bar = reporter.progress("deployments moved", deployments.len() as u64);
     let mut schedule = PollSchedule::new();
-    let (mut waker, mut watched) = (None, false);
     loop {
         let all = match kubectl.deployments() {
             Ok(all) => all,
@@ -480,15 +477,12 @@ fn wait_rollouts(
             ))
             .into());
         }
-        if !watched {
-            watched = true;
+        schedule.wait_next(deadline, |lasting| {
             let names = pending
                 .iter()
                 .map(|(w, _)| format!("{}/{}", w.namespace, w.name));
-            let lasting = deadline.saturating_duration_since(Instant::now()) + WATCH_START;
-            waker = Waker::start(kubectl, &["deployments"], names.collect(), lasting);
-        }
-        schedule.wait_next(deadline, waker.as_ref());
+            Waker::start(kubectl, &["deployments"], names.collect(), lasting)
+        });
     }
 }
 

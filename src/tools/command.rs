@@ -183,11 +183,17 @@ impl Command {
         let (handle, registered) = self.start(reporter, |e| {
             e.stdout_capture().stderr_capture().unchecked().start()
         })?;
-        let result = handle
-            .wait()
-            .map_err(|source| self.spawn_error(source))?
-            .clone();
+        let result = handle.wait().map_err(|source| self.spawn_error(source))?;
         drop(registered);
+        self.captured(reporter, result)
+    }
+
+    /// The captured output of a finished run, or its failure (see [`Command::finished`]).
+    fn captured(
+        &self,
+        reporter: &dyn Reporter,
+        result: &std::process::Output,
+    ) -> Result<Output, Error> {
         self.finished(reporter, Some(result.status), &result.stderr)?;
         Ok(Output {
             stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
@@ -217,13 +223,8 @@ impl Command {
                     .try_wait()
                     .map_err(|source| self.spawn_error(source))?
                 {
-                    let result = result.clone();
                     drop(registered);
-                    self.finished(reporter, Some(result.status), &result.stderr)?;
-                    return Ok(Some(Output {
-                        stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
-                        stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
-                    }));
+                    return self.captured(reporter, result).map(Some);
                 }
                 if asked.elapsed() >= every {
                     if done_early() {
@@ -449,9 +450,7 @@ impl Command {
             .start()
             .map_err(|source| self.spawn_error(source))
     }
-}
 
-impl Command {
     /// Starts a command that runs until killed (`kubectl get -w`), its stdout readable as it is
     /// printed, stderr discarded, in a process group of its own: [`kill_group`] then stops it
     /// even when `kubectl` on PATH is a wrapper script that runs the real one as its child.
