@@ -252,6 +252,10 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         "Moving {} Deployment(s) off {what} by a rolling restart",
         chosen.len()
     ));
+    // The longest rollouts start first: with a few patches in flight at once, the last one
+    // started would otherwise end the wait later.
+    let mut chosen = chosen;
+    chosen.sort_by_key(|d| std::cmp::Reverse(expected_rollout_seconds(d)));
     let now = restart_time();
     let results = parallel::map(&chosen, parallel::KUBECTL_CALLS, |d| {
         restart(kubectl, d, &now)
@@ -275,14 +279,10 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         return Err(StepFailure::new(&step, e));
     }
     let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
-    if let Err(e) = wait_rollouts(kubectl, &refs, timeout) {
-        let e = undo_unfinished(e, kubectl, &restarted);
-        return Err(StepFailure::new(
-            &step,
-            with_restores(e, kubectl, &restarted),
-        ));
+    if let Err((e, left)) = wait_and_restore(kubectl, restarted, timeout) {
+        let e = undo_unfinished(e, kubectl, &left);
+        return Err(StepFailure::new(&step, with_restores(e, kubectl, &left)));
     }
-    restore_all(kubectl, &restarted).map_err(fail)?;
     for w in &refs {
         reporter.event(
             "deployment_moved",
@@ -290,6 +290,31 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         );
     }
     Ok(true)
+}
+
+/// A rough length of `d`'s rolling restart with the strategy it rolls out with (maxUnavailable 0,
+/// maxSurge at least 1): its rounds times a pod's start-up, taken as a few seconds plus its
+/// readiness probe's initial delay. Only to order the restarts.
+fn expected_rollout_seconds(d: &Deployment) -> i64 {
+    const POD_START_GUESS: i64 = 5;
+    let Some(spec) = d.spec.as_ref() else {
+        return 0;
+    };
+    let replicas = i64::from(spec.replicas.unwrap_or(1).max(0));
+    let per_round = resolve_rolling(spec.strategy.as_ref(), spec.replicas.unwrap_or(1))
+        .map_or(1, |(surge, _)| i64::from(surge.max(1)));
+    let delay = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .filter_map(|c| c.readiness_probe.as_ref()?.initial_delay_seconds)
+                .max()
+        })
+        .map_or(0, i64::from);
+    (replicas + per_round - 1) / per_round * (POD_START_GUESS + delay)
 }
 
 /// Patches one Deployment to restart (one kubectl call) and reports it.
@@ -408,13 +433,56 @@ fn with_note(error: anyhow::Error, note: &str) -> anyhow::Error {
     }
 }
 
+/// Waits for the rollouts of `restarted` ([`wait_rollouts`]), putting each strategy back as soon
+/// as its rollout is complete, while the others go on. On failure, also returns those whose
+/// strategy was not put back.
+fn wait_and_restore(
+    kubectl: &Kubectl,
+    restarted: Vec<Restarted>,
+    timeout: Duration,
+) -> Result<(), (anyhow::Error, Vec<Restarted>)> {
+    let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
+    let mut restored = BTreeSet::new();
+    let waited = wait_rollouts(kubectl, &refs, timeout, |done| {
+        let now: Vec<&Restarted> = restarted
+            .iter()
+            .filter(|r| done.contains(&&r.workload))
+            .collect();
+        let mut first_failure = Ok(());
+        for (r, result) in now.iter().zip(restore_each(kubectl, &now)) {
+            match result {
+                Ok(()) => {
+                    restored.insert(r.workload.clone());
+                }
+                Err(e) if first_failure.is_ok() => first_failure = Err(e),
+                Err(_) => {}
+            }
+        }
+        first_failure
+    });
+    waited.map_err(|e| {
+        let left = restarted
+            .into_iter()
+            .filter(|r| !restored.contains(&r.workload))
+            .collect();
+        (e, left)
+    })
+}
+
 /// Puts back each replaced strategy; tries them all, then returns the first failure.
 fn restore_all(kubectl: &Kubectl, restarted: &[Restarted]) -> Result<(), Error> {
-    let changed: Vec<(&WorkloadRef, &Value)> = restarted
-        .iter()
-        .filter_map(|r| Some((&r.workload, r.original.as_ref()?)))
-        .collect();
-    let results = parallel::map(&changed, parallel::KUBECTL_CALLS, |(w, original)| {
+    let all: Vec<&Restarted> = restarted.iter().collect();
+    let results = restore_each(kubectl, &all);
+    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+}
+
+/// Puts back the strategy of each of `restarted` that had one replaced (a few kubectl calls at
+/// once); one result each, in order.
+fn restore_each(kubectl: &Kubectl, restarted: &[&Restarted]) -> Vec<Result<(), Error>> {
+    parallel::map(restarted, parallel::KUBECTL_CALLS, |r| {
+        let (w, Some(original)) = (&r.workload, r.original.as_ref()) else {
+            return Ok(());
+        };
         let command = kubectl.patch_deployment_command(
             &w.namespace,
             &w.name,
@@ -427,22 +495,24 @@ fn restore_all(kubectl: &Kubectl, restarted: &[Restarted]) -> Result<(), Error> 
             json!({"namespace": w.namespace, "name": w.name}),
         );
         Ok(())
-    });
-    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    })
 }
 
 /// Polls every Deployment (one list, more often at first: [`PollSchedule`]) until the rollouts
-/// of `deployments` are complete; after `timeout`, fails naming each unfinished one, its counts and a Pending pod's
-/// reason. A Deployment deleted meanwhile counts as done.
+/// of `deployments` are complete, handing each list's newly finished ones to `finished` (whose
+/// failure ends the wait); after `timeout`, fails naming each unfinished one, its counts and a
+/// Pending pod's reason. A Deployment deleted meanwhile counts as done.
 fn wait_rollouts(
     kubectl: &Kubectl,
     deployments: &[WorkloadRef],
     timeout: Duration,
+    mut finished: impl FnMut(&[&WorkloadRef]) -> Result<(), Error>,
 ) -> anyhow::Result<()> {
     let reporter = kubectl.reporter();
     let deadline = Instant::now() + timeout;
     let bar = reporter.progress("deployments moved", deployments.len() as u64);
     let mut schedule = PollSchedule::new();
+    let mut done_before: BTreeSet<&WorkloadRef> = BTreeSet::new();
     loop {
         let all = match kubectl.deployments() {
             Ok(all) => all,
@@ -458,6 +528,16 @@ fn wait_rollouts(
                 rollout_pending(d).map(|why| (w, why))
             })
             .collect();
+        let done: Vec<&WorkloadRef> = deployments
+            .iter()
+            .filter(|w| !pending.iter().any(|(p, _)| p == w) && done_before.insert(*w))
+            .collect();
+        if !done.is_empty() {
+            if let Err(e) = finished(&done) {
+                bar.abandon();
+                return Err(e.into());
+            }
+        }
         let first = pending.first().map(|(w, why)| format!("{w}: {why}"));
         bar.update(
             (deployments.len() - pending.len()) as u64,
@@ -542,14 +622,13 @@ pub fn restore_strategies(session: &Session, timeout: Duration) -> StepResult<()
         "Putting back the strategy of {} Deployment(s) an earlier run replaced",
         left.len()
     ));
-    let refs: Vec<WorkloadRef> = left.iter().map(|r| r.workload.clone()).collect();
-    if let Err(e) = wait_rollouts(kubectl, &refs, timeout) {
+    let count = left.len();
+    if let Err((e, left)) = wait_and_restore(kubectl, left, timeout) {
         return Err(StepFailure::new(step, with_restores(e, kubectl, &left)));
     }
-    restore_all(kubectl, &left).map_err(fail)?;
     session
         .reporter
-        .done(&format!("{} Deployment strategies put back", left.len()));
+        .done(&format!("{count} Deployment strategies put back"));
     Ok(())
 }
 
@@ -620,6 +699,26 @@ pub fn plan_moves(out: &mut String, ev: &Evacuation, preflight: &Preflight) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_rollouts_are_expected_first() {
+        // 12 replicas, maxSurge 25% = 3 a round: 4 rounds of 5 s.
+        let quarter = deployment(12, json!({"type": "RollingUpdate"}));
+        assert_eq!(expected_rollout_seconds(&quarter), 20);
+        // Recreate rolls out with maxSurge 1: 12 rounds.
+        let recreate = deployment(12, json!({"type": "Recreate"}));
+        assert_eq!(expected_rollout_seconds(&recreate), 60);
+        // A readiness delay lengthens each round: 3 replicas, maxSurge 25% = 1 a round.
+        let mut slow = deployment(3, json!({"type": "RollingUpdate"}));
+        slow.spec.as_mut().unwrap().template.spec = Some(
+            serde_json::from_value(json!({"containers": [
+                {"name": "a", "readinessProbe": {"initialDelaySeconds": 25}},
+                {"name": "b"}
+            ]}))
+            .unwrap(),
+        );
+        assert_eq!(expected_rollout_seconds(&slow), 3 * (5 + 25));
+    }
 
     fn deployment(replicas: i32, strategy: Value) -> Deployment {
         serde_json::from_value(json!({
