@@ -113,9 +113,14 @@ fn termination_counts_when_longer_than_start_up() {
 
 #[test]
 fn statefulset_pods_wait_for_the_old_pod_one_at_a_time() {
-    let s = pod("db", Replacement::AfterExit, u32::MAX);
+    // One at a time (PDB allowance 1): each replacement waits for its old pod to end.
+    let s = pod("db", Replacement::AfterExit, 1);
     assert_eq!(batch_seconds([&s]), 9.0);
     assert_eq!(batch_seconds([&s, &s]), 18.0);
+    // All at once: the old pods end together, the replacements still start one by one.
+    let wide = pod("db", Replacement::AfterExit, u32::MAX);
+    assert_eq!(batch_seconds([&wide]), 9.0);
+    assert_eq!(batch_seconds([&wide, &wide]), 15.0);
     let bare = pod("bare", Replacement::Never, 1);
     assert_eq!(batch_seconds([&bare]), 3.0);
 }

@@ -12,7 +12,7 @@
 //! pool_up = max(max(pool_create, node_boot) × slowdown, node_boot + node_ready)
 //! batch = max over the workloads with pods in the batch (m pods, PDB allowance a ≥ 1) of
 //!   Deployment/ReplicaSet pod: (⌈m/a⌉ − 1) × up + max(term, up)
-//!   StatefulSet pod:           m × (term + up)
+//!   StatefulSet pod:           m × (term + up) if a = 1, else term + m × up
 //!   pod without a controller:  term
 //! rollout = max over the Deployments with pods on the old pool (R replicas) of ⌈R/s⌉ × up,
 //!   s = max(1, maxSurge resolved against R, rounded up)
@@ -25,7 +25,8 @@
 //! replacement starts when its pod is evicted, but the PDB only lets `a` go at a time and
 //! the next ones when the replacements are Ready; a StatefulSet's replacement reuses the
 //! pod's name, so it waits for the old pod to be gone, and OrderedReady recreates one ordinal
-//! at a time. A batch waits for its slowest workload; batches follow each other because a safe
+//! at a time (with a > 1 the old pods may all go at once: their terminations overlap, the
+//! start-ups do not). A batch waits for its slowest workload; batches follow each other because a safe
 //! tool gates on health between them. A tool that skips the gate (the manual procedure) can
 //! come in under the bound, at the cost of availability.
 //!
@@ -166,7 +167,10 @@ fn workload_seconds(m: u32, p: &MovingPod) -> f64 {
             let rounds = m.div_ceil(p.allowance.max(1));
             f64::from(rounds - 1) * p.start_ready + p.termination.max(p.start_ready)
         }
-        Replacement::AfterExit => f64::from(m) * (p.termination + p.start_ready),
+        Replacement::AfterExit if p.allowance <= 1 => {
+            f64::from(m) * (p.termination + p.start_ready)
+        }
+        Replacement::AfterExit => p.termination + f64::from(m) * p.start_ready,
         Replacement::Never => p.termination,
     }
 }
