@@ -55,10 +55,10 @@ struct Renewed {
 
 impl Renewed {
     /// Renew now? The first time always (it checks that the lock is still ours), then every
-    /// [`RENEW_EVERY`].
-    fn due(&self, now: std::time::Instant) -> bool {
+    /// [`RENEW_EVERY`], or `ahead` earlier.
+    fn due(&self, now: std::time::Instant, ahead: Duration) -> bool {
         self.at
-            .is_none_or(|at| now.duration_since(at) >= RENEW_EVERY)
+            .is_none_or(|at| now.duration_since(at) + ahead >= RENEW_EVERY)
     }
 }
 
@@ -219,7 +219,17 @@ pub fn check(
     break_lock: bool,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let Some(lease) = read(kubectl)? else {
+    check_lease(read(kubectl)?, reporter, break_lock, dry_run)
+}
+
+/// [`check`] on the Lease as read (`None`: there is none).
+pub fn check_lease(
+    lease: Option<Lease>,
+    reporter: &dyn Reporter,
+    break_lock: bool,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let Some(lease) = lease else {
         return Ok(());
     };
     let holder = Holder::from_lease(&lease);
@@ -262,10 +272,12 @@ pub fn acquire<'a>(
             resource_version: version,
         }),
     };
-    // Three tries: another run may create or take over the Lease between our read and write.
-    for _ in 0..3 {
+    // First a create without a read (there is usually no Lease: `check` just looked), then three
+    // tries: another run may create or take over the Lease between our read and write.
+    for attempt in 0..4 {
         let now = Timestamp::now();
-        let Some(lease) = read(kubectl)? else {
+        let lease = if attempt == 0 { None } else { read(kubectl)? };
+        let Some(lease) = lease else {
             match create(kubectl, &identity, &command_line, now) {
                 Ok(version) => {
                     reporter.event("lock_acquired", json!({"holder": identity}));
@@ -440,9 +452,15 @@ impl ClusterLock<'_> {
     /// run took the lock over. One kubectl call, a patch conditioned on the resourceVersion this
     /// run's last write left; the Lease is read only when that is unknown or after a Conflict.
     pub fn renew(&self) -> anyhow::Result<()> {
+        self.renew_ahead(Duration::ZERO)
+    }
+
+    /// [`ClusterLock::renew`], already when it falls due within `ahead`: done while the run
+    /// waits anyway, a renewal that would fall due during the wait does not come after it.
+    pub fn renew_ahead(&self, ahead: Duration) -> anyhow::Result<()> {
         let mut renewed = self.renewed.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
-        if !renewed.due(started) {
+        if !renewed.due(started, ahead) {
             return Ok(());
         }
         if let Some(version) = renewed.resource_version.take() {
@@ -537,13 +555,18 @@ impl Evacuation<'_> {
 
     /// Renews the lock after a node (no-op without one).
     pub fn renew_lock(&self) -> StepResult<()> {
-        match &self.lock {
-            Some(lock) => lock.renew().map_err(|cause| StepFailure {
-                step: "renew the cluster's lock".into(),
-                cause,
-            }),
-            None => Ok(()),
-        }
+        renew_step(self.lock.as_ref(), Duration::ZERO)
+    }
+}
+
+/// [`ClusterLock::renew_ahead`] as a step (no-op without a lock).
+pub fn renew_step(lock: Option<&ClusterLock>, ahead: Duration) -> StepResult<()> {
+    match lock {
+        Some(lock) => lock.renew_ahead(ahead).map_err(|cause| StepFailure {
+            step: "renew the cluster's lock".into(),
+            cause,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -554,13 +577,16 @@ mod tests {
     #[test]
     fn renewal_is_due_first_then_every_renew_every() {
         let t0 = std::time::Instant::now();
-        assert!(Renewed::default().due(t0));
+        assert!(Renewed::default().due(t0, Duration::ZERO));
         let renewed = Renewed {
             at: Some(t0),
             resource_version: Some("5".into()),
         };
-        assert!(!renewed.due(t0 + RENEW_EVERY / 2));
-        assert!(renewed.due(t0 + RENEW_EVERY));
+        assert!(!renewed.due(t0 + RENEW_EVERY / 2, Duration::ZERO));
+        assert!(renewed.due(t0 + RENEW_EVERY, Duration::ZERO));
+        // Ahead of time: due once within `ahead` of the interval.
+        assert!(!renewed.due(t0 + RENEW_EVERY / 4, RENEW_EVERY / 2));
+        assert!(renewed.due(t0 + RENEW_EVERY / 2, RENEW_EVERY / 2));
     }
 
     fn holder(identity: &str, renewed_secs_ago: i64, now: Timestamp) -> Holder {

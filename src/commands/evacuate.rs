@@ -173,6 +173,18 @@ impl<'a> Session<'a> {
     /// Finds kubectl and gcloud, resolves the target cluster, describes it, and refuses unless the
     /// kube context talks to that same cluster. Read-only.
     pub fn connect(args: &ClusterArgs, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
+        Self::connect_reading(args, reporter, |_, _| Ok(())).map(|(session, ())| session)
+    }
+
+    /// [`Session::connect`], running `reads` (read-only calls that need only the resolved
+    /// target) while gcloud describes the cluster, which alone takes most of a second. Their
+    /// result is handed back only once the kube context is known to talk to the target cluster;
+    /// a failed describe or a context pointing elsewhere is reported before a failed read.
+    pub fn connect_reading<T: Send>(
+        args: &ClusterArgs,
+        reporter: &'a dyn Reporter,
+        reads: impl FnOnce(&Kubectl<'a>, &Gcloud<'a>) -> anyhow::Result<T> + Send,
+    ) -> anyhow::Result<(Self, T)> {
         let kubectl_path = find_tool("kubectl")?;
         let gcloud_path = find_tool("gcloud")?;
         reporter.step("Resolving the cluster");
@@ -192,7 +204,11 @@ impl<'a> Session<'a> {
         })?;
         let target = resolve(args, &kube_config, &gcloud_path, reporter)?;
         let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, reporter);
-        let cluster = gcloud.describe_cluster(&target.cluster).map_err(|e| {
+        let (cluster, read) = std::thread::scope(|scope| {
+            let read = scope.spawn(|| reads(&kubectl, &gcloud));
+            (gcloud.describe_cluster(&target.cluster), joined(read))
+        });
+        let cluster = cluster.map_err(|e| {
             step_error(
                 "describe the cluster",
                 e,
@@ -201,13 +217,15 @@ impl<'a> Session<'a> {
             )
         })?;
         check_same_cluster(&kube_config, &target, &cluster)?;
-        Ok(Session {
+        let read = read?;
+        let session = Session {
             reporter,
             kubectl,
             gcloud,
             target,
             cluster,
-        })
+        };
+        Ok((session, read))
     }
 
     /// "cluster C (project P, location L), control plane V".
@@ -294,6 +312,46 @@ pub fn is_cordoned(node: &Node) -> bool {
 
 pub fn node_name(node: &Node) -> String {
     node.metadata.name.clone().unwrap_or_default()
+}
+
+/// Nodes per `kubectl cordon`/`uncordon` call: it reads and patches each node, and kubectl
+/// sends up to 10 requests at once, then 5 a second (its client-side rate limit).
+const NODES_PER_CALL: usize = 4;
+
+/// Runs `command` on `nodes`, [`NODES_PER_CALL`] nodes a kubectl call and a few calls at once,
+/// calling `done` for each node it succeeded on. A failed call is run again node by node, to
+/// name the node that fails (cordoning and uncordoning are idempotent). Returns how many nodes
+/// succeeded and the first failure, with its node.
+fn node_calls(
+    kubectl: &Kubectl,
+    nodes: &[String],
+    command: impl Fn(&[String]) -> Command + Sync,
+    done: impl Fn(&str) + Sync,
+) -> (usize, Option<(String, Error)>) {
+    let chunks: Vec<&[String]> = nodes.chunks(NODES_PER_CALL).collect();
+    let results = crate::parallel::map(&chunks, crate::parallel::KUBECTL_CALLS, |chunk| {
+        if kubectl.run(&command(chunk)).is_ok() {
+            chunk.iter().for_each(|n| done(n));
+            return chunk.iter().map(|_| Ok(())).collect();
+        }
+        let one_by_one = chunk.iter().map(|n| {
+            kubectl.run(&command(std::slice::from_ref(n)))?;
+            done(n);
+            Ok(())
+        });
+        one_by_one.collect::<Vec<Result<(), Error>>>()
+    });
+    let mut succeeded = 0;
+    let mut failed = None;
+    for (node, result) in nodes.iter().zip(results.into_iter().flatten()) {
+        match result {
+            Ok(()) => succeeded += 1,
+            Err(e) => {
+                failed.get_or_insert((node.clone(), e));
+            }
+        }
+    }
+    (succeeded, failed)
 }
 
 /// Builds a step failure: what failed, the cluster's state, what to do next.
@@ -655,18 +713,23 @@ impl<'a> Evacuation<'a> {
     /// Reads the pool's nodes, their pods and the PDBs; warns about PDBs that allow no
     /// disruption and lists the pods a drain would lose ([`Preflight::refusal`]).
     pub fn preflight(&mut self) -> StepResult<Preflight> {
-        let snapshot =
-            Snapshot::read(&self.session.kubectl).map_err(|e| StepFailure::new("preflight", e))?;
-        self.preflight_with(snapshot)
-    }
-
-    /// [`Evacuation::preflight`] on pods, PDBs and workloads already read.
-    pub fn preflight_with(&mut self, snapshot: Snapshot) -> StepResult<Preflight> {
-        let pool = self.pool.clone();
-        self.reporter().step(&format!("Preflight: pool {pool}"));
         let fail = |e| StepFailure::new("preflight", e);
         let kubectl = &self.session.kubectl;
-        let nodes = kubectl.pool_nodes(&pool).map_err(fail)?;
+        let (snapshot, nodes) = std::thread::scope(|scope| {
+            let nodes = scope.spawn(|| kubectl.pool_nodes(&self.pool));
+            (Snapshot::read(kubectl), joined(nodes))
+        });
+        self.preflight_with(snapshot.map_err(fail)?, nodes.map_err(fail)?)
+    }
+
+    /// [`Evacuation::preflight`] on pods, PDBs, workloads and the pool's `nodes` already read.
+    pub fn preflight_with(
+        &mut self,
+        snapshot: Snapshot,
+        nodes: Vec<Node>,
+    ) -> StepResult<Preflight> {
+        let pool = self.pool.clone();
+        self.reporter().step(&format!("Preflight: pool {pool}"));
         let names: HashSet<String> = nodes.iter().map(node_name).collect();
         self.nodes = names.iter().cloned().collect();
         self.nodes.sort();
@@ -728,14 +791,14 @@ impl<'a> Evacuation<'a> {
             .collect();
         let kubectl = &self.session.kubectl;
         let pool = &self.pool;
-        let results = crate::parallel::map(&names, crate::parallel::KUBECTL_CALLS, |name| {
-            kubectl.run(&kubectl.cordon_command(name))?;
-            reporter.event("node_cordoned", json!({"node": name, "pool": pool}));
-            Ok::<(), Error>(())
-        });
-        let now = results.iter().filter(|r| r.is_ok()).count();
+        let (now, failed) = node_calls(
+            kubectl,
+            &names,
+            |nodes| kubectl.cordon_command(nodes),
+            |name| reporter.event("node_cordoned", json!({"node": name, "pool": pool})),
+        );
         self.cordoned += now;
-        if let Some((name, Err(e))) = names.iter().zip(results).find(|(_, r)| r.is_err()) {
+        if let Some((name, e)) = failed {
             return Err(StepFailure::new(&format!("cordon node {name}"), e));
         }
         reporter.done(&format!(
@@ -757,14 +820,16 @@ impl<'a> Evacuation<'a> {
             .filter(|n| is_cordoned(n))
             .map(node_name)
             .collect();
-        if !cordoned.is_empty() {
-            let kubectl = &self.session.kubectl;
-            kubectl
-                .run(&kubectl.uncordon_command(&cordoned))
-                .map_err(|e| StepFailure::new(&format!("uncordon pool {pool}"), e))?;
-            for node in &cordoned {
-                reporter.event("node_uncordoned", json!({"node": node, "pool": pool}));
-            }
+        let kubectl = &self.session.kubectl;
+        let (_, failed) = node_calls(
+            kubectl,
+            &cordoned,
+            |nodes| kubectl.uncordon_command(nodes),
+            |node| reporter.event("node_uncordoned", json!({"node": node, "pool": pool})),
+        );
+        if let Some((node, e)) = failed {
+            let step = format!("uncordon node {node} of pool {pool}");
+            return Err(StepFailure::new(&step, e));
         }
         reporter.done(&format!(
             "{} nodes of pool {pool} schedulable ({} now, {} already)",
@@ -1000,12 +1065,17 @@ impl<'a> Evacuation<'a> {
             "batch_drained",
             json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
         );
-        // The next batches' pods are listed meanwhile: a kubectl call less between batches.
+        // Meanwhile, the next batches' pods are listed and the lock renewed (when due): kubectl
+        // calls less between batches. The gate decides first; a lost lock stops the run before
+        // the next batch.
         let ahead = self.ahead(upcoming, PREFETCH_NODES);
         let kubectl = self.session.kubectl.clone();
-        std::thread::scope(|scope| {
+        let lock = self.lock.take();
+        let gated = std::thread::scope(|scope| {
             let listing =
                 (!ahead.is_empty()).then(|| scope.spawn(|| list_node_pods(&kubectl, &ahead)));
+            let renewal = scope
+                .spawn(|| crate::lock::renew_step(lock.as_ref(), crate::lock::RENEW_EVERY / 2));
             let healthy = self.wait_workloads_healthy(
                 &gated,
                 &format!("after draining {what}"),
@@ -1015,8 +1085,10 @@ impl<'a> Evacuation<'a> {
                 let listed = joined(listing);
                 self.prefetched.extend(ahead.iter().cloned().zip(listed));
             }
-            healthy
-        })
+            healthy.and(joined(renewal))
+        });
+        self.lock = lock;
+        gated
     }
 
     /// The health gate: polls until every workload in `gated` is fully ready, or fails after
@@ -1377,14 +1449,14 @@ impl<'a> Evacuation<'a> {
         let step = format!("check that pool {pool} is empty");
         let fail = |e| StepFailure::new(&step, e);
         let kubectl = &self.session.kubectl;
-        let destination_nodes: HashSet<String> = kubectl
-            .pool_nodes(destination)
-            .map_err(fail)?
-            .iter()
-            .map(node_name)
-            .collect();
-        let pods = kubectl.all_pods().map_err(fail)?;
-        let workloads = kubectl.workloads().map_err(fail)?;
+        let (destination, pods, workloads) = std::thread::scope(|scope| {
+            let destination = scope.spawn(|| kubectl.pool_nodes(destination));
+            let workloads = scope.spawn(|| kubectl.workloads());
+            (joined(destination), kubectl.all_pods(), joined(workloads))
+        });
+        let destination_nodes: HashSet<String> =
+            destination.map_err(fail)?.iter().map(node_name).collect();
+        let (pods, workloads) = (pods.map_err(fail)?, workloads.map_err(fail)?);
         // After a resume, the workloads displaced by an earlier run are not recorded: gate on
         // every workload with a pod on the destination or a Pending pod, plus those of this run.
         let mut gated: BTreeSet<WorkloadRef> = self.workloads_checked.clone();
@@ -1499,7 +1571,8 @@ impl<'a> Evacuation<'a> {
             preflight.nodes.len() - to_cordon.len()
         );
         for node in to_cordon {
-            let _ = writeln!(out, "     {}", kubectl.cordon_command(&node_name(node)));
+            let name = node_name(node);
+            let _ = writeln!(out, "     {}", kubectl.cordon_command(&[name]));
         }
         let settle = human_duration(self.settings.settle_timeout);
         let max_parallel = self.settings.max_parallel;

@@ -17,11 +17,13 @@ use serde_json::json;
 
 use super::evacuate::{
     check_disable_eviction_after, confirm_start, is_ready, other_pool, rerun_command,
-    DrainSettings, Evacuation, Preflight, Recovery, Session, Snapshot, POLL,
+    DrainSettings, Evacuation, Preflight, Recovery, Session, POLL,
 };
+use super::plan::ClusterReads;
 use crate::cli::MigrateArgs;
 use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
 use crate::errors::{code, exit_code, Error};
+use crate::parallel::joined;
 use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
@@ -32,7 +34,16 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
     let started = Instant::now();
-    let session = Session::connect(&args.cluster, reporter)?;
+    // Everything the plan and the preflight read, and the lock, read while gcloud describes the
+    // cluster.
+    let (session, (lease, reads)) =
+        Session::connect_reading(&args.cluster, reporter, |kubectl, gcloud| {
+            std::thread::scope(|scope| {
+                let lease = scope.spawn(|| crate::lock::read(kubectl));
+                let reads = ClusterReads::read(args, kubectl, gcloud)?;
+                Ok((joined(lease)?, reads))
+            })
+        })?;
     // Re-running a migration that finished (its old pool deleted) is not an error; the label
     // this tool puts on the pools it creates tells it from "migrate to the pool you are on".
     let pools = &session.cluster.node_pools;
@@ -48,7 +59,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
         ));
         return Ok(());
     }
-    crate::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
+    crate::lock::check_lease(lease, reporter, args.break_lock, args.dry_run)?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?.clone();
     reporter.done(&format!(
         "{}: migrating pool {} -> {}",
@@ -58,7 +69,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     ));
     let mut migration = Migration::new(args, session, old);
     migration.ev.phase("resolve", started);
-    migration.run()
+    migration.run(reads)
 }
 
 /// Step 0: checks the arguments before any call.
@@ -207,11 +218,10 @@ impl<'a> Migration<'a> {
         self.ev.session.reporter
     }
 
-    fn run(&mut self) -> anyhow::Result<()> {
+    fn run(&mut self, reads: ClusterReads) -> anyhow::Result<()> {
         let t = Instant::now();
         // The plan's findings come first: blockers refuse before anything changes.
-        let snapshot = Snapshot::read(&self.ev.session.kubectl)?;
-        let findings = super::plan::gather(self.args, &self.ev.session, &self.old, &snapshot)?;
+        let findings = super::plan::gather(self.args, &self.ev.session, &self.old, &reads)?;
         self.show_findings(&findings);
         if self.args.dry_run {
             self.reporter().plan(&super::plan::render(&findings));
@@ -219,7 +229,11 @@ impl<'a> Migration<'a> {
         if let Some(refusal) = super::plan::refusal(&findings) {
             return Err(refusal.into());
         }
-        let preflight = self.ev.preflight_with(snapshot).map_err(|f| self.fail(f))?;
+        let old_nodes = reads.pool_nodes(self.old_name());
+        let preflight = self
+            .ev
+            .preflight_with(reads.snapshot, old_nodes)
+            .map_err(|f| self.fail(f))?;
         if let Some(refusal) = preflight.refusal(self.old_name()) {
             return Err(refusal.into());
         }

@@ -15,7 +15,8 @@ use crate::parallel::joined;
 use crate::cli::{MigrateArgs, MoveStrategy, Output};
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 
 use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::commands::evacuate::{evictable_by_node, node_name, Session, Snapshot};
@@ -25,8 +26,8 @@ use crate::plan::{
     analyze, moves, Accepted, Finding, MovedBy, NewPool, PlanInput, Severity, WorkloadMove,
 };
 use crate::report::Silent;
-use crate::tools::gcloud::NodePool;
-use crate::tools::kubectl::POOL_LABEL;
+use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
+use crate::tools::kubectl::{Kubectl, POOL_LABEL};
 use crate::workloads::pod_node;
 use crate::workloads::WorkloadRef;
 
@@ -90,10 +91,11 @@ impl PlanReport {
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     validate(args)?;
     let quiet = Silent;
-    let session = Session::connect(&args.cluster, &quiet)?;
+    let (session, reads) = Session::connect_reading(&args.cluster, &quiet, |kubectl, gcloud| {
+        Ok(ClusterReads::read(args, kubectl, gcloud)?)
+    })?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?;
-    let snapshot = Snapshot::read(&session.kubectl)?;
-    let report = gather(args, &session, old, &snapshot)?;
+    let report = gather(args, &session, old, &reads)?;
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         Output::Text => write!(out, "{}", render(&report))?,
@@ -105,41 +107,56 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
     }
 }
 
-/// Reads what [`analyze`] needs besides `snapshot` (one gcloud call, four kubectl lists) and
-/// returns the findings, with those the override flags accept marked. Read-only; `migrate` runs
-/// it before any change, and hands `snapshot` on to its preflight.
-pub fn gather(
-    args: &MigrateArgs,
-    session: &Session,
-    old: &NodePool,
-    snapshot: &Snapshot,
-) -> anyhow::Result<PlanReport> {
-    let (kubectl, cluster) = (&session.kubectl, &session.cluster);
-    // Independent reads, at once: the gcloud call alone takes about a second.
-    let (server_config, nodes, daemon_sets, pvcs, pvs) = std::thread::scope(|scope| {
-        let server_config = scope.spawn(|| session.gcloud.server_versions());
-        let nodes = scope.spawn(|| kubectl.nodes());
-        let daemon_sets = scope.spawn(|| kubectl.daemon_sets());
-        let pvcs = scope.spawn(|| kubectl.pvcs());
-        let pvs = kubectl.pvs();
-        (
-            joined(server_config),
-            joined(nodes),
-            joined(daemon_sets),
-            joined(pvcs),
-            pvs,
-        )
-    });
-    let (server_config, nodes, daemon_sets, pvcs, pvs) =
-        (server_config?, nodes?, daemon_sets?, pvcs?, pvs?);
-    let Snapshot {
-        pods,
-        pdbs,
-        workloads,
-    } = snapshot;
+/// What [`analyze`] needs besides the cluster's description: every pod, PDB, workload, node,
+/// DaemonSet, volume and claim, and the versions GKE offers when `--node-version latest` asks
+/// for them. None of it depends on the description, so [`Session::connect_reading`] reads it
+/// meanwhile; `migrate` hands the snapshot on to its preflight.
+pub struct ClusterReads {
+    pub snapshot: Snapshot,
+    /// Read only for `--node-version latest` (a gcloud call of about a second; [`gather`] reads
+    /// it if the new pool's version turns out to be `latest` otherwise).
+    pub server_config: Option<ServerConfig>,
+    pub nodes: Vec<Node>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub pvcs: Vec<PersistentVolumeClaim>,
+    pub pvs: Vec<PersistentVolume>,
+}
 
-    let in_pool = |pool: &str| {
-        nodes
+impl ClusterReads {
+    /// Seven kubectl lists, three in flight at once (gcloud describes the cluster meanwhile and
+    /// needs a core), and the versions GKE offers when `args` ask for the latest.
+    pub fn read(
+        args: &MigrateArgs,
+        kubectl: &Kubectl,
+        gcloud: &Gcloud,
+    ) -> Result<ClusterReads, Error> {
+        std::thread::scope(|scope| {
+            let server_config = (args.node_version.as_deref() == Some("latest"))
+                .then(|| scope.spawn(|| gcloud.server_versions()));
+            let pods_pvs = scope.spawn(|| Ok((kubectl.all_pods()?, kubectl.pvs()?)));
+            let workloads_pvcs = scope.spawn(|| Ok((kubectl.workloads()?, kubectl.pvcs()?)));
+            let (pdbs, nodes, daemon_sets) =
+                (kubectl.pdbs()?, kubectl.nodes()?, kubectl.daemon_sets()?);
+            let (pods, pvs) = joined(pods_pvs)?;
+            let (workloads, pvcs) = joined(workloads_pvcs)?;
+            Ok(ClusterReads {
+                snapshot: Snapshot {
+                    pods,
+                    pdbs,
+                    workloads,
+                },
+                server_config: server_config.map(joined).transpose()?,
+                nodes,
+                daemon_sets,
+                pvcs,
+                pvs,
+            })
+        })
+    }
+
+    /// The nodes of `pool`, as read.
+    pub fn pool_nodes(&self, pool: &str) -> Vec<Node> {
+        self.nodes
             .iter()
             .filter(|n| {
                 n.metadata
@@ -150,24 +167,55 @@ pub fn gather(
                     == Some(pool)
             })
             .cloned()
-            .collect::<Vec<_>>()
-    };
+            .collect()
+    }
+}
+
+/// The findings on what `reads` shows, with those the override flags accept marked.
+/// Read-only; `migrate` runs it before any change.
+pub fn gather(
+    args: &MigrateArgs,
+    session: &Session,
+    old: &NodePool,
+    reads: &ClusterReads,
+) -> anyhow::Result<PlanReport> {
+    let cluster = &session.cluster;
+    let ClusterReads {
+        snapshot,
+        server_config,
+        nodes,
+        daemon_sets,
+        pvcs,
+        pvs,
+    } = reads;
+    let Snapshot {
+        pods,
+        pdbs,
+        workloads,
+    } = snapshot;
+
+    let in_pool = |pool: &str| reads.pool_nodes(pool);
     let new_pool = match cluster.pool(&args.new_pool) {
         Some(pool) => NewPool::existing(pool, cluster, in_pool(&pool.name).len()),
         None => NewPool::clone_of(&args.new_pool, old, cluster, &in_pool(&old.name), args),
+    };
+    let server_config = match server_config {
+        Some(config) => config.clone(),
+        None if new_pool.version == "latest" => session.gcloud.server_versions()?,
+        None => ServerConfig::default(),
     };
     let input = PlanInput {
         cluster,
         location: &session.target.location,
         old_pool: old,
         new_pool: &new_pool,
-        nodes: &nodes,
+        nodes,
         pods,
         pdbs,
         workloads,
-        daemon_sets: &daemon_sets,
-        pvcs: &pvcs,
-        pvs: &pvs,
+        daemon_sets,
+        pvcs,
+        pvs,
         server_config: &server_config,
         strategy: args.drain.strategy,
     };

@@ -287,8 +287,8 @@ impl<'r> Kubectl<'r> {
         ])
     }
 
-    pub fn cordon_command(&self, node: &str) -> Command {
-        self.command(["cordon", node])
+    pub fn cordon_command(&self, nodes: &[String]) -> Command {
+        self.command(["cordon"]).args(nodes.iter().cloned())
     }
 
     pub fn uncordon_command(&self, nodes: &[String]) -> Command {
@@ -448,7 +448,12 @@ mod tests {
             "kubectl --context=gke_acme_europe-west1_prod --kubeconfig=/tmp/kc get nodes -l cloud.google.com/gke-nodepool=default-pool -o json"
         );
         let plain = Kubectl::new(Path::new("kubectl"), None, None, &Silent);
-        assert_eq!(plain.cordon_command("n1").to_string(), "kubectl cordon n1");
+        assert_eq!(
+            plain
+                .cordon_command(&["n1".into(), "n2".into()])
+                .to_string(),
+            "kubectl cordon n1 n2"
+        );
     }
 
     #[test]

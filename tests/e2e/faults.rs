@@ -284,3 +284,38 @@ fn disable_eviction_after_deletes_the_blocked_pod_and_completes() {
         assert!(r.stderr.contains(pod), "{pod} not named in a warning:\n{r}");
     }
 }
+
+#[test]
+fn a_node_that_cannot_be_cordoned_is_named_and_the_others_are_cordoned() {
+    let w = World::basic();
+    let old = pool_nodes(&w, "default-pool");
+    assert!(old.len() >= 3, "{old:?}");
+    let refused = &old[1];
+    // A kubectl that refuses to cordon one node (as an admission webhook might) and runs the
+    // real one otherwise. The plugin cordons a few nodes per call: the call with that node
+    // fails whole, and the plugin must still find which node it was.
+    let dir = crate::kubectl_wrapper(&format!(
+        "case \" $* \" in *\" cordon \"*) case \" $* \" in *\" {refused} \"*)\n  \
+         echo 'Error from server (Forbidden): nodes \"{refused}\" is forbidden: refused by a test webhook' >&2\n  \
+         exit 1;; esac;;\nesac"
+    ));
+    let r = w.plugin_with_path(dir.path(), &["migrate", "pool-two", "--yes"]);
+    assert_eq!(r.status, Some(TOOL_FAILED), "{r}");
+    assert!(r.stderr.contains(&format!("cordon node {refused}")), "{r}");
+    let report = w.report();
+    assert!(events(&report, "eviction_accepted").is_empty(), "{r}");
+    let cordoned: Vec<String> = w.sim.with(|s| {
+        s.objs
+            .list::<k8s_openapi::api::core::v1::Node>()
+            .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+            .filter_map(|n| n.metadata.name.clone())
+            .collect()
+    });
+    let mut expected: Vec<String> = old.iter().filter(|n| *n != refused).cloned().collect();
+    expected.sort();
+    let mut cordoned = cordoned;
+    cordoned.sort();
+    assert_eq!(cordoned, expected, "{r}");
+    assert_zero_downtime(&report);
+    assert_rerun_completes(&w, &[]);
+}

@@ -212,6 +212,20 @@ fn wait_with_limit(child: std::process::Child, limit: Duration) -> Output {
 }
 
 /// Events of one type from a report.
+/// A directory holding a `kubectl` shell script: `before` (shell lines, which may exit), then
+/// the real kubectl run as the script's child with the same arguments. Put first on the
+/// plugin's PATH with [`World::plugin_with_path`].
+pub fn kubectl_wrapper(before: &str) -> tempfile::TempDir {
+    let real = which::which("kubectl").expect("kubectl on PATH");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("kubectl");
+    let text = format!("#!/bin/sh\n{before}\n'{}' \"$@\"\n", real.display());
+    std::fs::write(&script, text).expect("write the wrapper");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&script, mode).expect("make the wrapper executable");
+    dir
+}
+
 pub fn events<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
     report["events"]
         .as_array()

@@ -505,19 +505,7 @@ fn no_watch_outlives_the_run_behind_a_kubectl_wrapper() {
     let w = slow_db();
     // A `kubectl` that runs the real one as its child, as wrapper scripts do: stopping the
     // wrapper alone would leave the real kubectl watching.
-    let real = which::which("kubectl").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("kubectl");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\n'{}' \"$@\"\n", real.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let dir = crate::kubectl_wrapper("");
     let r = w.plugin_with_path(dir.path(), &["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
     let reads = &w.report()["collection_reads"];

@@ -64,3 +64,47 @@ fn gcloud_is_waited_for_while_gke_still_works_on_the_pool() {
     );
     assert_eq!(w.pools(), vec!["pool-two".to_string()]);
 }
+
+/// The gcloud commands a run made, from `--verbose` output ("[time] $ gcloud container ...").
+fn gcloud_calls(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("$ gcloud container ").map(|(_, rest)| rest))
+        .map(|rest| rest.split(" --").next().unwrap_or(rest).to_string())
+        .collect()
+}
+
+#[test]
+fn gcloud_is_asked_only_what_kubectl_cannot_answer() {
+    let w = World::basic();
+    let r = w.plugin(&["migrate", "pool-two", "--yes", "--verbose"]);
+    assert!(r.ok(), "{r}");
+    let calls = gcloud_calls(&r.stderr);
+    // The cluster's description, the create and the delete, and at most one look at each pool
+    // once kubectl shows the outcome; the versions GKE offers are not needed for a clone at
+    // the control plane's version.
+    let count = |prefix: &str| calls.iter().filter(|c| c.starts_with(prefix)).count();
+    assert_eq!(count("clusters describe demo"), 1, "{calls:?}");
+    assert_eq!(count("node-pools create pool-two"), 1, "{calls:?}");
+    assert_eq!(count("node-pools delete default-pool"), 1, "{calls:?}");
+    assert!(count("node-pools describe") <= 2, "{calls:?}");
+    assert_eq!(count("get-server-config"), 0, "{calls:?}");
+    assert!(calls.len() <= 5, "{calls:?}");
+
+    // `--node-version latest` needs them: asked once, with the preflight's reads (here the
+    // latest is newer than the control plane, which the plan refuses).
+    let w = World::basic();
+    let r = w.plugin(&[
+        "migrate",
+        "pool-two",
+        "--node-version",
+        "latest",
+        "--dry-run",
+        "--verbose",
+    ]);
+    assert_eq!(r.status, Some(3), "{r}");
+    assert!(r.stderr.contains("would run 1.31.1-gke.1146000"), "{r}");
+    let calls = gcloud_calls(&r.stderr);
+    let servers = calls.iter().filter(|c| c.starts_with("get-server-config"));
+    assert_eq!(servers.count(), 1, "{calls:?}");
+}
