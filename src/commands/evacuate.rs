@@ -29,9 +29,9 @@ use crate::parallel::joined;
 use crate::pod::Pod;
 use crate::report::{human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
-use crate::tools::command::{shell_quote, Command};
+use crate::tools::command::{shell_quote, Command, Early, Running};
 use crate::tools::find_tool;
-use crate::tools::gcloud::{Cluster, Gcloud, NodePool};
+use crate::tools::gcloud::{pool_status_of, Cluster, Gcloud, NodePool};
 use crate::tools::kubectl::{parse_drain_line, DrainEvent, DrainOptions, Kubectl, Workloads};
 use crate::watch::Waker;
 use crate::workloads::{
@@ -134,37 +134,56 @@ impl Session<'_> {
     /// nodes are Ready (kubectl) and GKE, asked once then, reports the pool RUNNING. Returns
     /// whether gcloud was stopped early.
     pub fn create_pool(&self, command: &Command, pool: &str, expected: u64) -> Result<bool, Error> {
-        let mut asked = false;
-        self.gcloud.run_pool_operation(command, || {
-            if asked {
-                return false;
-            }
-            let ready = self.kubectl.pool_nodes(pool).map_or(0, |nodes| {
-                nodes.iter().filter(|n| is_ready(n)).count() as u64
-            });
-            if ready < expected {
-                return false;
-            }
-            asked = true;
-            let status = self.gcloud.pool_status(&self.target.cluster, pool);
-            matches!(status, Ok(Some(s)) if s == "RUNNING")
-        })
+        let shown = || {
+            let nodes = self.kubectl.pool_nodes(pool);
+            nodes.is_ok_and(|nodes| nodes.iter().filter(|n| is_ready(n)).count() as u64 >= expected)
+        };
+        self.pool_operation(command, pool, shown, |status| status == Some("RUNNING"))
     }
 
     /// Runs a `node-pools delete` of `pool`, stopping gcloud's wait once the pool has no node
     /// left (kubectl) and GKE, asked once then, no longer has it. Returns whether gcloud was
     /// stopped early.
     pub fn delete_pool(&self, command: &Command, pool: &str) -> Result<bool, Error> {
+        let shown = || self.kubectl.pool_nodes(pool).is_ok_and(|n| n.is_empty());
+        self.pool_operation(command, pool, shown, |status| status.is_none())
+    }
+
+    /// Runs a pool operation's gcloud `command`; once kubectl `shown` its outcome, asks GKE once
+    /// for the pool's status (`None`: no such pool) without blocking: if `confirmed`, gcloud's
+    /// own wait is stopped; if gcloud ends first, the question is dropped.
+    fn pool_operation(
+        &self,
+        command: &Command,
+        pool: &str,
+        mut shown: impl FnMut() -> bool,
+        confirmed: impl Fn(Option<&str>) -> bool,
+    ) -> Result<bool, Error> {
+        let look = self.gcloud.pool_status_command(&self.target.cluster, pool);
+        let mut asking: Option<Running> = None;
         let mut asked = false;
         self.gcloud.run_pool_operation(command, || {
-            if asked || !self.kubectl.pool_nodes(pool).is_ok_and(|n| n.is_empty()) {
-                return false;
+            if let Some(running) = asking.as_mut() {
+                let Some(result) = running.try_output() else {
+                    return Early::Pending;
+                };
+                asking = None;
+                return match pool_status_of(result) {
+                    Ok(status) if confirmed(status.as_deref()) => Early::Done,
+                    _ => Early::No,
+                };
+            }
+            if asked || !shown() {
+                return Early::No;
             }
             asked = true;
-            matches!(
-                self.gcloud.pool_status(&self.target.cluster, pool),
-                Ok(None)
-            )
+            match look.spawn(self.reporter) {
+                Ok(running) => {
+                    asking = Some(running);
+                    Early::Pending
+                }
+                Err(_) => Early::No,
+            }
         })
     }
 }

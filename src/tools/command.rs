@@ -204,13 +204,14 @@ impl Command {
     /// Runs the command like [`Command::output`], for a gcloud call whose tail is only waiting
     /// for a GKE operation (gcloud polls it every 5 s). `done_early` is asked whether what the
     /// command waits for has happened already, after `first` and then at intervals growing by a
-    /// quarter up to `most`; once it says so, the command is stopped and `Ok(None)` returned:
-    /// the operation's outcome is then known without it.
+    /// quarter up to `most` (while it answers [`Early::Pending`], at once again and again, every
+    /// 50 ms); once it says [`Early::Done`], the command is stopped and `Ok(None)` returned: the
+    /// operation's outcome is then known without it.
     pub fn output_unless(
         &self,
         reporter: &dyn Reporter,
         (first, most): (Duration, Duration),
-        mut done_early: impl FnMut() -> bool,
+        mut done_early: impl FnMut() -> Early,
     ) -> Result<Option<Output>, Error> {
         self.retrying(reporter, || {
             let mut every = first;
@@ -218,6 +219,7 @@ impl Command {
                 e.stdout_capture().stderr_capture().unchecked().start()
             })?;
             let mut asked = Instant::now();
+            let mut pending = false;
             loop {
                 if let Some(result) = handle
                     .try_wait()
@@ -226,19 +228,39 @@ impl Command {
                     drop(registered);
                     return self.captured(reporter, result).map(Some);
                 }
-                if asked.elapsed() >= every {
-                    if done_early() {
-                        // Only gcloud's polling is cut short; GKE's operation is over.
-                        let _ = handle.kill();
-                        drop(registered);
-                        reporter.command_finished(&self.to_string(), None);
-                        return Ok(None);
+                if pending || asked.elapsed() >= every {
+                    match done_early() {
+                        Early::Done => {
+                            // Only gcloud's polling is cut short; GKE's operation is over.
+                            let _ = handle.kill();
+                            drop(registered);
+                            reporter.command_finished(&self.to_string(), None);
+                            return Ok(None);
+                        }
+                        Early::Pending => pending = true,
+                        Early::No => {
+                            pending = false;
+                            asked = Instant::now();
+                            every = (every + every / 4).min(most);
+                        }
                     }
-                    asked = Instant::now();
-                    every = (every + every / 4).min(most);
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+        })
+    }
+
+    /// Starts the command without waiting for it (run once, no retries): see [`Running`].
+    pub fn spawn<'c>(&'c self, reporter: &'c dyn Reporter) -> Result<Running<'c>, Error> {
+        let (handle, registered) = self.start(reporter, |e| {
+            e.stdout_capture().stderr_capture().unchecked().start()
+        })?;
+        Ok(Running {
+            command: self,
+            reporter,
+            handle,
+            registered,
+            done: false,
         })
     }
 
@@ -784,6 +806,55 @@ pub fn shell_quote(word: &str) -> String {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What a look at a gcloud operation's outcome found ([`Command::output_unless`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Early {
+    /// Not yet: look again at the next interval.
+    No,
+    /// The look is still under way: ask again shortly.
+    Pending,
+    /// The outcome is known: gcloud's wait can be stopped.
+    Done,
+}
+
+/// A command started by [`Command::spawn`], looked at without blocking; stopped if dropped
+/// before it ends.
+pub struct Running<'c> {
+    command: &'c Command,
+    reporter: &'c dyn Reporter,
+    handle: Arc<duct::Handle>,
+    registered: Option<interrupt::Registered>,
+    done: bool,
+}
+
+impl Running<'_> {
+    /// The command's output (or failure, as [`Command::output`] gives it) once it has ended;
+    /// `None` while it runs.
+    pub fn try_output(&mut self) -> Option<Result<Output, Error>> {
+        if self.done {
+            return None;
+        }
+        let result = match self.handle.try_wait() {
+            Ok(None) => return None,
+            Ok(Some(result)) => self.command.captured(self.reporter, result),
+            Err(source) => Err(self.command.spawn_error(source)),
+        };
+        self.done = true;
+        self.registered.take();
+        Some(result)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.handle.kill();
+            self.reporter
+                .command_finished(&self.command.to_string(), None);
+        }
     }
 }
 

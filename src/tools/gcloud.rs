@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::command::Command;
+use super::command::{Command, Early, Output};
 use crate::errors::Error;
 use crate::report::Reporter;
 
@@ -306,15 +306,18 @@ impl<'r> Gcloud<'r> {
     /// The pool's `status` (PROVISIONING, RUNNING, STOPPING, ERROR...), `None` once GKE no
     /// longer has it. One `node-pools describe`.
     pub fn pool_status(&self, cluster: &str, pool: &str) -> Result<Option<String>, Error> {
-        let command = self
-            .container(["node-pools", "describe", pool])
+        pool_status_of(
+            self.pool_status_command(cluster, pool)
+                .output(self.reporter),
+        )
+    }
+
+    /// `node-pools describe POOL --format=value(status)`; read its output with
+    /// [`pool_status_of`].
+    pub fn pool_status_command(&self, cluster: &str, pool: &str) -> Command {
+        self.container(["node-pools", "describe", pool])
             .arg(format!("--cluster={cluster}"))
-            .arg("--format=value(status)");
-        match command.output(self.reporter) {
-            Ok(out) => Ok(Some(out.stdout.trim().to_string())),
-            Err(Error::Exit { stderr, .. }) if is_not_found(&stderr) => Ok(None),
-            Err(e) => Err(e),
-        }
+            .arg("--format=value(status)")
     }
 
     /// Runs a `node-pools create/delete` (see [`Command::output_unless`]): gcloud polls its
@@ -324,7 +327,7 @@ impl<'r> Gcloud<'r> {
     pub fn run_pool_operation(
         &self,
         command: &Command,
-        done: impl FnMut() -> bool,
+        done: impl FnMut() -> Early,
     ) -> Result<bool, Error> {
         let out = command.output_unless(self.reporter, EARLY_CHECK, done)?;
         Ok(out.is_none())
@@ -334,6 +337,15 @@ impl<'r> Gcloud<'r> {
 /// How often a pool operation's outcome is looked for with kubectl while gcloud waits for it:
 /// first after 0.5 s, then at intervals growing to 2 s.
 pub const EARLY_CHECK: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(2));
+
+/// A pool's status from a [`Gcloud::pool_status_command`] run: `None` when GKE has no such pool.
+pub fn pool_status_of(result: Result<Output, Error>) -> Result<Option<String>, Error> {
+    match result {
+        Ok(out) => Ok(Some(out.stdout.trim().to_string())),
+        Err(Error::Exit { stderr, .. }) if is_not_found(&stderr) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// Whether gcloud's error output says the resource does not exist.
 fn is_not_found(stderr: &str) -> bool {
