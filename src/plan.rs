@@ -26,7 +26,7 @@ use crate::clone::{config_drift, taint_effect};
 use crate::commands::surge::{left_to_eviction, surge_strategy};
 use crate::pod::{Container, Pod, PodSpec, Volume};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
-use crate::tools::kubectl::{Workloads, POOL_LABEL};
+use crate::tools::kubectl::{node_pool, Workloads, POOL_LABEL};
 use crate::workloads::{
     classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pod_node,
     resolve_int_or_percent, selector_matches, workload_of, workload_replicas, PodClass, Rounding,
@@ -347,7 +347,7 @@ impl PlanInput<'_> {
     fn pool_nodes(&self, pool: &str) -> Vec<&Node> {
         self.nodes
             .iter()
-            .filter(|n| node_label(n, POOL_LABEL) == Some(pool))
+            .filter(|n| node_pool(n) == Some(pool))
             .collect()
     }
 
@@ -405,10 +405,6 @@ impl PlanInput<'_> {
             .map(|w| ObjectRef::workload(&w))
             .unwrap_or_else(|| ObjectRef::pod(pod))
     }
-}
-
-fn node_label<'n>(node: &'n Node, key: &str) -> Option<&'n str> {
-    node.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 /// All findings, sorted blockers first. None is accepted yet (see [`Accepted::apply`]).
@@ -1965,7 +1961,7 @@ mod tests {
                         let old_nodes: Vec<Node> = self
                             .nodes
                             .iter()
-                            .filter(|n| node_label(n, POOL_LABEL) == Some(OLD))
+                            .filter(|n| node_pool(n) == Some(OLD))
                             .cloned()
                             .collect();
                         NewPool::clone_of(NEW, old, &self.cluster, &old_nodes, &args)

@@ -27,7 +27,7 @@ use crate::plan::{
 };
 use crate::report::Silent;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
-use crate::tools::kubectl::{Kubectl, POOL_LABEL};
+use crate::tools::kubectl::{node_pool, Kubectl};
 use crate::workloads::pod_node;
 use crate::workloads::WorkloadRef;
 
@@ -158,14 +158,7 @@ impl ClusterReads {
     pub fn pool_nodes(&self, pool: &str) -> Vec<Node> {
         self.nodes
             .iter()
-            .filter(|n| {
-                n.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(POOL_LABEL))
-                    .map(String::as_str)
-                    == Some(pool)
-            })
+            .filter(|n| node_pool(n) == Some(pool))
             .cloned()
             .collect()
     }
@@ -194,10 +187,10 @@ pub fn gather(
         workloads,
     } = snapshot;
 
-    let in_pool = |pool: &str| reads.pool_nodes(pool);
+    let old_nodes = reads.pool_nodes(&old.name);
     let new_pool = match cluster.pool(&args.new_pool) {
-        Some(pool) => NewPool::existing(pool, cluster, in_pool(&pool.name).len()),
-        None => NewPool::clone_of(&args.new_pool, old, cluster, &in_pool(&old.name), args),
+        Some(pool) => NewPool::existing(pool, cluster, reads.pool_nodes(&pool.name).len()),
+        None => NewPool::clone_of(&args.new_pool, old, cluster, &old_nodes, args),
     };
     let server_config = match server_config {
         Some(config) => config.clone(),
@@ -229,7 +222,7 @@ pub fn gather(
         .filter(|m| m.moved_by == MovedBy::Surge)
         .map(|m| m.workload.clone())
         .collect();
-    let batches = drain_batches(&in_pool(&old.name), snapshot, &surged, max_parallel);
+    let batches = drain_batches(&old_nodes, snapshot, &surged, max_parallel);
     Ok(PlanReport::new(
         &cluster.name,
         &old.name,

@@ -16,10 +16,8 @@ use crate::report::Silent;
 use crate::target::{check_same_cluster, resolve};
 use crate::tools::find_tool;
 use crate::tools::gcloud::{Cluster, Gcloud};
-use crate::tools::kubectl::{Kubectl, Workloads};
+use crate::tools::kubectl::{node_pool, Kubectl, Workloads, POOL_LABEL};
 use crate::workloads::{classify, pod_node, unsettled_reason, PodClass, WorkloadRef};
-
-const POOL_LABEL: &str = "cloud.google.com/gke-nodepool";
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Status {
@@ -172,9 +170,7 @@ pub fn build(
         .map(|p| {
             let mine: Vec<&Node> = nodes
                 .iter()
-                .filter(|n| {
-                    n.metadata.labels.as_ref().and_then(|l| l.get(POOL_LABEL)) == Some(&p.name)
-                })
+                .filter(|n| node_pool(n) == Some(p.name.as_str()))
                 .collect();
             PoolStatus {
                 name: p.name.clone(),

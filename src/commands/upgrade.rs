@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::errors::{Error, ExitStatusText};
+use crate::errors::Error;
 use crate::report::Reporter;
-use crate::tools::command::Command;
+use crate::tools::command::{Command, Running};
 use crate::tools::gcloud::{Gcloud, Operation};
 
 /// How often kubectl is polled while an operation runs.
@@ -146,7 +146,8 @@ pub struct OperationWaiter<'g, 'r> {
     gcloud: &'g Gcloud<'r>,
     operation: String,
     command: Command,
-    handle: Option<duct::Handle>,
+    /// Stopped when dropped.
+    running: Option<Running<'r>>,
 }
 
 /// How a waited-for operation ended.
@@ -158,12 +159,12 @@ pub enum OperationEnd {
 impl<'g, 'r> OperationWaiter<'g, 'r> {
     pub fn start(gcloud: &'g Gcloud<'r>, operation: &str) -> Result<Self, Error> {
         let command = gcloud.wait_operation_command(operation);
-        let handle = command.start_captured(gcloud.reporter())?;
+        let running = command.spawn(gcloud.reporter())?;
         Ok(OperationWaiter {
             gcloud,
             operation: operation.to_string(),
             command,
-            handle: Some(handle),
+            running: Some(running),
         })
     }
 
@@ -171,50 +172,28 @@ impl<'g, 'r> OperationWaiter<'g, 'r> {
     /// operation ended: gcloud gives up after 20 minutes of waiting (long node upgrades), and
     /// then another wait is started.
     pub fn poll(&mut self) -> Result<Option<OperationEnd>, Error> {
-        let Some(handle) = &self.handle else {
+        let Some(running) = self.running.as_mut() else {
             return Ok(Some(OperationEnd::Done));
         };
-        let output = match handle.try_wait() {
-            Ok(None) => return Ok(None),
-            Ok(Some(output)) => output.clone(),
-            Err(source) => {
-                return Err(Error::Spawn {
-                    command: self.command.to_string(),
-                    source,
-                })
-            }
+        let Some(result) = running.try_output() else {
+            return Ok(None);
         };
-        self.handle = None;
-        self.gcloud
-            .reporter()
-            .command_finished(&self.command.to_string(), output.status.code());
-        if output.status.success() {
+        self.running = None;
+        let Err(exited) = result else {
             return Ok(Some(OperationEnd::Done));
-        }
+        };
         let operation = self
             .gcloud
             .describe_operation(&self.operation)
-            .map_err(|_| Error::Exit {
-                command: self.command.to_string(),
-                status: ExitStatusText(output.status.code()),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            })?;
+            .map_err(|_| exited)?;
         if operation.is_running() {
-            self.handle = Some(self.command.start_captured(self.gcloud.reporter())?);
+            self.running = Some(self.command.spawn(self.gcloud.reporter())?);
             return Ok(None);
         }
         Ok(Some(match operation.failure() {
             Some(message) => OperationEnd::Failed(message),
             None => OperationEnd::Done,
         }))
-    }
-}
-
-impl Drop for OperationWaiter<'_, '_> {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.kill();
-        }
     }
 }
 

@@ -180,9 +180,7 @@ impl Command {
     }
 
     fn output_once(&self, reporter: &dyn Reporter) -> Result<Output, Error> {
-        let (handle, registered) = self.start(reporter, |e| {
-            e.stdout_capture().stderr_capture().unchecked().start()
-        })?;
+        let (handle, registered) = self.start_captured(reporter)?;
         let result = handle.wait().map_err(|source| self.spawn_error(source))?;
         drop(registered);
         self.captured(reporter, result)
@@ -215,9 +213,7 @@ impl Command {
     ) -> Result<Option<Output>, Error> {
         self.retrying(reporter, || {
             let mut every = first;
-            let (handle, registered) = self.start(reporter, |e| {
-                e.stdout_capture().stderr_capture().unchecked().start()
-            })?;
+            let (handle, registered) = self.start_captured(reporter)?;
             let mut asked = Instant::now();
             let mut pending = false;
             loop {
@@ -251,12 +247,10 @@ impl Command {
     }
 
     /// Starts the command without waiting for it (run once, no retries): see [`Running`].
-    pub fn spawn<'c>(&'c self, reporter: &'c dyn Reporter) -> Result<Running<'c>, Error> {
-        let (handle, registered) = self.start(reporter, |e| {
-            e.stdout_capture().stderr_capture().unchecked().start()
-        })?;
+    pub fn spawn<'r>(&self, reporter: &'r dyn Reporter) -> Result<Running<'r>, Error> {
+        let (handle, registered) = self.start_captured(reporter)?;
         Ok(Running {
-            command: self,
+            command: self.clone(),
             reporter,
             handle,
             registered,
@@ -312,6 +306,17 @@ impl Command {
             .abandoned_note()
             .map(|_| interrupt::register(handle.clone()));
         Ok((handle, registered))
+    }
+
+    /// [`Command::start`] with stdout and stderr captured and any exit status accepted (the
+    /// caller turns it into the result: [`Command::captured`]).
+    fn start_captured(
+        &self,
+        reporter: &dyn Reporter,
+    ) -> Result<(Arc<duct::Handle>, Option<interrupt::Registered>), Error> {
+        self.start(reporter, |e| {
+            e.stdout_capture().stderr_capture().unchecked().start()
+        })
     }
 
     fn spawn_error(&self, source: std::io::Error) -> Error {
@@ -458,19 +463,6 @@ impl Command {
             )),
             _ => None,
         }
-    }
-
-    /// Starts the command in the background with stdout and stderr captured; the caller polls
-    /// the handle (`try_wait`) and kills it if it gives up. Used for the one long-running
-    /// `gcloud container operations wait` a command follows while it polls kubectl.
-    pub fn start_captured(&self, reporter: &dyn Reporter) -> Result<duct::Handle, Error> {
-        reporter.command_started(&self.to_string());
-        self.expression()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .start()
-            .map_err(|source| self.spawn_error(source))
     }
 
     /// Starts a command that runs until killed (`kubectl get -w`), its stdout readable as it is
@@ -822,9 +814,9 @@ pub enum Early {
 
 /// A command started by [`Command::spawn`], looked at without blocking; stopped if dropped
 /// before it ends.
-pub struct Running<'c> {
-    command: &'c Command,
-    reporter: &'c dyn Reporter,
+pub struct Running<'r> {
+    command: Command,
+    reporter: &'r dyn Reporter,
     handle: Arc<duct::Handle>,
     registered: Option<interrupt::Registered>,
     done: bool,

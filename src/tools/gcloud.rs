@@ -418,7 +418,7 @@ impl Operation {
     }
 }
 
-impl Gcloud<'_> {
+impl<'r> Gcloud<'r> {
     /// `gcloud container clusters describe` as raw JSON, for fields [`Cluster`] does not keep
     /// (`status`).
     pub fn describe_cluster_json(&self, cluster: &str) -> Result<Value, Error> {
@@ -504,7 +504,7 @@ impl Gcloud<'_> {
         self.container(["operations", "cancel", operation])
     }
 
-    pub fn reporter(&self) -> &dyn Reporter {
+    pub fn reporter(&self) -> &'r dyn Reporter {
         self.reporter
     }
 }
