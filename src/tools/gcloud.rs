@@ -33,13 +33,65 @@ pub struct Cluster {
     /// `RUNNING`, or `RECONCILING` while an operation runs, ...
     #[serde(default)]
     pub status: Option<String>,
+    #[serde(default)]
+    pub master_auth: Option<MasterAuth>,
+    #[serde(default)]
+    pub control_plane_endpoints_config: Option<ControlPlaneEndpointsConfig>,
+    #[serde(default)]
+    pub fleet: Option<Fleet>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PrivateClusterConfig {
     #[serde(default)]
     pub private_endpoint: Option<String>,
+    #[serde(default)]
+    pub public_endpoint: Option<String>,
+}
+
+/// `masterAuth`: the cluster's own certificate authority (base64 of a PEM).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterAuth {
+    #[serde(default)]
+    pub cluster_ca_certificate: Option<String>,
+}
+
+/// `controlPlaneEndpointsConfig`: the DNS-based endpoint (`*.gke.goog`) and the IP endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneEndpointsConfig {
+    #[serde(default)]
+    pub dns_endpoint_config: Option<DnsEndpointConfig>,
+    #[serde(default)]
+    pub ip_endpoints_config: Option<IpEndpointsConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsEndpointConfig {
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpEndpointsConfig {
+    #[serde(default)]
+    pub public_endpoint: Option<String>,
+    #[serde(default)]
+    pub private_endpoint: Option<String>,
+}
+
+/// `fleet`: the cluster's fleet membership
+/// (`//gkehub.googleapis.com/projects/P/locations/L/memberships/M`), which the Connect gateway
+/// addresses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fleet {
+    #[serde(default)]
+    pub membership: Option<String>,
 }
 
 /// A node pool as GKE describes it. Fields the clone does not reproduce land in `other` (and

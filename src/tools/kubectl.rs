@@ -36,7 +36,8 @@ struct ItemList<T> {
     items: Vec<T>,
 }
 
-/// `kubectl config view --minify -o json`, the fields this tool uses.
+/// `kubectl config view --minify --flatten -o json`, the fields this tool uses (the users'
+/// credentials are never read).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct KubeConfigView {
     #[serde(rename = "current-context", default)]
@@ -64,15 +65,23 @@ pub struct NamedCluster {
     pub cluster: ClusterRef,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ClusterRef {
     #[serde(default)]
     pub server: String,
+    /// Base64 of the PEM the API server's certificate must chain to (`--flatten` inlines a
+    /// `certificate-authority` file; without it kubectl prints `DATA+OMITTED`).
+    #[serde(rename = "certificate-authority-data", default)]
+    pub certificate_authority_data: Option<String>,
+    /// The name the server's certificate is checked against when it differs from the URL's host
+    /// (a tunnel to a private endpoint).
+    #[serde(rename = "tls-server-name", default)]
+    pub tls_server_name: Option<String>,
 }
 
 impl KubeConfigView {
-    /// The API server URL of the current context.
-    pub fn server(&self) -> Option<&str> {
+    /// The cluster entry of the current context.
+    pub fn cluster(&self) -> Option<&ClusterRef> {
         let context = self.current_context.as_deref()?;
         let cluster = &self
             .contexts
@@ -81,7 +90,12 @@ impl KubeConfigView {
             .context
             .cluster;
         let named = self.clusters.iter().find(|c| &c.name == cluster)?;
-        Some(named.cluster.server.as_str())
+        Some(&named.cluster)
+    }
+
+    /// The API server URL of the current context.
+    pub fn server(&self) -> Option<&str> {
+        self.cluster().map(|c| c.server.as_str())
     }
 }
 
@@ -200,7 +214,7 @@ impl<'r> Kubectl<'r> {
     }
 
     pub fn config_view(&self) -> Result<KubeConfigView, Error> {
-        self.command(["config", "view", "--minify", "-o", "json"])
+        self.command(["config", "view", "--minify", "--flatten", "-o", "json"])
             .json(self.reporter)
     }
 

@@ -5,6 +5,7 @@
 mod bad_input;
 mod faults;
 mod faults_api;
+mod guard;
 mod interrupt;
 mod memory;
 mod migrate;
@@ -112,6 +113,19 @@ impl World {
             std::env::var("PATH").unwrap_or_default()
         );
         c.env("PATH", path);
+        run(c, Duration::from_secs(240))
+    }
+
+    /// Runs the plugin with `kubeconfig` (the text of a kubeconfig file) as its `KUBECONFIG`
+    /// instead of the simulator's own.
+    pub fn plugin_with_kubeconfig(&self, kubeconfig: &str, args: &[&str]) -> Run {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, kubeconfig).expect("write the kubeconfig");
+        let mut full = vec!["zdupgrade"];
+        full.extend_from_slice(args);
+        let mut c = self.command("kubectl", &full);
+        c.env("KUBECONFIG", &path);
         run(c, Duration::from_secs(240))
     }
 

@@ -79,6 +79,7 @@ fn snapshot(name: &str, w: &World) {
             (r"(gke-[a-z0-9-]+-[0-9a-z]{8})-[0-9a-z]{4}\b", "$1-[NODE]"),
             (r"\b([a-z][a-z0-9-]*-[0-9a-z]{6,10})-[bcdfghjklmnpqrstvwxz2456789]{5}\b", "$1-[POD]"),
             (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+            (r"\bgke-[0-9a-f]{16}\.", "gke-[DNS]."),
         ],
         prepend_module_to_snapshot => false,
     }, {

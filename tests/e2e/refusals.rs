@@ -49,6 +49,7 @@ fn emptydir_pod_without_delete_emptydir_data() {
 fn kube_context_of_another_cluster() {
     let mut s = scenario("basic");
     s.faults.endpoint_override = Some("34.118.0.10".into());
+    s.faults.foreign_ca = true;
     let w = World::new(s);
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(!r.ok(), "{r}");

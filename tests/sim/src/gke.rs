@@ -69,6 +69,10 @@ pub struct Gke {
     pub operations: Vec<Operation>,
     pub pending_nodes: Vec<PendingNode>,
     pub upgrades: Vec<SurgeUpgrade>,
+    /// This cluster's CA certificate (PEM), in `masterAuth` and in the kubeconfig.
+    pub ca_pem: String,
+    /// Another cluster's CA certificate, reported instead with the `foreign_ca` fault.
+    pub foreign_ca_pem: String,
     counter: u64,
 }
 
@@ -166,6 +170,10 @@ impl Gke {
             operations: Vec::new(),
             pending_nodes: Vec::new(),
             upgrades: Vec::new(),
+            ca_pem: crate::identity::generate_ca_pem(&s.cluster)
+                .expect("generate the cluster's CA certificate"),
+            foreign_ca_pem: crate::identity::generate_ca_pem(&s.cluster)
+                .expect("generate another cluster's CA certificate"),
             counter: 0,
         };
         for p in &s.pools {
@@ -294,7 +302,7 @@ impl Gke {
         v
     }
 
-    fn cluster_json(&self, sim_endpoint: &str) -> Value {
+    fn cluster_json(&self, sim_endpoint: &str, ca_pem: &str) -> Value {
         let node_version = self
             .pools
             .iter()
@@ -320,7 +328,18 @@ impl Gke {
             "subnetwork": "default",
             "nodePools": self.pools,
             "releaseChannel": {"channel": "REGULAR"},
-            "masterAuth": {"clusterCaCertificate": ""},
+            "masterAuth": {"clusterCaCertificate": crate::identity::base64_pem(ca_pem)},
+            "controlPlaneEndpointsConfig": {
+                "dnsEndpointConfig": {
+                    "endpoint": crate::identity::dns_endpoint(&self.ca_pem, &self.location),
+                    "allowExternalTraffic": true,
+                },
+                "ipEndpointsConfig": {"enabled": true, "enablePublicEndpoint": true, "publicEndpoint": sim_endpoint},
+            },
+            "fleet": {
+                "project": format!("projects/{}", crate::identity::PROJECT_NUMBER),
+                "membership": crate::identity::fleet_membership(&self.location, &self.cluster),
+            },
             "createTime": "2026-01-01T00:00:00+00:00",
             "id": "0123456789abcdef",
         });
@@ -400,7 +419,7 @@ pub fn handle(sim: &mut Sim, method: &Method, path: &str, body: &[u8]) -> Respon
         ["clusters"] => {
             let endpoint = endpoint(sim);
             let list = if here {
-                vec![sim.gke.cluster_json(&endpoint)]
+                vec![sim.gke.cluster_json(&endpoint, ca_pem(sim))]
             } else {
                 vec![]
             };
@@ -425,6 +444,15 @@ fn endpoint(sim: &Sim) -> String {
         .endpoint_override
         .clone()
         .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// The CA certificate `describe` reports: the cluster's own, or another's with `foreign_ca`.
+fn ca_pem(sim: &Sim) -> &str {
+    if sim.faults.foreign_ca {
+        &sim.gke.foreign_ca_pem
+    } else {
+        &sim.gke.ca_pem
+    }
 }
 
 fn server_config(sim: &Sim) -> Response {
@@ -457,7 +485,7 @@ fn cluster_routes(sim: &mut Sim, method: &Method, rest: &[&str], body: &Value) -
     match (method, rest) {
         (&Method::GET, []) => {
             let e = endpoint(sim);
-            json_response(StatusCode::OK, &sim.gke.cluster_json(&e))
+            json_response(StatusCode::OK, &sim.gke.cluster_json(&e, ca_pem(sim)))
         }
         (&Method::PUT, []) | (&Method::POST, ["update"]) => update_cluster(sim, &body["update"]),
         (&Method::GET, ["nodePools"]) => {

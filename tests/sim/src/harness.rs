@@ -46,8 +46,8 @@ impl SimHandle {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}");
-        write_client_config(&scenario, &dir, &url)?;
         let sim: Sim = crate::world::build(scenario, url.clone())?;
+        write_client_config(&sim.scenario, &dir, &url, &sim.gke.ca_pem)?;
         let shared = SharedSim::new(sim);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
@@ -160,13 +160,39 @@ impl Drop for SimHandle {
     }
 }
 
-/// Writes `kubeconfig` (one context named as GKE names it), a ready gcloud configuration
-/// directory and an empty home.
-pub fn write_client_config(s: &Scenario, dir: &Path, url: &str) -> anyhow::Result<()> {
+/// A kubeconfig with one context named as GKE names it (`gke_PROJECT_LOCATION_CLUSTER`), its
+/// cluster entry holding `server`, and the cluster's CA (`ca_pem`) and a proxy when given.
+pub fn kubeconfig_text(
+    s: &Scenario,
+    server: &str,
+    ca_pem: Option<&str>,
+    proxy_url: Option<&str>,
+) -> String {
     let ctx = s.context_name();
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {ctx}\n  cluster:\n    server: {url}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: {ctx}\n    user: {ctx}\ncurrent-context: {ctx}\npreferences: {{}}\nusers:\n- name: {ctx}\n  user:\n    token: simulated\n"
-    );
+    let mut cluster = format!("    server: {server}\n");
+    if let Some(pem) = ca_pem {
+        cluster.push_str(&format!(
+            "    certificate-authority-data: {}\n",
+            crate::identity::base64_pem(pem)
+        ));
+    }
+    if let Some(proxy) = proxy_url {
+        cluster.push_str(&format!("    proxy-url: {proxy}\n"));
+    }
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {ctx}\n  cluster:\n{cluster}contexts:\n- name: {ctx}\n  context:\n    cluster: {ctx}\n    user: {ctx}\ncurrent-context: {ctx}\npreferences: {{}}\nusers:\n- name: {ctx}\n  user:\n    token: simulated\n"
+    )
+}
+
+/// Writes `kubeconfig` (as `gcloud container clusters get-credentials` would: the cluster's CA
+/// included), a ready gcloud configuration directory and an empty home.
+pub fn write_client_config(
+    s: &Scenario,
+    dir: &Path,
+    url: &str,
+    ca_pem: &str,
+) -> anyhow::Result<()> {
+    let kubeconfig = kubeconfig_text(s, url, Some(ca_pem), None);
     std::fs::write(dir.join("kubeconfig"), kubeconfig)?;
     let gdir = dir.join("gcloud");
     std::fs::create_dir_all(gdir.join("configurations"))?;

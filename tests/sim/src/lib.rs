@@ -8,6 +8,7 @@
 pub mod controllers;
 pub mod gke;
 pub mod harness;
+pub mod identity;
 pub mod k8s;
 pub mod recorder;
 pub mod scenario;

@@ -181,6 +181,9 @@ pub struct Faults {
     /// GKE reports this control-plane endpoint instead of the simulator's own address, as if
     /// the kubeconfig pointed at another cluster.
     pub endpoint_override: Option<String>,
+    /// GKE reports another cluster's CA certificate (`masterAuth.clusterCaCertificate`) than
+    /// the kubeconfig's, as when the kube context points at another cluster.
+    pub foreign_ca: bool,
     /// The next N GKE API requests answer 503 (transient failure).
     pub gke_unavailable_requests: u32,
     /// The next N Kubernetes API requests answer 503.

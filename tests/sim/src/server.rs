@@ -79,12 +79,29 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().to_string();
+    let mut path = uri.path().to_string();
     let client = client_of(&headers);
     if let Some(rest) = path.strip_prefix("/sim/") {
         return sim_endpoint(&shared, &method, rest, &body);
     }
-    if path.starts_with("/v1/projects/") {
+    // The Connect gateway: the Kubernetes API under this cluster's fleet membership path.
+    let gateway = {
+        let sim = shared.lock();
+        crate::identity::gateway_path(&path, &sim.gke.location, &sim.gke.cluster)
+            .map(|p| p.map(str::to_string))
+    };
+    let via_gateway = gateway.is_some();
+    match gateway {
+        Some(Ok(kube_path)) => path = kube_path,
+        Some(Err(())) => {
+            return k8s::json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": {"code": 404, "message": "membership not found", "status": "NOT_FOUND"}}),
+            )
+        }
+        None => {}
+    }
+    if !via_gateway && path.starts_with("/v1/projects/") {
         let mut sim = shared.lock();
         let t = sim.now();
         sim.rec.request(client, method.as_str(), 0);

@@ -22,6 +22,48 @@ fn clusters_describe_reports_endpoint_versions_and_pools() {
     assert_eq!(pools[0]["name"], "default-pool");
     assert_eq!(pools[0]["config"]["machineType"], "e2-standard-4");
     assert_eq!(pools[0]["initialNodeCount"], 3);
+    // What identifies the cluster: its CA (the kubeconfig's too), DNS endpoint, membership.
+    let ca = d["masterAuth"]["clusterCaCertificate"].as_str().unwrap();
+    let kubeconfig = std::fs::read_to_string(c.sim.kubeconfig()).unwrap();
+    assert!(
+        kubeconfig.contains(&format!("certificate-authority-data: {ca}")),
+        "{kubeconfig}"
+    );
+    let view = c
+        .kubectl(&[
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ])
+        .success();
+    assert_eq!(
+        view.stdout.trim(),
+        ca,
+        "kubectl reads the CA beside the http server"
+    );
+    let dns = d["controlPlaneEndpointsConfig"]["dnsEndpointConfig"]["endpoint"]
+        .as_str()
+        .unwrap();
+    assert!(
+        dns.starts_with("gke-") && dns.ends_with(".us-central1-a.gke.goog"),
+        "{dns}"
+    );
+    assert_eq!(
+        d["fleet"]["membership"],
+        "//gkehub.googleapis.com/projects/123456789012/locations/us-central1-a/memberships/demo"
+    );
+    let other = start("basic");
+    let other_ca = other
+        .gcloud(&["clusters", "describe", "demo"])
+        .success()
+        .json()["masterAuth"]["clusterCaCertificate"]
+        .clone();
+    assert_ne!(
+        other_ca, d["masterAuth"]["clusterCaCertificate"],
+        "each simulator is its own cluster"
+    );
     let list = c.gcloud(&["clusters", "list"]).success().json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let cfg = c.gcloud(&["get-server-config"]).success().json();
@@ -65,6 +107,8 @@ fn regional_and_wrong_cluster_descriptions() {
         !kubeconfig.contains("34.118.200.17"),
         "the kube context points elsewhere"
     );
+    let ca = d["masterAuth"]["clusterCaCertificate"].as_str().unwrap();
+    assert!(!kubeconfig.contains(ca), "and trusts another cluster's CA");
 }
 
 #[test]
