@@ -10,8 +10,10 @@
 //!
 //! Two policies: `upgrade-*` check [`interrupted`] between polls themselves and still run the
 //! commands that restore what they changed ([`OnInterrupt::Poll`]); `migrate` and `rollback`
-//! have nothing to restore, so after the signal no new command starts at all
-//! ([`OnInterrupt::StopCommands`]): the step that was running ends with the interruption.
+//! restore only what cleanup commands do (releasing the lock, putting back replaced Deployment
+//! strategies: [`crate::tools::command::Command::cleanup`], each bounded in time), so after the
+//! signal no other command starts ([`OnInterrupt::StopCommands`]): the step that was running
+//! ends with the interruption.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};

@@ -147,6 +147,48 @@ impl Holder {
     }
 }
 
+/// The cluster's lock as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockStatus {
+    /// `holderIdentity`: `USER@HOST pid PID COMMAND`.
+    pub holder: String,
+    /// The holder's whole command line.
+    pub command: Option<String>,
+    /// RFC 3339.
+    pub acquired: Option<String>,
+    pub renewed: Option<String>,
+    /// Whether the next run takes it over (its holder is gone), and why.
+    pub stale: bool,
+    pub stale_reason: Option<String>,
+    /// One line: holder, times and staleness.
+    pub summary: String,
+}
+
+impl LockStatus {
+    /// What `lease` says, judged on this host at `now`.
+    pub fn of(lease: &Lease, now: Timestamp) -> LockStatus {
+        let holder = Holder::from_lease(lease);
+        let stale_reason = holder.stale_reason(&hostname(), now, process_runs);
+        let rfc3339 =
+            |t: Option<Timestamp>| t.map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let verdict = match &stale_reason {
+            Some(why) => format!("stale ({why}): the next run takes it over"),
+            None => {
+                "live: another run holds it; `migrate` and `rollback` refuse until it ends".into()
+            }
+        };
+        LockStatus {
+            summary: format!("{}; {verdict}", holder.describe(now)),
+            holder: holder.identity,
+            command: holder.command,
+            acquired: rfc3339(holder.acquired),
+            renewed: rfc3339(holder.renewed),
+            stale: stale_reason.is_some(),
+            stale_reason,
+        }
+    }
+}
+
 /// `USER@HOST pid PID WHAT`.
 pub fn identity(what: &str) -> String {
     let user = std::env::var("USER")
@@ -187,7 +229,13 @@ fn lease_command(kubectl: &Kubectl, verb: &str, extra: &[&str]) -> Command {
 
 /// The lock's Lease, if any.
 pub fn read(kubectl: &Kubectl) -> Result<Option<Lease>, Error> {
-    let command = lease_command(kubectl, "get", &["--ignore-not-found", "-o", "json"]);
+    read_with(
+        kubectl,
+        lease_command(kubectl, "get", &["--ignore-not-found", "-o", "json"]),
+    )
+}
+
+fn read_with(kubectl: &Kubectl, command: Command) -> Result<Option<Lease>, Error> {
     let output = command.output(kubectl.reporter())?;
     if output.stdout.trim().is_empty() {
         return Ok(None);
@@ -521,11 +569,14 @@ impl ClusterLock<'_> {
             budget: Duration::from_secs(60),
             ..Backoff::DEFAULT
         };
-        let result = read(kubectl).and_then(|lease| match lease {
+        // Also after Ctrl-C/SIGTERM: cleanup commands still run, each within seconds.
+        let get = lease_command(kubectl, "get", &["--ignore-not-found", "-o", "json"]).cleanup();
+        let result = read_with(kubectl, get).and_then(|lease| match lease {
             Some(lease) if Holder::from_lease(&lease).identity == self.identity => {
                 lease_command(kubectl, "delete", &["--ignore-not-found"])
                     .retry(true)
                     .backoff(short)
+                    .cleanup()
                     .output(reporter)
                     .map(|_| ())
             }

@@ -1,7 +1,8 @@
 //! `kubectl zdupgrade status`: one screen a person can act on. Versions (control plane, each
 //! pool, upgrades on offer), each pool's nodes (Ready / cordoned / total), workloads that are not
-//! fully ready, and whether a migration or rollback is in progress, with the command that
-//! continues it. Read-only: two gcloud calls and three kubectl lists.
+//! fully ready, whether a migration or rollback is in progress, with the command that
+//! continues it, and who holds the cluster's lock. Read-only: two gcloud calls, three kubectl
+//! lists and a read of the Lease.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Output, StatusArgs};
+use crate::lock::LockStatus;
 use crate::pod::Pod;
 use crate::report::Silent;
 use crate::target::{check_same_cluster, resolve};
@@ -35,6 +37,9 @@ pub struct Status {
     pub in_progress: Option<InProgress>,
     /// Cordoned nodes that no migration explains, with what to do about them.
     pub notes: Vec<String>,
+    /// The cluster's lock (Lease `kube-system/kubectl-zdupgrade`) when a run holds it, or left
+    /// it behind.
+    pub lock: Option<LockStatus>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -95,13 +100,18 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
             Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet).server_config()
         });
         let lists = (|| {
-            Ok::<_, anyhow::Error>((kubectl.nodes()?, kubectl.all_pods()?, kubectl.workloads()?))
+            Ok::<_, anyhow::Error>((
+                kubectl.nodes()?,
+                kubectl.all_pods()?,
+                kubectl.workloads()?,
+                crate::lock::read(&kubectl)?,
+            ))
         })();
         (config.join().expect("gcloud thread"), lists)
     });
     let server_config: Value = server_config?;
-    let (nodes, pods, workloads) = lists?;
-    let status = build(
+    let (nodes, pods, workloads, lease) = lists?;
+    let mut status = build(
         &target.project,
         &target.location,
         &cluster,
@@ -110,6 +120,9 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
         &pods,
         &workloads,
     );
+    status.lock = lease
+        .as_ref()
+        .map(|l| LockStatus::of(l, jiff::Timestamp::now()));
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
         Output::Text => write!(out, "{}", render(&status))?,
@@ -266,6 +279,7 @@ pub fn build(
         unhealthy_workloads,
         in_progress,
         notes,
+        lock: None,
     }
 }
 
@@ -319,9 +333,10 @@ pub fn render(s: &Status) -> String {
     }
     line(String::new());
     match &s.in_progress {
-        None if s.notes.is_empty() => {
+        None if s.notes.is_empty() && s.lock.is_none() => {
             line("No migration in progress (no pool has cordoned nodes).".into())
         }
+        None if s.notes.is_empty() => line("No pool has cordoned nodes.".into()),
         None => {}
         Some(m) => {
             line(format!(
@@ -334,6 +349,12 @@ pub fn render(s: &Status) -> String {
     }
     for n in &s.notes {
         line(format!("Note: {n}"));
+    }
+    if let Some(lock) = &s.lock {
+        line(format!(
+            "Lock (Lease kube-system/kubectl-zdupgrade) held by {}",
+            lock.summary
+        ));
     }
     o
 }

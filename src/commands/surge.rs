@@ -373,7 +373,7 @@ fn undo_unfinished(
     kubectl: &Kubectl,
     restarted: &[Restarted],
 ) -> anyhow::Error {
-    let Ok(all) = kubectl.deployments() else {
+    let Ok(all) = kubectl.deployments_for_cleanup() else {
         return error;
     };
     let mut undone = Vec::new();
@@ -392,7 +392,9 @@ fn undo_unfinished(
         let w = &r.workload;
         let patch =
             json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: previous}}}}});
-        let command = kubectl.patch_deployment_command(&w.namespace, &w.name, "merge", &patch);
+        let command = kubectl
+            .patch_deployment_command(&w.namespace, &w.name, "merge", &patch)
+            .cleanup();
         match kubectl.run(&command) {
             Ok(()) => {
                 kubectl.reporter().event(
@@ -483,12 +485,10 @@ fn restore_each(kubectl: &Kubectl, restarted: &[&Restarted]) -> Vec<Result<(), E
         let (w, Some(original)) = (&r.workload, r.original.as_ref()) else {
             return Ok(());
         };
-        let command = kubectl.patch_deployment_command(
-            &w.namespace,
-            &w.name,
-            "json",
-            &restore_patch(original),
-        );
+        // Also after Ctrl-C/SIGTERM: a replaced strategy must not outlive the run.
+        let command = kubectl
+            .patch_deployment_command(&w.namespace, &w.name, "json", &restore_patch(original))
+            .cleanup();
         kubectl.run(&command)?;
         kubectl.reporter().event(
             "strategy_restored",

@@ -33,7 +33,16 @@ pub struct Command {
     /// ([`safe_to_repeat`]).
     retry: Option<bool>,
     backoff: Backoff,
+    /// Part of the cleanup after Ctrl-C/SIGTERM (releasing the lock, putting strategies back):
+    /// it still starts after the signal, within [`CLEANUP_DEADLINE`].
+    cleanup: bool,
+    /// A run still going after this long is killed and fails as a timeout.
+    deadline: Option<Duration>,
 }
+
+/// How long one cleanup command may run once the run was interrupted, and how long its
+/// transient failures are retried: a stopped run must end within seconds, not minutes.
+pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(15);
 
 /// How a transient failure is retried: `first`, doubling up to `max` between attempts, and no
 /// new attempt once `budget` has passed since the first one.
@@ -70,7 +79,39 @@ impl Command {
             args: Vec::new(),
             retry: None,
             backoff: Backoff::DEFAULT,
+            cleanup: false,
+            deadline: None,
         }
+    }
+
+    /// Marks the command as cleanup: it runs even after Ctrl-C/SIGTERM (when other commands no
+    /// longer start), then bounded by [`CLEANUP_DEADLINE`].
+    pub fn cleanup(mut self) -> Self {
+        self.cleanup = true;
+        self
+    }
+
+    /// Kills a run still going after `limit` (it fails as a timeout).
+    pub fn deadline(mut self, limit: Duration) -> Self {
+        self.deadline = Some(limit);
+        self
+    }
+
+    /// The deadline of one run: its own, shortened to [`CLEANUP_DEADLINE`] for cleanup after
+    /// an interruption.
+    fn run_deadline(&self) -> Option<Duration> {
+        if self.cleanup && interrupt::interrupted() {
+            return Some(
+                self.deadline
+                    .map_or(CLEANUP_DEADLINE, |d| d.min(CLEANUP_DEADLINE)),
+            );
+        }
+        self.deadline
+    }
+
+    /// Whether the interruption keeps this command from starting.
+    fn stopped(&self) -> bool {
+        interrupt::stop_commands() && !self.cleanup
     }
 
     /// Declares whether a transient failure may be retried (default: by verb, [`safe_to_repeat`]).
@@ -117,7 +158,12 @@ impl Command {
         reporter: &dyn Reporter,
         attempt: impl FnMut() -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let backoff = if self.retries() {
+        let backoff = if self.retries() && self.cleanup && interrupt::interrupted() {
+            Backoff {
+                budget: self.backoff.budget.min(CLEANUP_DEADLINE),
+                ..self.backoff
+            }
+        } else if self.retries() {
             self.backoff
         } else {
             Backoff {
@@ -180,10 +226,9 @@ impl Command {
     }
 
     fn output_once(&self, reporter: &dyn Reporter) -> Result<Output, Error> {
-        let (handle, registered) = self.start_captured(reporter)?;
+        let (handle, guard) = self.start_captured(reporter)?;
         let result = handle.wait().map_err(|source| self.spawn_error(source))?;
-        drop(registered);
-        self.captured(reporter, result)
+        self.captured(reporter, result, guard)
     }
 
     /// The captured output of a finished run, or its failure (see [`Command::finished`]).
@@ -191,8 +236,9 @@ impl Command {
         &self,
         reporter: &dyn Reporter,
         result: &std::process::Output,
+        guard: Guard,
     ) -> Result<Output, Error> {
-        self.finished(reporter, Some(result.status), &result.stderr)?;
+        self.finished(reporter, Some(result.status), &result.stderr, guard)?;
         Ok(Output {
             stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
@@ -213,7 +259,7 @@ impl Command {
     ) -> Result<Option<Output>, Error> {
         self.retrying(reporter, || {
             let mut every = first;
-            let (handle, registered) = self.start_captured(reporter)?;
+            let (handle, guard) = self.start_captured(reporter)?;
             let mut asked = Instant::now();
             let mut pending = false;
             loop {
@@ -221,15 +267,14 @@ impl Command {
                     .try_wait()
                     .map_err(|source| self.spawn_error(source))?
                 {
-                    drop(registered);
-                    return self.captured(reporter, result).map(Some);
+                    return self.captured(reporter, result, guard).map(Some);
                 }
                 if pending || asked.elapsed() >= every {
                     match done_early() {
                         Early::Done => {
                             // Only gcloud's polling is cut short; GKE's operation is over.
                             let _ = handle.kill();
-                            drop(registered);
+                            drop(guard);
                             reporter.command_finished(&self.to_string(), None);
                             return Ok(None);
                         }
@@ -248,13 +293,12 @@ impl Command {
 
     /// Starts the command without waiting for it (run once, no retries): see [`Running`].
     pub fn spawn<'r>(&self, reporter: &'r dyn Reporter) -> Result<Running<'r>, Error> {
-        let (handle, registered) = self.start_captured(reporter)?;
+        let (handle, guard) = self.start_captured(reporter)?;
         Ok(Running {
             command: self.clone(),
             reporter,
             handle,
-            registered,
-            done: false,
+            guard: Some(guard),
         })
     }
 
@@ -267,8 +311,7 @@ impl Command {
     }
 
     fn json_once<T: DeserializeOwned>(&self, reporter: &dyn Reporter) -> Result<T, Error> {
-        let (handle, registered) =
-            self.start(reporter, |e| e.stderr_capture().unchecked().reader())?;
+        let (handle, guard) = self.start(reporter, |e| e.stderr_capture().unchecked().reader())?;
         let mut stdout = BufReader::new(&*handle);
         let parsed = serde_json::from_reader(&mut stdout);
         // Whatever a failed parse left unread, so that the command ends and its status is known.
@@ -277,12 +320,11 @@ impl Command {
             .try_wait()
             .map_err(|source| self.spawn_error(source))?
             .cloned();
-        drop(registered);
         let (status, stderr) = match (&result, rest) {
             (Some(output), Ok(_)) => (Some(output.status), output.stderr.as_slice()),
             (output, _) => (None, output.as_ref().map_or(&[][..], |o| &o.stderr[..])),
         };
-        self.finished(reporter, status, stderr)?;
+        self.finished(reporter, status, stderr, guard)?;
         parsed.map_err(|source| Error::Json {
             command: self.to_string(),
             source,
@@ -290,14 +332,15 @@ impl Command {
     }
 
     /// Starts one run (`spawn` configures and starts the expression), unless the run was
-    /// interrupted. An abandonable command (a long GKE operation's gcloud, see
-    /// `abandoned_note`) is registered to be killed on Ctrl-C/SIGTERM while it runs.
+    /// interrupted (cleanup commands still start). An abandonable command (a long GKE
+    /// operation's gcloud, see `abandoned_note`) is registered to be killed on Ctrl-C/SIGTERM
+    /// while it runs; a run with a deadline is killed when it passes.
     fn start<H: interrupt::Abandon + 'static>(
         &self,
         reporter: &dyn Reporter,
         spawn: impl FnOnce(duct::Expression) -> std::io::Result<H>,
-    ) -> Result<(Arc<H>, Option<interrupt::Registered>), Error> {
-        if interrupt::stop_commands() {
+    ) -> Result<(Arc<H>, Guard), Error> {
+        if self.stopped() {
             return Err(self.not_started());
         }
         reporter.command_started(&self.to_string());
@@ -305,15 +348,21 @@ impl Command {
         let registered = self
             .abandoned_note()
             .map(|_| interrupt::register(handle.clone()));
-        Ok((handle, registered))
+        let watchdog = self
+            .run_deadline()
+            .map(|limit| Watchdog::start(handle.clone(), limit));
+        Ok((
+            handle,
+            Guard {
+                _registered: registered,
+                watchdog,
+            },
+        ))
     }
 
     /// [`Command::start`] with stdout and stderr captured and any exit status accepted (the
     /// caller turns it into the result: [`Command::captured`]).
-    fn start_captured(
-        &self,
-        reporter: &dyn Reporter,
-    ) -> Result<(Arc<duct::Handle>, Option<interrupt::Registered>), Error> {
+    fn start_captured(&self, reporter: &dyn Reporter) -> Result<(Arc<duct::Handle>, Guard), Error> {
         self.start(reporter, |e| {
             e.stdout_capture().stderr_capture().unchecked().start()
         })
@@ -334,8 +383,14 @@ impl Command {
         reporter: &dyn Reporter,
         status: Option<std::process::ExitStatus>,
         stderr: &[u8],
+        guard: Guard,
     ) -> Result<(), Error> {
         let success = status.is_some_and(|s| s.success());
+        if !success && guard.expired() {
+            reporter.command_finished(&self.to_string(), None);
+            return Err(self.deadline_error());
+        }
+        drop(guard);
         if !success && interrupt::interrupted() {
             if let Some(note) = self.abandoned_note() {
                 return Err(Error::Interrupted(format!(
@@ -375,7 +430,7 @@ impl Command {
         on_line: &mut impl FnMut(&str),
     ) -> Result<(), Error> {
         const KEEP: usize = 30;
-        if interrupt::stop_commands() {
+        if self.stopped() {
             return Err(self.not_started());
         }
         reporter.command_started(&self.to_string());
@@ -436,6 +491,16 @@ impl Command {
 }
 
 impl Command {
+    /// The error of a run killed at its deadline.
+    fn deadline_error(&self) -> Error {
+        let limit = self.run_deadline().unwrap_or_default();
+        Error::Timeout(format!(
+            "`{}` did not finish within {}: stopped",
+            self.short(),
+            human_duration(limit)
+        ))
+    }
+
     /// The error of a command not started because the run was interrupted.
     fn not_started(&self) -> Error {
         Error::Interrupted(format!("`{}` not started: interrupted", self.short()))
@@ -818,31 +883,82 @@ pub struct Running<'r> {
     command: Command,
     reporter: &'r dyn Reporter,
     handle: Arc<duct::Handle>,
-    registered: Option<interrupt::Registered>,
-    done: bool,
+    /// `None` once the command's end was handed out.
+    guard: Option<Guard>,
+}
+
+/// What keeps a started child in check while it runs: registered to be killed on
+/// Ctrl-C/SIGTERM (abandonable commands), and killed at its deadline.
+pub struct Guard {
+    _registered: Option<interrupt::Registered>,
+    watchdog: Option<Watchdog>,
+}
+
+impl Guard {
+    /// Whether the deadline passed and the child was killed.
+    fn expired(&self) -> bool {
+        self.watchdog.as_ref().is_some_and(Watchdog::fired)
+    }
+}
+
+/// A thread that kills a child once `limit` has passed, unless dropped first.
+struct Watchdog {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    fired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    fn start<H: interrupt::Abandon + 'static>(child: Arc<H>, limit: Duration) -> Watchdog {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = fired.clone();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(limit) {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                child.abandon();
+            }
+        });
+        Watchdog {
+            stop: Some(stop),
+            fired,
+        }
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the thread, which then ends without killing.
+        self.stop.take();
+    }
 }
 
 impl Running<'_> {
     /// The command's output (or failure, as [`Command::output`] gives it) once it has ended;
     /// `None` while it runs.
     pub fn try_output(&mut self) -> Option<Result<Output, Error>> {
-        if self.done {
-            return None;
-        }
+        self.guard.as_ref()?;
         let result = match self.handle.try_wait() {
             Ok(None) => return None,
-            Ok(Some(result)) => self.command.captured(self.reporter, result),
-            Err(source) => Err(self.command.spawn_error(source)),
+            Ok(Some(result)) => {
+                let guard = self.guard.take()?;
+                self.command.captured(self.reporter, result, guard)
+            }
+            Err(source) => {
+                self.guard = None;
+                Err(self.command.spawn_error(source))
+            }
         };
-        self.done = true;
-        self.registered.take();
         Some(result)
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if !self.done {
+        if self.guard.is_some() {
             let _ = self.handle.kill();
             self.reporter
                 .command_finished(&self.command.to_string(), None);
@@ -1202,6 +1318,26 @@ mod tests {
         .unwrap_err();
         assert_eq!(calls, 2);
         assert!(matches!(err, Error::Exit { .. }));
+    }
+
+    /// A run past its deadline is killed at the deadline and fails as a timeout naming it;
+    /// one that ends in time is not touched.
+    #[test]
+    fn a_deadline_kills_a_hung_child() {
+        let started = Instant::now();
+        let hung = Command::new("kubectl", "/bin/sleep")
+            .arg("30")
+            .deadline(Duration::from_millis(300));
+        let err = hung.output(&Silent).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(20), "not killed");
+        assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+        assert!(err.to_string().contains("did not finish within"), "{err}");
+        let err = hung.json::<serde_json::Value>(&Silent).unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+        let quick = Command::new("kubectl", "/bin/sh")
+            .args(["-c", "echo '{}'"])
+            .deadline(Duration::from_secs(30));
+        assert!(quick.json::<serde_json::Value>(&Silent).is_ok());
     }
 
     /// The whole path with real processes: a script that fails twice with kubectl's 503 text

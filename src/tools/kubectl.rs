@@ -290,6 +290,16 @@ impl<'r> Kubectl<'r> {
         self.list(&["get", "deployments", "--all-namespaces", "-o", "json"])
     }
 
+    /// [`Kubectl::deployments`] as part of the cleanup after an interruption
+    /// ([`Command::cleanup`]).
+    pub fn deployments_for_cleanup(&self) -> Result<Vec<Deployment>, Error> {
+        let command = self
+            .command(["get", "deployments", "--all-namespaces", "-o", "json"])
+            .cleanup();
+        let list: ItemList<Deployment> = command.json(self.reporter)?;
+        Ok(list.items)
+    }
+
     /// `kubectl patch deployment NAME -n NS --type=TYPE -p PATCH` (`merge` or `json`).
     pub fn patch_deployment_command(
         &self,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use zdupgrade_sim::scenario::{Faults, Window};
 
-use crate::{assert_zero_downtime, events, scenario, Run, World};
+use crate::{assert_zero_downtime, events, lease, scenario, Run, World};
 
 /// Waits for a spawned plugin, killing it after `limit`.
 fn finish(child: Child, limit: Duration) -> Run {
@@ -42,18 +42,6 @@ fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn lease(w: &World) -> Option<Lease> {
-    w.sim.with(|s| {
-        s.objs
-            .list::<Lease>()
-            .find(|l| {
-                l.metadata.name.as_deref() == Some("kubectl-zdupgrade")
-                    && l.metadata.namespace.as_deref() == Some("kube-system")
-            })
-            .cloned()
-    })
 }
 
 fn holder(lease: &Lease) -> String {
@@ -236,24 +224,11 @@ fn a_lock_left_by_a_killed_run_is_taken_over() {
 #[test]
 fn break_lock_takes_over_a_lock_from_another_host() {
     let w = World::basic();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lease.json");
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-        .to_string();
-    std::fs::write(
-        &file,
-        serde_json::json!({
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": "kubectl-zdupgrade", "namespace": "kube-system"},
-            "spec": {"holderIdentity": "ann@far-away-host pid 1 migrate pool-three",
-                     "acquireTime": now, "renewTime": now}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let created = w.kubectl(&["create", "-f", file.to_str().unwrap(), "--validate=false"]);
-    assert!(created.ok(), "{created}");
+    crate::create_lease(
+        &w,
+        "ann@far-away-host pid 1 migrate pool-three",
+        Duration::ZERO,
+    );
     let writes_before = w.writes().len();
 
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);

@@ -3,7 +3,7 @@
 //! downtime: a re-run always ends in the same state.
 
 use crate::migrate::{pods_by_pool, pool_nodes};
-use crate::{assert_zero_downtime, detail_node, events, World};
+use crate::{assert_zero_downtime, detail_node, events, lease, World};
 use serde_json::Value;
 use std::io::Read;
 use std::process::{Child, Command};
@@ -220,6 +220,12 @@ fn sigterm_mid_drain_stops_safely_and_a_rerun_completes() {
         result.last().map(|r| r["exit_code"].clone()),
         Some(130.into())
     );
+    assert_lock_released(&w, &ended);
+    assert_eq!(
+        json_events(&ended.stdout, "lock_released").len(),
+        1,
+        "{ended}"
+    );
 
     // The kubectl drain was stopped with the plugin, not left to go on evicting.
     assert_eq!(processes_with(&w, &["drain", &node]), Vec::<String>::new());
@@ -279,6 +285,7 @@ fn sigint_during_pool_create_reports_the_gke_operation_and_a_rerun_reuses_it() {
         Vec::<String>::new(),
         "gcloud left running"
     );
+    assert_lock_released(&w, &ended);
 
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
@@ -287,6 +294,18 @@ fn sigint_during_pool_create_reports_the_gke_operation_and_a_rerun_reuses_it() {
         "the re-run should reuse pool-two:\n{r}"
     );
     assert_migrated(&w);
+}
+
+/// The README's promise: the first signal's cleanup still deletes the run's Lease.
+fn assert_lock_released(w: &World, ended: &Ended) {
+    assert!(
+        !ended.stderr.contains("could not release"),
+        "the lock was not released:\n{ended}"
+    );
+    assert!(
+        lease(w).is_none(),
+        "the Lease outlived the interrupted run:\n{ended}"
+    );
 }
 
 /// xorshift64*: a deterministic pseudo-random sequence per seed.

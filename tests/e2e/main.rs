@@ -225,6 +225,42 @@ fn wait_with_limit(child: std::process::Child, limit: Duration) -> Output {
     }
 }
 
+/// The cluster's lock, the Lease `kube-system/kubectl-zdupgrade`, if any.
+pub fn lease(w: &World) -> Option<k8s_openapi::api::coordination::v1::Lease> {
+    w.sim.with(|s| {
+        s.objs
+            .list::<k8s_openapi::api::coordination::v1::Lease>()
+            .find(|l| {
+                l.metadata.name.as_deref() == Some("kubectl-zdupgrade")
+                    && l.metadata.namespace.as_deref() == Some("kube-system")
+            })
+            .cloned()
+    })
+}
+
+/// Creates the lock's Lease as another run would have left it: `holder`, acquired and last
+/// renewed `renewed_ago` before now.
+pub fn create_lease(w: &World, holder: &str, renewed_ago: Duration) {
+    let at = (jiff::Timestamp::now() - jiff::SignedDuration::try_from(renewed_ago).unwrap())
+        .strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lease.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "kubectl-zdupgrade", "namespace": "kube-system",
+                         "annotations": {"kubectl-zdupgrade/command-line": format!("kubectl zdupgrade {}", holder.split(" pid ").nth(1).and_then(|r| r.split_once(' ')).map_or("", |(_, c)| c))}},
+            "spec": {"holderIdentity": holder, "acquireTime": at, "renewTime": at}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let created = w.kubectl(&["create", "-f", file.to_str().unwrap(), "--validate=false"]);
+    assert!(created.ok(), "{created}");
+}
+
 /// Events of one type from a report.
 /// A directory holding a `kubectl` shell script: `before` (shell lines, which may exit), then
 /// the real kubectl run as the script's child with the same arguments. Put first on the

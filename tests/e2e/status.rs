@@ -2,6 +2,7 @@
 
 use crate::{scenario, World};
 use serde_json::Value;
+use std::time::Duration;
 
 fn two_pools() -> World {
     let mut s = scenario("basic");
@@ -113,4 +114,68 @@ fn a_quiet_cluster_has_nothing_in_progress() {
         "{r}"
     );
     assert!(r.stdout.contains("kubectl uncordon"), "{r}");
+}
+
+#[test]
+fn a_held_lock_is_shown_with_its_holder_times_and_whether_it_is_stale() {
+    let w = World::basic();
+    crate::create_lease(
+        &w,
+        "ann@far-away-host pid 4242 migrate pool-three",
+        Duration::from_secs(20),
+    );
+    let writes = w.writes().len();
+    let r = w.plugin(&["status"]);
+    assert!(r.ok(), "{r}");
+    assert!(!r.stdout.contains("No migration in progress"), "{r}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Lock"))
+        .unwrap_or_else(|| panic!("no lock line:\n{r}"));
+    for part in [
+        "ann@far-away-host pid 4242 migrate pool-three",
+        ", acquired 20",
+        "s ago), last renewed 20",
+        "s ago)",
+        "live",
+        "kubectl zdupgrade migrate pool-three",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line:?}");
+    }
+    let r = w.plugin(&["status", "-o", "json"]);
+    let j: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(
+        j["lock"]["holder"],
+        "ann@far-away-host pid 4242 migrate pool-three"
+    );
+    assert_eq!(j["lock"]["stale"], false, "{j}");
+    assert!(
+        j["lock"]["renewed"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{j}"
+    );
+    assert_eq!(w.writes().len(), writes, "status changed the cluster");
+
+    // Not renewed for two hours: stale, and the next run takes it over.
+    assert!(w
+        .kubectl(&["delete", "lease", "-n", "kube-system", "kubectl-zdupgrade"])
+        .ok());
+    crate::create_lease(
+        &w,
+        "bob@far-away-host pid 7 rollback pool-two",
+        Duration::from_secs(7200),
+    );
+    let r = w.plugin(&["status", "-o", "json"]);
+    let j: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(j["lock"]["stale"], true, "{j}");
+    assert!(
+        j["lock"]["stale_reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("not renewed for 2h")),
+        "{j}"
+    );
+    let r = w.plugin(&["status"]);
+    assert!(r.stdout.contains("stale"), "{r}");
 }

@@ -339,6 +339,55 @@ fn a_run_killed_while_a_strategy_is_replaced_is_put_right_by_the_next() {
 }
 
 #[test]
+fn sigint_mid_rollout_puts_the_strategies_back_and_releases_the_lock() {
+    let w = single_replica();
+    let before = specs(&w);
+    let mut child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while patched(&w).is_empty() {
+        assert!(Instant::now() < deadline, "no strategy was replaced");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the plugin did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        patched(&w).is_empty(),
+        "a replaced strategy outlived the interrupted run: {:?}\n{stderr}",
+        patched(&w)
+    );
+    assert!(
+        crate::lease(&w).is_none(),
+        "the lock outlived the run:\n{stderr}"
+    );
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert_all_on_new_pool(&w);
+    assert_eq!(specs(&w), before);
+    assert_no_pod_lost(&w.report());
+}
+
+#[test]
 fn rollback_moves_deployments_back_without_downtime() {
     let w = single_replica();
     let before = specs(&w);
