@@ -76,15 +76,44 @@ pub enum Error {
     },
 }
 
-/// How a command ended, for messages: "exited with status 1" or "was killed by a signal".
+/// How a command ended, for messages: "exited with status 1", "was killed by signal 15
+/// (SIGTERM)".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitStatusText(pub Option<i32>);
+pub struct ExitStatusText(pub Option<i32>, pub Option<i32>);
+
+impl ExitStatusText {
+    /// The exit code or the signal of `status` (neither when it is unknown).
+    pub fn of(status: Option<std::process::ExitStatus>) -> Self {
+        use std::os::unix::process::ExitStatusExt as _;
+        ExitStatusText(
+            status.and_then(|s| s.code()),
+            status.and_then(|s| s.signal()),
+        )
+    }
+
+    /// A plain exit code.
+    pub fn code(code: i32) -> Self {
+        ExitStatusText(Some(code), None)
+    }
+}
 
 impl fmt::Display for ExitStatusText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(code) => write!(f, "exited with status {code}"),
-            None => write!(f, "was killed by a signal"),
+        const NAMES: [(i32, &str); 6] = [
+            (1, "SIGHUP"),
+            (2, "SIGINT"),
+            (6, "SIGABRT"),
+            (9, "SIGKILL"),
+            (13, "SIGPIPE"),
+            (15, "SIGTERM"),
+        ];
+        match (self.0, self.1) {
+            (Some(code), _) => write!(f, "exited with status {code}"),
+            (None, Some(signal)) => match NAMES.iter().find(|(n, _)| *n == signal) {
+                Some((_, name)) => write!(f, "was killed by signal {signal} ({name})"),
+                None => write!(f, "was killed by signal {signal}"),
+            },
+            (None, None) => write!(f, "ended in an unknown way"),
         }
     }
 }
@@ -152,7 +181,7 @@ mod tests {
     fn exit_error_shows_command_and_indented_stderr() {
         let err = Error::Exit {
             command: "kubectl get nodes".into(),
-            status: ExitStatusText(Some(1)),
+            status: ExitStatusText::code(1),
             stderr: "error: boom\nsecond line\n".into(),
         };
         assert_eq!(

@@ -14,7 +14,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::tools::command::kill_group;
+use crate::tools::command::GroupChild;
 use crate::tools::kubectl::Kubectl;
 
 /// The fields each watch line carries, in this order.
@@ -25,7 +25,7 @@ const FIELDS: &str = "{.metadata.namespace}/{.metadata.name} {.metadata.generati
 /// The watches of one wait; killed when dropped.
 pub struct Waker {
     changes: Receiver<()>,
-    readers: Vec<Arc<duct::ReaderHandle>>,
+    readers: Vec<GroupChild>,
     /// Watches still running: one may end (the API server closes watches after a while).
     running: Arc<AtomicUsize>,
     started: Instant,
@@ -57,15 +57,17 @@ impl Waker {
                 "-o",
                 &format!("jsonpath={FIELDS}"),
             ]);
-            let Ok(reader) = command.start_reader(kubectl.reporter()) else {
+            let Ok(reader) = command.start_group(kubectl.reporter()) else {
                 continue;
             };
-            let reader = Arc::new(reader);
-            let (tx, watched, lines) = (tx.clone(), watched.clone(), reader.clone());
+            let Some(lines) = reader.take_stdout() else {
+                continue;
+            };
+            let (tx, watched) = (tx.clone(), watched.clone());
             let running = running.clone();
             running.fetch_add(1, Ordering::SeqCst);
             std::thread::spawn(move || {
-                for line in BufReader::new(&*lines).lines() {
+                for line in BufReader::new(lines).lines() {
                     let Ok(line) = line else { break };
                     let wake = looks_settled(&line)
                         .is_some_and(|(name, settled)| settled && watched.contains(name));
@@ -116,7 +118,7 @@ impl Waker {
 impl Drop for Waker {
     fn drop(&mut self) {
         for reader in &self.readers {
-            kill_group(reader);
+            reader.stop();
         }
     }
 }

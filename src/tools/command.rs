@@ -406,7 +406,7 @@ impl Command {
         } else {
             Err(Error::Exit {
                 command: self.to_string(),
-                status: ExitStatusText(code),
+                status: ExitStatusText::of(status),
                 stderr: String::from_utf8_lossy(stderr).into_owned(),
             })
         }
@@ -483,7 +483,7 @@ impl Command {
             Some(status) if status.success() => Ok(()),
             _ => Err(Error::Exit {
                 command: self.to_string(),
-                status: ExitStatusText(code),
+                status: ExitStatusText::of(status),
                 stderr: tail.join("\n"),
             }),
         }
@@ -530,36 +530,66 @@ impl Command {
         }
     }
 
-    /// Starts a command that runs until killed (`kubectl get -w`), its stdout readable as it is
-    /// printed, stderr discarded, in a process group of its own: [`kill_group`] then stops it
-    /// even when `kubectl` on PATH is a wrapper script that runs the real one as its child.
-    /// Not retried, not registered for Ctrl-C: the caller kills it.
-    pub fn start_reader(&self, reporter: &dyn Reporter) -> Result<duct::ReaderHandle, Error> {
+    /// Starts a command that runs until stopped (`kubectl get -w`), its stdout readable as it
+    /// is printed, stderr discarded, in a process group of its own: [`GroupChild::stop`] then
+    /// stops it even when `kubectl` on PATH is a wrapper script that runs the real one as its
+    /// child. Not retried, not registered for Ctrl-C: the caller stops it.
+    pub fn start_group(&self, reporter: &dyn Reporter) -> Result<GroupChild, Error> {
         use std::os::unix::process::CommandExt;
         reporter.command_started(&self.to_string());
-        self.expression()
-            .before_spawn(|command| {
-                command.process_group(0);
-                Ok(())
-            })
-            .stderr_null()
-            .unchecked()
-            .reader()
-            .map_err(|source| self.spawn_error(source))
+        let mut child = std::process::Command::new(&self.path)
+            .args(&self.args)
+            .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| self.spawn_error(source))?;
+        let stdout = child.stdout.take();
+        Ok(GroupChild {
+            child: std::sync::Mutex::new(Some(child)),
+            stdout: std::sync::Mutex::new(stdout),
+        })
     }
 }
 
-/// Stops a command started by [`Command::start_reader`] and everything it started.
-pub fn kill_group(handle: &duct::ReaderHandle) {
-    for pid in handle.pids() {
-        if let Ok(group) = i32::try_from(pid) {
-            // SAFETY: killpg only sends a signal; `group` is the group our child leads.
+/// A command started by [`Command::start_group`]: the leader of its own process group.
+pub struct GroupChild {
+    /// `None` once stopped and reaped.
+    child: std::sync::Mutex<Option<std::process::Child>>,
+    stdout: std::sync::Mutex<Option<std::process::ChildStdout>>,
+}
+
+impl GroupChild {
+    /// Its stdout, once (for a reader thread).
+    pub fn take_stdout(&self) -> Option<std::process::ChildStdout> {
+        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Kills the whole group, then reaps the leader. The leader is never reaped before (its
+    /// stdout reaching EOF does not reap it), so its pid, which is the group's id, cannot have
+    /// been reused by an unrelated process when the group is signalled.
+    pub fn stop(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut leader) = child.take() else {
+            return;
+        };
+        if let Ok(group) = i32::try_from(leader.id()) {
+            // SAFETY: killpg only sends a signal; `group` is the group our unreaped child leads.
             unsafe {
-                libc::killpg(group, libc::SIGTERM);
+                libc::killpg(group, libc::SIGKILL);
             }
         }
+        let _ = leader.kill();
+        let _ = leader.wait();
     }
-    let _ = handle.kill();
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Whether repeating `name ARGS` after a failure is harmless: reads, and writes that leave the
@@ -997,7 +1027,7 @@ mod tests {
         let failing = Command::new("sh", "/bin/sh").args(["-c", "echo bad >&2; exit 3"]);
         match failing.output(&Silent) {
             Err(Error::Exit { status, stderr, .. }) => {
-                assert_eq!(status, ExitStatusText(Some(3)));
+                assert_eq!(status, ExitStatusText::code(3));
                 assert_eq!(stderr.trim(), "bad");
             }
             other => panic!("expected an exit error, got {other:?}"),
@@ -1021,7 +1051,7 @@ mod tests {
         let cut = sh("printf '{\"items\": [1, 2'; echo 'the API went away' >&2; exit 3");
         match cut.json::<serde_json::Value>(&Silent).unwrap_err() {
             Error::Exit { status, stderr, .. } => {
-                assert_eq!(status, ExitStatusText(Some(3)));
+                assert_eq!(status, ExitStatusText::code(3));
                 assert_eq!(stderr.trim(), "the API went away");
             }
             other => panic!("not the exit: {other:?}"),
@@ -1197,7 +1227,7 @@ mod tests {
     fn exit(stderr: &str) -> Error {
         Error::Exit {
             command: "kubectl get pods".into(),
-            status: ExitStatusText(Some(1)),
+            status: ExitStatusText::code(1),
             stderr: stderr.into(),
         }
     }
