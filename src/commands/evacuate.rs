@@ -84,11 +84,15 @@ impl PollSchedule {
         self.delay = (self.delay * 5 / 4).min(cap);
     }
 
-    /// Waits until the next poll. The first time, `watch` may start a [`Waker`] on what is
-    /// awaited, to last for the time it is given (until `deadline`, and the watch's start-up):
-    /// then the pause lasts up to [`WATCHED_POLL`] and ends as soon as a watched workload looks
-    /// settled.
-    pub fn wait_next(&mut self, deadline: Instant, watch: impl FnOnce(Duration) -> Option<Waker>) {
+    /// Waits until the next poll; true if a watch ended the wait. The first time, `watch` may
+    /// start a [`Waker`] on what is awaited, to last for the time it is given (until
+    /// `deadline`, and the watch's start-up): then the pause lasts up to [`watched_poll`] and
+    /// ends as soon as a watched workload looks settled.
+    pub fn wait_next(
+        &mut self,
+        deadline: Instant,
+        watch: impl FnOnce(Duration) -> Option<Waker>,
+    ) -> bool {
         let waker = self.waker.get_or_insert_with(|| {
             watch(deadline.saturating_duration_since(Instant::now()) + WATCH_START)
         });
@@ -96,15 +100,28 @@ impl PollSchedule {
             // Until the watch surely runs, or once it ended, a change could slip past it: poll
             // as without one.
             Some(waker) if waker.age() >= WATCH_START && waker.running() => {
-                waker.wait(WATCHED_POLL.min(deadline.saturating_duration_since(Instant::now())));
+                waker.wait(watched_poll().min(deadline.saturating_duration_since(Instant::now())))
             }
-            _ => self.sleep_until_next(deadline),
+            _ => {
+                self.sleep_until_next(deadline);
+                false
+            }
         }
     }
 }
 
-/// The pause between two polls of a wait that a [`Waker`] cuts short.
-const WATCHED_POLL: Duration = Duration::from_secs(5);
+/// The pause between two polls of a wait that a [`Waker`] cuts short: 5 s, or the seconds in
+/// `KUBECTL_ZDUPGRADE_WATCHED_POLL` (a test that must see the watch end a wait sets it long).
+fn watched_poll() -> Duration {
+    static POLL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *POLL.get_or_init(|| {
+        std::env::var("KUBECTL_ZDUPGRADE_WATCHED_POLL")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|&s| s > 0)
+            .map_or(Duration::from_secs(5), Duration::from_secs)
+    })
+}
 /// How long a [`Waker`]'s kubectl is given to start watching.
 const WATCH_START: Duration = Duration::from_secs(1);
 
@@ -1132,6 +1149,8 @@ impl<'a> Evacuation<'a> {
         let bar = reporter.progress("workloads ready", gated.len() as u64);
         let mut poll = GatePoll::new(gated);
         let mut schedule = PollSchedule::new();
+        // What ended the last pause: the first check, a poll, or the watch.
+        let mut woken_by: Option<&str> = None;
         loop {
             let explain = poll.should_explain();
             let reasons = match poll.reasons(&self.session.kubectl, explain) {
@@ -1147,7 +1166,7 @@ impl<'a> Evacuation<'a> {
                 bar.finish(&format!("{} workloads healthy {when}", gated.len()));
                 reporter.event(
                     "workloads_healthy",
-                    json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+                    json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>(), "woken_by": woken_by}),
                 );
                 self.workloads_checked.extend(gated.iter().cloned());
                 self.last_healthy = Some((Instant::now(), gated.clone()));
@@ -1173,12 +1192,13 @@ impl<'a> Evacuation<'a> {
             // Pending pods decide for some kinds: they are polled, not watched.
             let kubectl = &self.session.kubectl;
             let (kinds, watchable) = (&poll.kinds, !poll.pods_decide);
-            schedule.wait_next(deadline, |lasting| {
+            let woken = schedule.wait_next(deadline, |lasting| {
                 let names = gated.iter().map(|w| format!("{}/{}", w.namespace, w.name));
                 watchable
                     .then(|| Waker::start(kubectl, kinds, names.collect(), lasting))
                     .flatten()
             });
+            woken_by = Some(if woken { "watch" } else { "poll" });
         }
     }
 }

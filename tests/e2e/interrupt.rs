@@ -3,7 +3,7 @@
 //! downtime: a re-run always ends in the same state.
 
 use crate::migrate::{pods_by_pool, pool_nodes};
-use crate::{assert_zero_downtime, detail_node, events, lease, World};
+use crate::{assert_zero_downtime, detail_node, events, kill_tree, lease, World};
 use serde_json::Value;
 use std::io::Read;
 use std::process::{Child, Command};
@@ -324,40 +324,6 @@ impl Prng {
         let r = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
         low + (r >> 33) % (high - low + 1)
     }
-}
-
-/// The plugin and every process it started (it is stopped first, so it starts no more): a hard
-/// kill of the whole job, as when a CI runner or the OOM killer takes it down.
-fn kill_tree(pid: u32) {
-    signal(pid, "STOP");
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            let child = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok());
-            if let (Some(ppid), Some(child)) = (ppid, child) {
-                if ppid == parent && !tree.contains(&child) {
-                    tree.push(child);
-                }
-            }
-        }
-        i += 1;
-    }
-    let mut kill = Command::new("kill");
-    kill.arg("-KILL");
-    for p in &tree {
-        kill.arg(p.to_string());
-    }
-    let _ = kill.status();
 }
 
 /// Kills a migration with SIGKILL after a pseudo-random number of simulator events (once or

@@ -283,7 +283,6 @@ fn an_override_changes_only_its_field() {
 #[test]
 fn killed_mid_drain_then_rerun_completes() {
     let w = World::basic();
-    let old = pool_nodes(&w, "default-pool");
     let mut child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     // Wait for the first eviction, then kill the plugin (and its kubectl drain) hard.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -300,15 +299,9 @@ fn killed_mid_drain_then_rerun_completes() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    child.kill().expect("kill");
+    // Only this run's processes: other tests drain nodes of the same names at the same time.
+    crate::kill_tree(child.id());
     let _ = child.wait();
-    let _ = std::process::Command::new("pkill")
-        .args([
-            "-9",
-            "-f",
-            &format!("kubectl.*drain.*{}", old[0].rsplit('-').next().unwrap()),
-        ])
-        .status();
     assert!(w.pools().contains(&"default-pool".to_string()));
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
@@ -457,29 +450,39 @@ fn slow_db() -> World {
 }
 
 #[test]
-fn the_gate_sees_a_workload_ready_again_at_once() {
+fn the_gate_is_woken_by_its_watch() {
     let w = slow_db();
-    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    // Polls 100 s apart while the watch runs: only the watch can end a gate in time, so what
+    // ended each gate is known whatever the machine's load (speed is the benchmark's to measure).
+    let r = w.plugin_with_env(
+        &[("KUBECTL_ZDUPGRADE_WATCHED_POLL", "100")],
+        &["migrate", "pool-two", "--yes", "-o", "json"],
+    );
     assert!(r.ok(), "{r}");
     let report = w.report();
     assert_zero_downtime(&report);
-    let gaps = gate_gaps(&report, "db");
-    assert!(!gaps.is_empty(), "no eviction after a db pod's");
     eprintln!(
-        "db ready again -> next eviction: {gaps:?} (simulated s); {}",
+        "db ready again -> next eviction: {:?} (simulated s); {}",
+        gate_gaps(&report, "db"),
         report["collection_reads"]
     );
-    // Woken by its watch, the gate passes within a list's time of db being ready, and the next
-    // drain starts at once: 3.8 s measured; polling alone, up to a 1 s (10 simulated s) poll
-    // interval later (10.5 s measured).
-    for gap in gaps {
-        assert!((0.0..6.0).contains(&gap), "gap {gap}");
+    // Each gate that waited for db (its pods take 10 s to be ready) was ended by the watch.
+    let db_gates: Vec<Value> = crate::rollback::json_lines(&r)
+        .into_iter()
+        .filter(|l| l["event"] == "workloads_healthy")
+        .filter(|l| {
+            l["workloads"]
+                .as_array()
+                .is_some_and(|ws| ws.iter().any(|w| w == "StatefulSet default/db"))
+        })
+        .filter(|l| !l["woken_by"].is_null())
+        .collect();
+    assert!(!db_gates.is_empty(), "no gate waited for db:\n{r}");
+    for gate in &db_gates {
+        assert_eq!(gate["woken_by"], "watch", "{gate}");
     }
-    // And it lists StatefulSets only now and then meanwhile: 19 lists in the whole run
-    // measured, against 31 when polling alone.
     let reads = &report["collection_reads"];
     assert!(reads["watch statefulsets"].as_u64() >= Some(1), "{reads}");
-    assert!(reads["list statefulsets"].as_u64() <= Some(24), "{reads}");
 }
 
 /// Processes whose command line holds `needle` and whose environment has `KUBECONFIG=config`.

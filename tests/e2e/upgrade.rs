@@ -224,7 +224,12 @@ fn upgrade_nodes_refusals_and_dry_run_change_nothing() {
 
 #[test]
 fn zonal_master_upgrade_needs_the_flag_then_rides_through_the_outage() {
-    let w = World::basic();
+    // An outage of 12 s (120 simulated): long enough that the plugin's probes, every 2 s,
+    // see it however slowly kubectl starts on a busy machine.
+    let mut s = scenario("basic");
+    s.timings.master_upgrade = 160.0;
+    s.timings.master_outage = 120.0;
+    let w = World::new(s);
     let r = w.plugin(&["upgrade-master", "--version", NEWER, "--yes"]);
     assert_eq!(r.status, Some(3), "{r}");
     for expected in ["--accept-api-downtime", "regional", "zonal", "keep serving"] {

@@ -279,11 +279,14 @@ impl Gke {
         self.pools.iter_mut().find(|p| p["name"] == name)
     }
 
-    fn op_json(&self, op: &Operation) -> Value {
+    /// An operation as GKE shows it at simulated time `now`: DONE only `report_lag` simulated
+    /// seconds after its effect (fault `operation_report_lag`).
+    fn op_json(&self, op: &Operation, now: f64, report_lag: f64) -> Value {
+        let done = op.done && now >= op.end + report_lag;
         let mut v = json!({
             "name": op.name,
             "operationType": op.op_type,
-            "status": if op.done { "DONE" } else { "RUNNING" },
+            "status": if done { "DONE" } else { "RUNNING" },
             "selfLink": format!("https://container.googleapis.com/v1/projects/{}/locations/{}/operations/{}", self.project, self.location, op.name),
             "targetLink": self.self_link(&op.target),
             "startTime": op.start_wall,
@@ -292,10 +295,10 @@ impl Gke {
         if !self.regional {
             v["zone"] = self.location.clone().into();
         }
-        if let Some(e) = &op.end_wall {
+        if let Some(e) = op.end_wall.as_ref().filter(|_| done) {
             v["endTime"] = e.clone().into();
         }
-        if let Some(e) = &op.error {
+        if let Some(e) = op.error.as_ref().filter(|_| done) {
             v["error"] = json!({"code": 8, "message": e});
             v["statusMessage"] = e.clone().into();
         }
@@ -400,16 +403,20 @@ pub fn handle(sim: &mut Sim, method: &Method, path: &str, body: &[u8]) -> Respon
     match rest {
         ["serverConfig"] => server_config(sim),
         ["operations"] => {
+            let (now, lag) = (sim.now(), sim.faults.operation_report_lag.unwrap_or(0.0));
             let ops: Vec<Value> = sim
                 .gke
                 .operations
                 .iter()
-                .map(|o| sim.gke.op_json(o))
+                .map(|o| sim.gke.op_json(o, now, lag))
                 .collect();
             json_response(StatusCode::OK, &json!({"operations": ops}))
         }
         ["operations", op] => match sim.gke.operations.iter().find(|o| o.name == *op) {
-            Some(o) => json_response(StatusCode::OK, &sim.gke.op_json(o)),
+            Some(o) => {
+                let lag = sim.faults.operation_report_lag.unwrap_or(0.0);
+                json_response(StatusCode::OK, &sim.gke.op_json(o, sim.now(), lag))
+            }
             None => err(
                 404,
                 "NOT_FOUND",
@@ -567,7 +574,7 @@ fn start_op(
         start_wall: wall_now(),
         end_wall: None,
     };
-    let v = sim.gke.op_json(&op);
+    let v = sim.gke.op_json(&op, t, 0.0);
     sim.gke.operations.push(op);
     json_response(StatusCode::OK, &v)
 }

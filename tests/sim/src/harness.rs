@@ -132,6 +132,37 @@ impl SimHandle {
         sim.rec.report(t)
     }
 
+    /// One HTTP/1.1 GET of `path` on a fresh connection, as a client identifying as kubectl:
+    /// the status line and the (de-chunked) body. For tests and benchmarks that look at the
+    /// server itself, without a client's own costs.
+    pub fn raw_get(&self, path: &str) -> (String, Vec<u8>) {
+        use std::io::{Read, Write};
+        let addr = format!("127.0.0.1:{}", self.port);
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect to the simulator");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nUser-Agent: kubectl/v1.30.5 (linux/amd64) raw-probe\r\nConnection: close\r\n\r\n")
+            .expect("send the request");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).expect("read the response");
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(buf.len());
+        let head = String::from_utf8_lossy(&buf[..split]).to_string();
+        let status = head.lines().next().unwrap_or_default().to_string();
+        let body = buf.get(split + 4..).unwrap_or_default();
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        (
+            status,
+            if chunked {
+                dechunk(body)
+            } else {
+                body.to_vec()
+            },
+        )
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         let mut sim = self.shared.lock();
         sim.faults = faults;
@@ -206,4 +237,19 @@ pub fn write_client_config(
     )?;
     std::fs::create_dir_all(dir.join("home").join(".kube"))?;
     Ok(())
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..pos]).unwrap_or("0").trim();
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if n == 0 || rest.len() < pos + 2 + n {
+            break;
+        }
+        out.extend_from_slice(&rest[pos + 2..pos + 2 + n]);
+        rest = rest.get(pos + 2 + n + 2..).unwrap_or_default();
+    }
+    out
 }

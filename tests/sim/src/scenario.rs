@@ -178,6 +178,9 @@ pub struct Faults {
     pub api_outages: Vec<Window>,
     /// Multiplies every GKE operation's duration.
     pub operation_slowdown: Option<f64>,
+    /// An operation reports DONE this many simulated seconds after its effect is complete
+    /// (the pool RUNNING, or gone): a client that only watches the operation learns late.
+    pub operation_report_lag: Option<f64>,
     /// GKE reports this control-plane endpoint instead of the simulator's own address, as if
     /// the kubeconfig pointed at another cluster.
     pub endpoint_override: Option<String>,

@@ -187,7 +187,13 @@ fn rollout_restart_replaces_every_pod_through_a_new_replicaset_without_downtime(
 
 #[test]
 fn scale_and_wait_for_ready_and_for_delete() {
-    let c = start("basic");
+    // Terminating pods linger 10 s (100 simulated), so that a poll sees them even when kubectl
+    // is slow to start on a busy machine.
+    let mut s = load("basic");
+    s.timings.termination = 100.0;
+    let api = s.workloads.iter_mut().find(|w| w.name == "api").unwrap();
+    api.termination_grace_period = Some(100);
+    let c = start_scenario(s);
     c.kubectl(&["scale", "deployment/api", "--replicas=4"])
         .success();
     let d = c.kubectl_json(&["get", "deployment", "api"]);
