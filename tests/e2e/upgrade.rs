@@ -315,8 +315,10 @@ fn master_versions_not_offered_or_too_far_are_refused_before_any_change() {
 fn upgrade_nodes_interrupted_then_resumed_attaches_and_restores_the_original() {
     let mut s = scenario("basic");
     s.pools[0].rest.insert("version".into(), OLD.into());
-    // Slow node boots so that Ctrl-C lands while GKE's upgrade is running.
-    s.timings.node_boot = 60.0;
+    // Slow node boots (20 s a surge round, two rounds) so that Ctrl-C lands while GKE's upgrade
+    // runs, and the re-run still finds it running even when a busy machine makes it take 20 s
+    // to start (seen with two CPU burners and a second suite beside it).
+    s.timings.node_boot = 200.0;
     let w = World::new(s);
     let child = w.spawn_plugin(&["upgrade-nodes", "default-pool", "--surge", "2", "--yes"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
