@@ -1148,7 +1148,10 @@ fn prospects(input: &PlanInput) -> Vec<Prospect> {
                     .spec
                     .as_ref()
                     .and_then(|s| s.taints.clone())
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| !is_lifecycle_taint(&t.key))
+                    .collect(),
             })
             .collect();
     }
@@ -1210,6 +1213,19 @@ fn prospects(input: &PlanInput) -> Vec<Prospect> {
             }
         })
         .collect()
+}
+
+/// Whether `key` is a taint Kubernetes puts on a node for a while and takes off again, not one
+/// of its pool: not Ready yet (a booting node), unreachable, cordoned, under memory/disk/PID
+/// pressure, network unavailable, not initialised by the cloud provider, being removed by the
+/// cluster autoscaler. Pods are not expected to tolerate them.
+pub fn is_lifecycle_taint(key: &str) -> bool {
+    key.starts_with("node.kubernetes.io/")
+        || key.starts_with("node.cloudprovider.kubernetes.io/")
+        || matches!(
+            key,
+            "ToBeDeletedByClusterAutoscaler" | "DeletionCandidateOfClusterAutoscaler"
+        )
 }
 
 fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
@@ -2504,6 +2520,57 @@ mod tests {
             selective.message.contains("nodeSelector team=payments"),
             "{}",
             selective.message
+        );
+    }
+
+    /// Nodes of the new pool that are still booting (a re-run after a kill) or cordoned (the
+    /// destination of a rollback) carry taints Kubernetes takes off again: not the pool's.
+    #[test]
+    fn taints_of_booting_or_cordoned_nodes_are_not_the_pools() {
+        let mut w = World::new().deployment("web", 2, json!({}));
+        w.cluster
+            .node_pools
+            .push(from(json!({"name": NEW, "initialNodeCount": 1,
+            "locations": [ZONE], "config": {"machineType": "e2-standard-4"}})));
+        let mut booting = node("new-1", NEW, ZONE);
+        booting["spec"] = json!({"taints": [
+            {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+            {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}]});
+        let mut cordoned = node("new-2", NEW, ZONE);
+        cordoned["spec"] = json!({"unschedulable": true, "taints": [
+            {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+            {"key": "ToBeDeletedByClusterAutoscaler", "value": "1", "effect": "NoSchedule"}]});
+        w.nodes.push(from(booting));
+        w.nodes.push(from(cordoned.clone()));
+        assert!(
+            w.with_code(codes::UNSATISFIABLE_SCHEDULING).is_empty(),
+            "{:#?}",
+            w.with_code(codes::UNSATISFIABLE_SCHEDULING)
+        );
+        // A taint of the pool's own still counts, beside them.
+        cordoned["spec"]["taints"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": "dedicated", "value": "batch", "effect": "NoSchedule"}));
+        w.nodes
+            .retain(|n| n.metadata.name.as_deref() != Some("new-2"));
+        w.nodes.push(from(cordoned));
+        w.nodes
+            .retain(|n| n.metadata.name.as_deref() != Some("new-1"));
+        let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0]
+                .message
+                .contains("taint dedicated=batch:NoSchedule"),
+            "{}",
+            found[0].message
+        );
+        assert!(
+            !found[0].message.contains("node.kubernetes.io"),
+            "{}",
+            found[0].message
         );
     }
 

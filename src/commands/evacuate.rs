@@ -136,6 +136,14 @@ const FRESH_GATE: Duration = Duration::from_secs(5);
 
 /// The most often the health gate lists Pending pods to explain why a workload is not ready.
 const EXPLAIN_EVERY: Duration = Duration::from_secs(10);
+/// How long past a terminating pod's deletion deadline the check before a pool's deletion still
+/// waits for it: the kubelet's own clean-up after the grace period, and clock skew.
+const TERMINATION_SLACK: Duration = Duration::from_secs(30);
+
+/// "1 pod", "3 pods".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
 
 /// kubectl and gcloud bound to the one cluster the command acts on.
 pub struct Session<'a> {
@@ -900,6 +908,11 @@ impl<'a> Evacuation<'a> {
     /// Drains the pool's nodes batch by batch, each batch gated on workload health. Takes the
     /// preflight to free its pods once the batches are planned: each drain lists its node's pods
     /// afresh.
+    ///
+    /// The pool is listed again before each batch and once more after the last: a node that
+    /// appeared meanwhile (the cluster autoscaler grows a pool whose pods are Pending) is
+    /// cordoned at once and drained after the others, one at a time; a node gone meanwhile is
+    /// left out. So no node of the pool is left with pods when it is deleted.
     pub fn drain_all(&mut self, preflight: Preflight) -> StepResult<()> {
         let batches = self.batches(&preflight);
         self.known = Some(preflight.workloads);
@@ -908,13 +921,73 @@ impl<'a> Evacuation<'a> {
             self.reporter()
                 .info(describe(&batches, self.settings.max_parallel, "", 20).trim_end());
         }
+        let mut pending: std::collections::VecDeque<Batch> = batches.into();
         let mut first = 1;
-        for (i, batch) in batches.iter().enumerate() {
-            self.drain_batch(batch, batches.len(), first, &batches[i + 1..])?;
+        loop {
+            let (appeared, gone) = self.relist_pool()?;
+            for node in appeared {
+                let index = pending.back().map_or(1, |b| b.index + 1);
+                pending.push_back(Batch {
+                    index,
+                    zone: None,
+                    nodes: vec![node],
+                    pods: 0,
+                });
+            }
+            let Some(mut batch) = pending.pop_front() else {
+                return Ok(());
+            };
+            batch.nodes.retain(|n| !gone.contains(n));
+            if batch.nodes.is_empty() {
+                continue;
+            }
+            let upcoming: Vec<Batch> = pending.iter().cloned().collect();
+            let count = batch.index + pending.len();
+            self.drain_batch(&batch, count, first, &upcoming)?;
             first += batch.nodes.len();
             self.renew_lock()?;
         }
-        Ok(())
+    }
+
+    /// Lists the pool's nodes again: cordons the nodes that appeared since the last look (and
+    /// returns them, to be drained) and forgets the nodes that are gone (returned too).
+    fn relist_pool(&mut self) -> StepResult<(Vec<String>, HashSet<String>)> {
+        let step = format!("list the nodes of pool {}", self.pool);
+        let nodes = self
+            .session
+            .kubectl
+            .pool_nodes(&self.pool)
+            .map_err(|e| StepFailure::new(&step, e))?;
+        let now: HashSet<String> = nodes.iter().map(node_name).collect();
+        let gone: HashSet<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !now.contains(*n))
+            .cloned()
+            .collect();
+        let known: HashSet<&String> = self.nodes.iter().collect();
+        let appeared: Vec<Node> = nodes
+            .into_iter()
+            .filter(|n| !known.contains(&node_name(n)))
+            .collect();
+        self.nodes.retain(|n| now.contains(n));
+        if appeared.is_empty() {
+            return Ok((Vec::new(), gone));
+        }
+        let names: Vec<String> = appeared.iter().map(node_name).collect();
+        self.reporter().warn(&format!(
+            "{} ({}) appeared in pool {} during the migration (the cluster autoscaler adds nodes to a pool whose pods are Pending): cordoned now, drained after the others",
+            count(names.len(), "node", "nodes"),
+            names.join(", "),
+            self.pool
+        ));
+        for name in &names {
+            self.reporter()
+                .event("node_appeared", json!({"node": name, "pool": self.pool}));
+        }
+        self.cordon(&appeared)?;
+        self.nodes.extend(names.iter().cloned());
+        Ok((names, gone))
     }
 
     /// The workloads `pods` belong to. The owners read earlier serve unless a pod's owner is not
@@ -1482,20 +1555,30 @@ impl<'g> GatePoll<'g> {
 
 impl<'a> Evacuation<'a> {
     /// Before the emptied pool may go: every workload that now runs on `destination` (or has a
-    /// Pending pod) is healthy, and no evictable pod is left on the pool's nodes.
+    /// Pending pod) is healthy, and no evictable pod is left on any node the pool has now (listed
+    /// again: never delete a pool that still runs workload pods). Pods still terminating there
+    /// (a rollout counts as complete while its old pods terminate) are waited for, up to their
+    /// deletion deadline.
     pub fn check_emptied(&mut self, destination: &str) -> StepResult<()> {
         let pool = self.pool.clone();
         let step = format!("check that pool {pool} is empty");
         let fail = |e| StepFailure::new(&step, e);
         let kubectl = &self.session.kubectl;
-        let (destination, pods, workloads) = std::thread::scope(|scope| {
+        let (destination, pods, workloads, pool_nodes) = std::thread::scope(|scope| {
             let destination = scope.spawn(|| kubectl.pool_nodes(destination));
             let workloads = scope.spawn(|| kubectl.workloads());
-            (joined(destination), kubectl.all_pods(), joined(workloads))
+            let pool_nodes = scope.spawn(|| kubectl.pool_nodes(&pool));
+            (
+                joined(destination),
+                kubectl.all_pods(),
+                joined(workloads),
+                joined(pool_nodes),
+            )
         });
         let destination_nodes: HashSet<String> =
             destination.map_err(fail)?.iter().map(node_name).collect();
         let (pods, workloads) = (pods.map_err(fail)?, workloads.map_err(fail)?);
+        let pool_nodes = pool_nodes.map_err(fail)?;
         // After a resume, the workloads displaced by an earlier run are not recorded: gate on
         // every workload with a pod on the destination or a Pending pod, plus those of this run.
         let mut gated: BTreeSet<WorkloadRef> = self.workloads_checked.clone();
@@ -1512,21 +1595,106 @@ impl<'a> Evacuation<'a> {
             &format!("before deleting pool {pool}"),
             &format!("pool {pool} was not deleted"),
         )?;
-        let nodes: HashSet<&str> = self.nodes.iter().map(String::as_str).collect();
-        let left: Vec<String> = pods
+        let mut nodes: HashSet<String> = pool_nodes.iter().map(node_name).collect();
+        nodes.extend(self.nodes.iter().cloned());
+        let (terminating, running): (Vec<&Pod>, Vec<&Pod>) = pods
             .iter()
             .filter(|p| {
                 pod_node(p).is_some_and(|n| nodes.contains(n)) && classify(p) == PodClass::Evictable
             })
-            .map(pod_name)
-            .collect();
-        if !left.is_empty() {
+            .partition(|p| p.metadata.deletion_timestamp.is_some());
+        if !running.is_empty() {
+            let undrained: BTreeSet<&str> = running
+                .iter()
+                .filter_map(|p| pod_node(p))
+                .filter(|n| !self.nodes.iter().any(|m| m == n))
+                .collect();
+            let why = if undrained.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (node {} joined the pool after it was last listed)",
+                    undrained.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            };
             return Err(fail(Error::Refused(format!(
-                "pods still run on the nodes of pool {pool}: {}",
-                left.join(", ")
+                "pods still run on the nodes of pool {pool}{why}: {}; pool {pool} was not deleted",
+                running
+                    .iter()
+                    .map(|p| pod_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))));
         }
+        if !terminating.is_empty() {
+            let terminating: Vec<Pod> = terminating.into_iter().cloned().collect();
+            self.wait_terminated(&terminating).map_err(fail)?;
+        }
         Ok(())
+    }
+
+    /// Waits until `pods` (terminating on the pool's nodes) are gone: listed every second, for
+    /// at most [`TERMINATION_SLACK`] past the last one's deletion deadline (its
+    /// `deletionTimestamp`, which is when its grace period ends).
+    fn wait_terminated(&self, pods: &[Pod]) -> Result<(), Error> {
+        let reporter = self.reporter();
+        let kubectl = &self.session.kubectl;
+        let now = jiff::Timestamp::now();
+        let latest = pods
+            .iter()
+            .filter_map(|p| p.metadata.deletion_timestamp.as_ref())
+            .map(|t| t.0)
+            .max()
+            .unwrap_or(now);
+        let left_of_grace = (latest - now).try_into().unwrap_or(Duration::ZERO);
+        let deadline = Instant::now() + left_of_grace + TERMINATION_SLACK;
+        let key = |p: &Pod| (p.metadata.namespace.clone(), p.metadata.name.clone());
+        let mut waiting: BTreeSet<(Option<String>, Option<String>)> =
+            pods.iter().map(key).collect();
+        let nodes: BTreeSet<&str> = pods.iter().filter_map(|p| pod_node(p)).collect();
+        let nodes: Vec<String> = nodes.into_iter().map(String::from).collect();
+        reporter.info(&format!(
+            "waiting for {} to finish terminating on pool {} (up to {} more)",
+            count(waiting.len(), "pod", "pods"),
+            self.pool,
+            human_duration(left_of_grace + TERMINATION_SLACK)
+        ));
+        loop {
+            let mut still = BTreeSet::new();
+            for listed in list_node_pods(kubectl, &nodes) {
+                still.extend(
+                    listed?
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_some())
+                        .map(key)
+                        .filter(|k| waiting.contains(k)),
+                );
+            }
+            waiting = still;
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let names: Vec<String> = waiting
+                    .iter()
+                    .map(|(ns, n)| {
+                        format!(
+                            "{}/{}",
+                            ns.as_deref().unwrap_or(""),
+                            n.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                return Err(Error::Timeout(format!(
+                    "pods still terminating on the nodes of pool {} {} after their grace period ended: {}; pool {} was not deleted",
+                    self.pool,
+                    human_duration(TERMINATION_SLACK),
+                    names.join(", "),
+                    self.pool
+                )));
+            }
+            crate::interrupt::sleep_unless_interrupted(Duration::from_secs(1));
+        }
     }
 
     /// Deletes the emptied pool: with `yes`, at once; else after "y" on the terminal (an answer

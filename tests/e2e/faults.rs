@@ -319,3 +319,48 @@ fn a_node_that_cannot_be_cordoned_is_named_and_the_others_are_cordoned() {
     assert_zero_downtime(&report);
     assert_rerun_completes(&w, &[]);
 }
+
+/// Issue 18.3: the cluster autoscaler adds a node to the old pool while it is drained (pods it
+/// thought Pending). The run must notice it (the pool is listed again before each batch and
+/// after the last), cordon and drain it, and never delete the pool while it runs app pods.
+#[test]
+fn a_node_the_autoscaler_adds_to_the_old_pool_is_cordoned_and_drained() {
+    let w = World::basic();
+    let child = w.spawn_plugin(&["migrate", "pool-two", "--yes", "-o", "json"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while events(&w.report(), "eviction_accepted").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no eviction");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let added = w
+        .sim
+        .with(|s| zdupgrade_sim::gke::autoscaler_add_nodes(s, "default-pool", "us-central1-a", 1));
+    let r = crate::faults_api::finish(child, std::time::Duration::from_secs(240));
+    assert!(r.ok(), "{r}");
+    let report = w.report();
+    let cordoned: Vec<String> = events(&report, "node_cordoned")
+        .iter()
+        .map(|e| e["object"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        cordoned.contains(&added[0]),
+        "{} never cordoned: {cordoned:?}\n{r}",
+        added[0]
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "1 node ({}) appeared in pool default-pool",
+            added[0]
+        )),
+        "{r}"
+    );
+    let appeared: Vec<Value> = crate::rollback::json_lines(&r)
+        .into_iter()
+        .filter(|l| l["event"] == "node_appeared")
+        .collect();
+    assert_eq!(appeared.len(), 1, "{r}");
+    assert_eq!(appeared[0]["node"], added[0].as_str());
+    assert_eq!(w.pools(), vec!["pool-two".to_string()]);
+    assert_all_on(&w, "pool-two");
+    assert_zero_downtime(&report);
+}

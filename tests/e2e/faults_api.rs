@@ -10,7 +10,7 @@ use zdupgrade_sim::scenario::{Faults, Window};
 use crate::{assert_zero_downtime, events, lease, scenario, Run, World};
 
 /// Waits for a spawned plugin, killing it after `limit`.
-fn finish(child: Child, limit: Duration) -> Run {
+pub fn finish(child: Child, limit: Duration) -> Run {
     let start = Instant::now();
     let id = child.id();
     let (tx, rx) = std::sync::mpsc::channel();

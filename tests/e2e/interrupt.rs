@@ -308,6 +308,34 @@ fn assert_lock_released(w: &World, ended: &Ended) {
     );
 }
 
+/// Issue 18.2: killed while the new pool's nodes boot (registered, not Ready: Kubernetes taints
+/// them `node.kubernetes.io/not-ready`), a re-run must take that taint for what it is, wait
+/// for the nodes and resume, not refuse with unsatisfiable-scheduling.
+#[test]
+fn a_rerun_while_the_new_nodes_boot_waits_for_them_and_resumes() {
+    let mut s = crate::scenario("basic");
+    // 30 s from registered to Ready: the re-run's preflight surely sees them booting.
+    s.timings.node_ready = 300.0;
+    let w = World::new(s);
+    let mut plugin = Spawned::new(&w, &["migrate", "pool-two", "--yes"]);
+    let registered = wait_for_event(&w, &mut plugin, "node_registered");
+    kill_tree(plugin.pid());
+    let _ = plugin.wait(Duration::from_secs(30));
+    let node = registered["object"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let taints = w.kubectl(&["get", "node", &node, "-o", "jsonpath={.spec.taints}"]);
+    assert!(
+        taints.stdout.contains("node.kubernetes.io/not-ready"),
+        "a booting node carries the not-ready taint: {taints}"
+    );
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert!(!r.stderr.contains("unsatisfiable-scheduling"), "{r}");
+    assert_migrated(&w);
+}
+
 /// xorshift64*: a deterministic pseudo-random sequence per seed.
 struct Prng(u64);
 

@@ -387,6 +387,36 @@ fn sigint_mid_rollout_puts_the_strategies_back_and_releases_the_lock() {
     assert_no_pod_lost(&w.report());
 }
 
+/// Issue 18.1: a rollout counts as complete while its old pods still terminate. With only
+/// Deployments moved by a rolling restart on the old nodes, no drain is needed and the check
+/// before the pool's deletion finds the old pods still terminating (20 s here): it must wait
+/// for them, not refuse, and the pool must not be deleted before they are gone.
+#[test]
+fn pods_still_terminating_after_their_rollouts_are_waited_for_before_the_pool_goes() {
+    let mut s = scenario("single-replica");
+    s.workloads
+        .retain(|w| SURGED.contains(&w.name.as_str()) || w.name == "node-agent");
+    for w in s.workloads.iter_mut().filter(|w| w.name != "node-agent") {
+        w.termination_grace_period = Some(200);
+    }
+    s.timings.termination = 200.0;
+    let w = World::new(s);
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.stderr
+            .contains("to finish terminating on pool default-pool"),
+        "the old pods were not terminating at the check (nothing this test can see):\n{r}"
+    );
+    assert_eq!(w.pools(), vec!["pool-two".to_string()]);
+    let report = w.report();
+    // A pod still terminating when its node's VM goes counts as lost: none was.
+    assert_no_pod_lost(&report);
+    for name in SURGED {
+        assert_eq!(downtime(&report, name), 0.0, "downtime of {name}");
+    }
+}
+
 #[test]
 fn rollback_moves_deployments_back_without_downtime() {
     let w = single_replica();

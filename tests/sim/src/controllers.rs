@@ -14,7 +14,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStatus, Node, NodeSelectorRequirement,
-    PersistentVolume, PersistentVolumeClaim, Pod, PodCondition, PodSpec, PodStatus, Toleration,
+    PersistentVolume, PersistentVolumeClaim, Pod, PodCondition, PodSpec, PodStatus, Taint,
+    Toleration,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -223,8 +224,14 @@ pub fn delete_pod(sim: &mut Sim, ns: &str, name: &str, grace: Option<i64>, reaso
         return;
     }
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    // As the API server does: the deletion timestamp is the deadline, now + the grace period
+    // (simulated seconds, so that many / time_scale of wall time).
+    let deadline = jiff::Timestamp::now()
+        + jiff::SignedDuration::from_secs_f64(grace as f64 / sim.clock.scale);
     sim.objs.modify::<Pod>(ns, name, |p| {
-        p.metadata.deletion_timestamp = Some(now_time());
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            deadline,
+        ));
         p.metadata.deletion_grace_period_seconds = Some(grace);
         if let Some(st) = p.status.as_mut() {
             for c in st.conditions.iter_mut().flatten() {
@@ -467,8 +474,64 @@ pub fn tick(sim: &mut Sim) {
     }
 }
 
+/// The taint the node lifecycle controller puts on a node whose Ready condition is not True.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+/// The taint it puts on a cordoned node (`spec.unschedulable`).
+pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+/// Makes `node`'s lifecycle taints match its state, as Kubernetes' node lifecycle controller
+/// does (TaintNodesByCondition): `not-ready:NoSchedule` while it is not Ready,
+/// `unschedulable:NoSchedule` while it is cordoned. Other taints are kept. Whether anything
+/// changed.
+pub fn set_lifecycle_taints(node: &mut Node) -> bool {
+    let ready = node_ready(node);
+    let cordoned = node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    let spec = node.spec.get_or_insert_with(Default::default);
+    let taints = spec.taints.get_or_insert_with(Vec::new);
+    let before = taints.len();
+    let had = |taints: &Vec<Taint>, key: &str| taints.iter().any(|t| t.key == key);
+    let mut changed = false;
+    for (key, wanted) in [(NOT_READY_TAINT, !ready), (UNSCHEDULABLE_TAINT, cordoned)] {
+        if wanted && !had(taints, key) {
+            taints.push(Taint {
+                key: key.into(),
+                effect: "NoSchedule".into(),
+                time_added: (key == UNSCHEDULABLE_TAINT).then(now_time),
+                value: None,
+            });
+            changed = true;
+        } else if !wanted && had(taints, key) {
+            taints.retain(|t| t.key != key);
+            changed = true;
+        }
+    }
+    if taints.is_empty() && before == 0 {
+        spec.taints = None;
+    }
+    changed
+}
+
+/// The node lifecycle controller's part: lifecycle taints follow readiness and cordons.
+fn node_lifecycle(sim: &mut Sim) {
+    let stale: Vec<String> = sim
+        .objs
+        .list::<Node>()
+        .filter(|n| {
+            let mut copy = (*n).clone();
+            set_lifecycle_taints(&mut copy)
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    for name in stale {
+        sim.objs.modify::<Node>("", &name, |n| {
+            set_lifecycle_taints(n);
+        });
+    }
+}
+
 fn full_tick(sim: &mut Sim) {
     crate::gke::tick(sim);
+    node_lifecycle(sim);
     kubelet(sim);
     schedule(sim);
     deployments(sim);
@@ -483,8 +546,9 @@ fn full_tick(sim: &mut Sim) {
 /// One tick with the time each part took, printed to stderr (for profiling the simulator).
 pub fn profile_tick(sim: &mut Sim) {
     type Part = (&'static str, fn(&mut Sim));
-    let parts: [Part; 10] = [
+    let parts: [Part; 11] = [
         ("gke", crate::gke::tick),
+        ("node_lifecycle", node_lifecycle),
         ("kubelet", kubelet),
         ("schedule", schedule),
         ("deployments", deployments),

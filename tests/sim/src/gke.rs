@@ -710,6 +710,29 @@ fn add_nodes(
     names
 }
 
+/// The cluster autoscaler growing `pool` by `count` nodes in `zone`, as it does when pods are
+/// Pending: no operation a client could see. The nodes have booted already (the test decides
+/// when they appear): they register and turn Ready at the next controller pass. (The
+/// autoscaler itself is not simulated: a test calls this to play its part.)
+pub fn autoscaler_add_nodes(sim: &mut Sim, pool: &str, zone: &str, count: u32) -> Vec<String> {
+    let version = sim
+        .gke
+        .pool(pool)
+        .and_then(|p| p["version"].as_str().map(String::from))
+        .unwrap_or_default();
+    let names = add_nodes(sim, pool, &[zone.to_string()], count, &version);
+    for pending in sim.gke.pending_nodes.iter_mut() {
+        if names.contains(&pending.name) {
+            pending.register_at = f64::MIN;
+            pending.ready_delay = pending.ready_delay.map(|_| 0.0);
+        }
+    }
+    let t = sim.now();
+    sim.rec
+        .log(t, "autoscaler_scale_up", pool, &names.join(" "));
+    names
+}
+
 /// What GKE does to a pool's nodes when the pool is deleted: cordon them and delete their pods
 /// (graceful termination capped at one hour, PodDisruptionBudgets not respected); DaemonSet
 /// pods stay until the VMs go.
@@ -1046,11 +1069,10 @@ fn node_object(sim: &Sim, p: &PendingNode) -> Node {
     for (k, v) in cfg["labels"].as_object().into_iter().flatten() {
         labels[k] = v.clone();
     }
-    let taints: Vec<Value> = cfg["taints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
+    // A node registers NotReady: the node lifecycle controller taints it until it is Ready.
+    let not_ready = json!({"key": crate::controllers::NOT_READY_TAINT, "effect": "NoSchedule"});
+    let taints: Vec<Value> = std::iter::once(not_ready)
+        .chain(cfg["taints"].as_array().into_iter().flatten().map(|t| {
             let effect = match t["effect"].as_str().unwrap_or("") {
                 "NO_SCHEDULE" => "NoSchedule",
                 "PREFER_NO_SCHEDULE" => "PreferNoSchedule",
@@ -1058,7 +1080,7 @@ fn node_object(sim: &Sim, p: &PendingNode) -> Node {
                 other => other,
             };
             json!({"key": t["key"], "value": t["value"], "effect": effect})
-        })
+        }))
         .collect();
     let cpu_cap = if machine.starts_with("e2-") && cpu == 940 {
         2000
@@ -1125,6 +1147,7 @@ fn register_nodes(sim: &mut Sim, t: f64) {
                         c.message = Some("kubelet is posting ready status".into());
                         c.last_transition_time = Some(now_time());
                     }
+                    crate::controllers::set_lifecycle_taints(n);
                 });
                 sim.rec.log(t, "node_ready", &name, "");
                 sim.gke.pending_nodes.remove(i);
