@@ -2,15 +2,18 @@
 //! two CI jobs) cannot drain the same cluster at once.
 //!
 //! The lock is a `coordination.k8s.io/v1` Lease `kube-system/kubectl-zdupgrade`. Its
-//! `holderIdentity` is `USER@HOST pid PID COMMAND`, `acquireTime` and `renewTime` say when it was
-//! taken and last renewed (after a drained batch, at most every 10 s), and an annotation keeps
-//! the whole command line.
+//! `holderIdentity` is `USER@HOST pid PID COMMAND (run RUN, pid namespace NS)` (a random run id:
+//! no two runs share one), `acquireTime` and `renewTime` say when it was taken and last renewed
+//! (every 10 s by a thread of its own, for as long as it is held), and an annotation keeps the
+//! whole command line.
 //! `migrate` and `rollback` take it after every read-only refusal and before their first change,
 //! and delete it when they end, successfully or not. A run finding someone else's lock refuses
-//! (exit 3), naming the holder, unless the lock is stale: its holder ran on this host and that
-//! process is gone (a run killed with SIGKILL), or it was not renewed for [`STALE_AFTER`]. Then
-//! it is taken over, and the user is told. `--break-lock` takes over any lock.
+//! (exit 3), naming the holder, unless the lock is stale: its holder ran on this host in this
+//! PID namespace and that process is gone (a run killed with SIGKILL), or it was not renewed for
+//! [`STALE_AFTER`] (or shows no time, or one far in the future). Then it is taken over, and the
+//! user is told. `--break-lock` takes over any lock.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -37,29 +40,39 @@ pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 /// after every node cost a kubectl call per node, 200 at 200 nodes.
 pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 
-/// The lock, held by this process until dropped (which deletes the Lease).
+/// The lock, held by this process until dropped (which deletes the Lease). A thread of its own
+/// renews it every [`RENEW_EVERY`] for as long as it is held, whatever the run is doing (a pool
+/// create or a drain may take hours); the run looks at the outcome between steps
+/// ([`renew_step`]) and stops if the lock was taken over.
 pub struct ClusterLock<'a> {
     kubectl: Kubectl<'a>,
     identity: String,
     released: bool,
-    renewed: std::sync::Mutex<Renewed>,
+    keeper: Keeper,
 }
 
-/// The last renewal: when, and the Lease's resourceVersion it left, which the next renewal's
-/// patch is conditioned on (a Conflict means somebody else wrote the Lease meanwhile).
+/// What the renewing thread and the run share.
+struct Renewal {
+    identity: String,
+    renewed: Mutex<Renewed>,
+    /// Set once the lock was found taken over or deleted: the run must stop.
+    lost: Mutex<Option<String>>,
+    /// Renewals that failed for a while (the API away) and then succeeded, or failed: told to
+    /// the user by the run's own thread, which holds the reporter.
+    notes: Mutex<Vec<String>>,
+}
+
+/// The renewing thread: stopped (not waited for) when the lock is released.
+struct Keeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    renewal: Arc<Renewal>,
+}
+
+/// The last renewal: the Lease's resourceVersion it left, which the next renewal's patch is
+/// conditioned on (a Conflict means somebody else wrote the Lease meanwhile).
 #[derive(Default)]
 struct Renewed {
-    at: Option<std::time::Instant>,
     resource_version: Option<String>,
-}
-
-impl Renewed {
-    /// Renew now? The first time always (it checks that the lock is still ours), then every
-    /// [`RENEW_EVERY`], or `ahead` earlier.
-    fn due(&self, now: std::time::Instant, ahead: Duration) -> bool {
-        self.at
-            .is_none_or(|at| now.duration_since(at) + ahead >= RENEW_EVERY)
-    }
 }
 
 /// Who holds a lock, as read from the Lease.
@@ -88,29 +101,48 @@ impl Holder {
         }
     }
 
-    /// `HOST` and `PID` of `USER@HOST pid PID COMMAND`.
-    fn host_and_pid(&self) -> Option<(&str, u32)> {
+    /// `HOST`, `PID` and the PID namespace of `USER@HOST pid PID COMMAND (run R, pid namespace
+    /// N)`; the namespace is `None` when the identity does not say (written by an older version).
+    fn host_and_pid(&self) -> Option<(&str, u32, Option<&str>)> {
         let (_, rest) = self.identity.split_once('@')?;
         let (host, rest) = rest.split_once(" pid ")?;
         let pid = rest.split_whitespace().next()?.parse().ok()?;
-        Some((host, pid))
+        let namespace = rest
+            .rsplit_once("pid namespace ")
+            .map(|(_, ns)| ns.trim_end_matches(')'))
+            .filter(|ns| !ns.is_empty() && *ns != "unknown");
+        Some((host, pid, namespace))
     }
 
-    /// Why the lock may be taken over, or `None` while its holder may still be running.
+    /// Why the lock may be taken over, or `None` while its holder may still be running. Its
+    /// process is looked for only when it ran on this host in this PID namespace (a container
+    /// with the same host name has other PIDs); otherwise only its renewals tell. A Lease that
+    /// records no time, or a renewal far in the future, cannot show its holder alive.
     pub fn stale_reason(
         &self,
-        this_host: &str,
+        here: &Here,
         now: Timestamp,
         process_runs: impl Fn(u32) -> bool,
     ) -> Option<String> {
-        if let Some((host, pid)) = self.host_and_pid() {
-            if host == this_host && !process_runs(pid) {
+        if let Some((host, pid, namespace)) = self.host_and_pid() {
+            let same_namespace = namespace.is_some() && namespace == here.pid_namespace.as_deref();
+            if host == here.host && same_namespace && !process_runs(pid) {
                 return Some(format!(
                     "its process {pid} no longer runs on this host ({host})"
                 ));
             }
         }
-        let last = self.renewed.or(self.acquired)?;
+        let Some(last) = self.renewed.or(self.acquired) else {
+            return Some("it records neither when it was acquired nor renewed".into());
+        };
+        let ahead = last.as_second() - now.as_second();
+        if ahead > CLOCK_SKEW.as_secs() as i64 {
+            return Some(format!(
+                "its renewal time {} is {} in the future (a clock that far off, or a Lease written by hand): it cannot show its holder alive",
+                last.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                human_duration(Duration::from_secs(ahead as u64))
+            ));
+        }
         let age = (now.as_second() - last.as_second()).max(0) as u64;
         (age >= STALE_AFTER.as_secs()).then(|| {
             format!(
@@ -168,7 +200,7 @@ impl LockStatus {
     /// What `lease` says, judged on this host at `now`.
     pub fn of(lease: &Lease, now: Timestamp) -> LockStatus {
         let holder = Holder::from_lease(lease);
-        let stale_reason = holder.stale_reason(&hostname(), now, process_runs);
+        let stale_reason = holder.stale_reason(&Here::now(), now, process_runs);
         let rfc3339 =
             |t: Option<Timestamp>| t.map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
         let verdict = match &stale_reason {
@@ -189,12 +221,62 @@ impl LockStatus {
     }
 }
 
-/// `USER@HOST pid PID WHAT`.
+/// How far a holder's clock may run ahead of ours before its renewal time is not believed.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// Where this process runs, to tell whether a holder's process can be looked for here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Here {
+    pub host: String,
+    /// The inode of `/proc/self/ns/pid` (`None` where there is none).
+    pub pid_namespace: Option<String>,
+}
+
+impl Here {
+    pub fn now() -> Here {
+        Here {
+            host: hostname(),
+            pid_namespace: pid_namespace(),
+        }
+    }
+}
+
+/// This process's PID namespace (`4026531836` of `pid:[4026531836]`).
+pub fn pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let text = link.to_str()?;
+    let inode = text.strip_prefix("pid:[")?.strip_suffix(']')?;
+    Some(inode.to_string())
+}
+
+/// A random id for this run, so that two runs never share an identity (same user, host name
+/// and PID happen in containers: every one's first process is PID 1).
+fn run_id() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 6];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mixed = nanos ^ (u128::from(std::process::id()) << 64);
+        bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `USER@HOST pid PID WHAT (run RUN, pid namespace NS)`.
 pub fn identity(what: &str) -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{} pid {} {what}", hostname(), std::process::id())
+    format!(
+        "{user}@{} pid {} {what} (run {}, pid namespace {})",
+        hostname(),
+        std::process::id(),
+        run_id(),
+        pid_namespace().as_deref().unwrap_or("unknown")
+    )
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`, `HOSTNAME`, or `uname -n`).
@@ -284,7 +366,7 @@ pub fn check_lease(
     let now = Timestamp::now();
     if break_lock
         || holder
-            .stale_reason(&hostname(), now, process_runs)
+            .stale_reason(&Here::now(), now, process_runs)
             .is_some()
     {
         return Ok(());
@@ -315,10 +397,7 @@ pub fn acquire<'a>(
         kubectl: kubectl.clone(),
         identity: identity.clone(),
         released: false,
-        renewed: std::sync::Mutex::new(Renewed {
-            at: None,
-            resource_version: version,
-        }),
+        keeper: Keeper::start(kubectl, &identity, version),
     };
     // First a create without a read (there is usually no Lease: `check` just looked), then three
     // tries: another run may create or take over the Lease between our read and write.
@@ -343,7 +422,7 @@ pub fn acquire<'a>(
         let why = if break_lock {
             Some("--break-lock".to_string())
         } else {
-            holder.stale_reason(&hostname(), now, process_runs)
+            holder.stale_reason(&Here::now(), now, process_runs)
         };
         let Some(why) = why else {
             return Err(refusal(&holder, now).into());
@@ -475,11 +554,15 @@ fn take_over(
     patch_lease(kubectl, &patch)
 }
 
-/// A merge patch of the Lease; returns the resourceVersion it left.
+/// A merge patch of the Lease; returns the resourceVersion it left. Every patch here is
+/// conditioned on a resourceVersion, so repeating it after a transient failure is safe: one that
+/// did go through before the failure makes the repeat a Conflict, which the caller resolves by
+/// reading the Lease.
 fn patch_lease(kubectl: &Kubectl, patch: &serde_json::Value) -> Result<Option<String>, Error> {
     let patch = patch.to_string();
     let args = ["--type", "merge", "-p", &patch, "-o", RESOURCE_VERSION];
     lease_command(kubectl, "patch", &args)
+        .retry(true)
         .output(kubectl.reporter())
         .map(|out| version_of(&out.stdout))
 }
@@ -491,68 +574,121 @@ fn version_of(stdout: &str) -> Option<String> {
     Some(stdout.trim().to_string()).filter(|v| !v.is_empty())
 }
 
-impl ClusterLock<'_> {
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
-    /// Sets `renewTime` to now, at most every [`RENEW_EVERY`]; refuses to go on when another
-    /// run took the lock over. One kubectl call, a patch conditioned on the resourceVersion this
-    /// run's last write left; the Lease is read only when that is unknown or after a Conflict.
-    pub fn renew(&self) -> anyhow::Result<()> {
-        self.renew_ahead(Duration::ZERO)
-    }
-
-    /// [`ClusterLock::renew`], already when it falls due within `ahead`: done while the run
-    /// waits anyway, a renewal that would fall due during the wait does not come after it.
-    pub fn renew_ahead(&self, ahead: Duration) -> anyhow::Result<()> {
-        let mut renewed = self.renewed.lock().unwrap_or_else(|p| p.into_inner());
-        let started = std::time::Instant::now();
-        if !renewed.due(started, ahead) {
-            return Ok(());
+impl Keeper {
+    /// Starts renewing `identity`'s lock every [`RENEW_EVERY`] on a thread of its own, with a
+    /// kubectl that reports nothing (the thread outlives no reporter; what matters is told by
+    /// [`renew_step`]).
+    fn start(kubectl: &Kubectl, identity: &str, version: Option<String>) -> Keeper {
+        let renewal = Arc::new(Renewal {
+            identity: identity.to_string(),
+            renewed: Mutex::new(Renewed {
+                resource_version: version,
+            }),
+            lost: Mutex::new(None),
+            notes: Mutex::new(Vec::new()),
+        });
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let kubectl = kubectl.detached();
+        let shared = renewal.clone();
+        std::thread::spawn(move || loop {
+            match stopped.recv_timeout(RENEW_EVERY) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            match shared.renew(&kubectl) {
+                Ok(()) => {}
+                Err(RenewalFailure::Lost(why)) => {
+                    *locked(&shared.lost) = Some(why);
+                    return;
+                }
+                // Stopped by Ctrl-C: the run is ending and releases the lock.
+                Err(RenewalFailure::Failed(Error::Interrupted(_))) => return,
+                Err(RenewalFailure::Failed(e)) => locked(&shared.notes).push(format!(
+                    "could not renew the cluster's lock (Lease {NAMESPACE}/{NAME}): {e}; trying again in {}",
+                    human_duration(RENEW_EVERY)
+                )),
+            }
+        });
+        Keeper {
+            stop: Some(stop),
+            renewal,
         }
+    }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why a renewal did not happen.
+enum RenewalFailure {
+    /// The Lease was taken over or deleted: another run may be changing the cluster.
+    Lost(String),
+    /// kubectl failed (after its own retries of transient failures).
+    Failed(Error),
+}
+
+impl Renewal {
+    /// Sets `renewTime` to now: one patch conditioned on the resourceVersion the last write
+    /// left; the Lease is read only when that is unknown or after a Conflict.
+    fn renew(&self, kubectl: &Kubectl) -> Result<(), RenewalFailure> {
+        let mut renewed = locked(&self.renewed);
         if let Some(version) = renewed.resource_version.take() {
-            match self.patch_renew_time(Some(&version)) {
+            match patch_renew_time(kubectl, Some(&version)) {
                 Ok(next) => {
-                    *renewed = Renewed {
-                        at: Some(started),
-                        resource_version: next,
-                    };
+                    renewed.resource_version = next;
                     return Ok(());
                 }
                 Err(e) if is_conflict(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(RenewalFailure::Failed(e)),
             }
         }
         let now = Timestamp::now();
-        let holder = read(&self.kubectl)?.map(|l| Holder::from_lease(&l));
+        let holder = read(kubectl)
+            .map_err(RenewalFailure::Failed)?
+            .map(|l| Holder::from_lease(&l));
         match holder {
             Some(h) if h.identity == self.identity => {
-                let next = self.patch_renew_time(h.resource_version.as_deref())?;
-                *renewed = Renewed {
-                    at: Some(started),
-                    resource_version: next,
-                };
+                renewed.resource_version = patch_renew_time(kubectl, h.resource_version.as_deref())
+                    .map_err(RenewalFailure::Failed)?;
                 Ok(())
             }
-            other => Err(Error::Refused(format!(
+            other => Err(RenewalFailure::Lost(format!(
                 "this run's lock on the cluster (Lease {NAMESPACE}/{NAME}) was {}: another run may be changing the cluster; stopping",
                 match other {
                     Some(h) => format!("taken over by {}", h.describe(now)),
                     None => "deleted".to_string(),
                 }
-            ))
-            .into()),
+            ))),
         }
     }
+}
 
-    /// Patches `renewTime` if the Lease is still at `version`; returns its new resourceVersion.
-    fn patch_renew_time(&self, version: Option<&str>) -> Result<Option<String>, Error> {
-        let patch = json!({
-            "metadata": {"resourceVersion": version},
-            "spec": {"renewTime": micro(Timestamp::now())},
-        });
-        patch_lease(&self.kubectl, &patch)
+/// Patches `renewTime` if the Lease is still at `version`; returns its new resourceVersion.
+fn patch_renew_time(kubectl: &Kubectl, version: Option<&str>) -> Result<Option<String>, Error> {
+    let patch = json!({
+        "metadata": {"resourceVersion": version},
+        "spec": {"renewTime": micro(Timestamp::now())},
+    });
+    patch_lease(kubectl, &patch)
+}
+
+impl ClusterLock<'_> {
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// How the renewals went since the last look: warnings for failed ones, and an error once
+    /// the lock is lost (taken over or deleted), which must stop the run.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let reporter = self.kubectl.reporter();
+        for note in locked(&self.keeper.renewal.notes).drain(..) {
+            reporter.warn(&note);
+        }
+        match locked(&self.keeper.renewal.lost).clone() {
+            Some(why) => Err(Error::Refused(why).into()),
+            None => Ok(()),
+        }
     }
 
     /// Deletes the Lease if it is still ours. Retries a transient failure for a minute only:
@@ -563,6 +699,8 @@ impl ClusterLock<'_> {
             return;
         }
         self.released = true;
+        // The renewing thread stops at once (a renewal under way ends by itself).
+        self.keeper.stop.take();
         let kubectl = &self.kubectl;
         let reporter = kubectl.reporter();
         let short = Backoff {
@@ -604,16 +742,16 @@ impl Evacuation<'_> {
         Ok(())
     }
 
-    /// Renews the lock after a node (no-op without one).
+    /// Between steps: stops the run if the lock was lost (no-op without one).
     pub fn renew_lock(&self) -> StepResult<()> {
-        renew_step(self.lock.as_ref(), Duration::ZERO)
+        renew_step(self.lock.as_ref())
     }
 }
 
-/// [`ClusterLock::renew_ahead`] as a step (no-op without a lock).
-pub fn renew_step(lock: Option<&ClusterLock>, ahead: Duration) -> StepResult<()> {
+/// [`ClusterLock::check`] as a step (no-op without a lock).
+pub fn renew_step(lock: Option<&ClusterLock>) -> StepResult<()> {
     match lock {
-        Some(lock) => lock.renew_ahead(ahead).map_err(|cause| StepFailure {
+        Some(lock) => lock.check().map_err(|cause| StepFailure {
             step: "renew the cluster's lock".into(),
             cause,
         }),
@@ -624,21 +762,6 @@ pub fn renew_step(lock: Option<&ClusterLock>, ahead: Duration) -> StepResult<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn renewal_is_due_first_then_every_renew_every() {
-        let t0 = std::time::Instant::now();
-        assert!(Renewed::default().due(t0, Duration::ZERO));
-        let renewed = Renewed {
-            at: Some(t0),
-            resource_version: Some("5".into()),
-        };
-        assert!(!renewed.due(t0 + RENEW_EVERY / 2, Duration::ZERO));
-        assert!(renewed.due(t0 + RENEW_EVERY, Duration::ZERO));
-        // Ahead of time: due once within `ahead` of the interval.
-        assert!(!renewed.due(t0 + RENEW_EVERY / 4, RENEW_EVERY / 2));
-        assert!(renewed.due(t0 + RENEW_EVERY / 2, RENEW_EVERY / 2));
-    }
 
     fn holder(identity: &str, renewed_secs_ago: i64, now: Timestamp) -> Holder {
         let t = Timestamp::from_second(now.as_second() - renewed_secs_ago).unwrap();
@@ -651,44 +774,100 @@ mod tests {
         }
     }
 
+    fn here(host: &str, namespace: &str) -> Here {
+        Here {
+            host: host.into(),
+            pid_namespace: Some(namespace.into()),
+        }
+    }
+
+    const ANN: &str =
+        "ann@ci-7 pid 4242 migrate pool-two (run 0a1b2c3d4e5f, pid namespace 4026531836)";
+
     #[test]
-    fn stale_when_the_process_is_gone_from_this_host_or_not_renewed_for_an_hour() {
+    fn stale_when_the_process_is_gone_from_this_host_and_namespace_or_not_renewed_for_an_hour() {
         let now = Timestamp::now();
         let alive = |_| true;
         let dead = |_| false;
-        let h = holder("ann@ci-7 pid 4242 migrate pool-two", 60, now);
-        assert_eq!(h.host_and_pid(), Some(("ci-7", 4242)));
-        assert_eq!(h.stale_reason("ci-7", now, alive), None);
+        let h = holder(ANN, 60, now);
+        assert_eq!(h.host_and_pid(), Some(("ci-7", 4242, Some("4026531836"))));
+        let ci7 = here("ci-7", "4026531836");
+        assert_eq!(h.stale_reason(&ci7, now, alive), None);
         assert_eq!(
-            h.stale_reason("ci-7", now, dead).as_deref(),
+            h.stale_reason(&ci7, now, dead).as_deref(),
             Some("its process 4242 no longer runs on this host (ci-7)")
         );
         assert_eq!(
-            h.stale_reason("laptop", now, dead),
+            h.stale_reason(&here("laptop", "4026531836"), now, dead),
             None,
             "a process on another host cannot be checked"
         );
-        let old = holder("ann@ci-7 pid 4242 migrate pool-two", 3601, now);
+        assert_eq!(
+            h.stale_reason(&here("ci-7", "4026532999"), now, dead),
+            None,
+            "nor one in another PID namespace (a container with the same host name)"
+        );
+        // An identity without a namespace (an older version's) is never looked for.
+        let older = holder("ann@ci-7 pid 4242 migrate pool-two", 60, now);
+        assert_eq!(older.host_and_pid(), Some(("ci-7", 4242, None)));
+        assert_eq!(older.stale_reason(&ci7, now, dead), None);
+        let old = holder(ANN, 3601, now);
         assert!(old
-            .stale_reason("laptop", now, alive)
+            .stale_reason(&here("laptop", "1"), now, alive)
             .unwrap()
             .contains("not renewed for 1h00m"));
         let odd = holder("something else", 60, now);
-        assert_eq!(odd.stale_reason("ci-7", now, dead), None);
+        assert_eq!(odd.stale_reason(&ci7, now, dead), None);
     }
 
     #[test]
-    fn this_process_runs_and_a_pid_beyond_the_maximum_does_not() {
+    fn a_lease_without_times_or_renewed_in_the_future_is_stale() {
+        let now = Timestamp::now();
+        let mut none = holder(ANN, 0, now);
+        none.acquired = None;
+        none.renewed = None;
+        let away = here("laptop", "1");
+        assert!(none
+            .stale_reason(&away, now, |_| true)
+            .unwrap()
+            .contains("neither when it was acquired nor renewed"));
+        // A clock a minute ahead is skew; an hour ahead is not believed.
+        assert_eq!(
+            holder(ANN, -60, now).stale_reason(&away, now, |_| true),
+            None
+        );
+        let future = holder(ANN, -3600, now).stale_reason(&away, now, |_| true);
+        assert!(
+            future
+                .as_deref()
+                .is_some_and(|r| r.contains("1h00m in the future")),
+            "{future:?}"
+        );
+    }
+
+    #[test]
+    fn every_identity_is_unique_and_names_its_namespace() {
         assert!(process_runs(std::process::id()));
         assert!(!process_runs(u32::MAX - 1));
-        let id = identity("migrate pool-two");
-        assert!(
-            id.ends_with(&format!(
-                "@{} pid {} migrate pool-two",
-                hostname(),
-                std::process::id()
-            )),
-            "{id}"
+        let (a, b) = (identity("migrate pool-two"), identity("migrate pool-two"));
+        assert_ne!(a, b, "two runs of one process still differ by their run id");
+        let prefix = format!(
+            "@{} pid {} migrate pool-two (run ",
+            hostname(),
+            std::process::id()
+        );
+        assert!(a.contains(&prefix), "{a}");
+        let ns = pid_namespace().expect("Linux has /proc/self/ns/pid");
+        assert!(a.ends_with(&format!(", pid namespace {ns})")), "{a}");
+        let h = holder(&a, 0, Timestamp::now());
+        assert_eq!(
+            h.host_and_pid(),
+            Some((hostname().as_str(), std::process::id(), Some(ns.as_str())))
+        );
+        // This very process runs: its lock is not stale here.
+        assert_eq!(
+            h.stale_reason(&Here::now(), Timestamp::now(), process_runs),
+            None
         );
     }
 

@@ -1174,17 +1174,13 @@ impl<'a> Evacuation<'a> {
             "batch_drained",
             json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
         );
-        // Meanwhile, the next batches' pods are listed and the lock renewed (when due): kubectl
-        // calls less between batches. The gate decides first; a lost lock stops the run before
-        // the next batch.
+        // Meanwhile, the next batches' pods are listed: kubectl calls less between batches.
+        // The gate decides first; a lost lock stops the run before the next batch.
         let ahead = self.ahead(upcoming, PREFETCH_NODES);
         let kubectl = self.session.kubectl.clone();
-        let lock = self.lock.take();
         let gated = std::thread::scope(|scope| {
             let listing =
                 (!ahead.is_empty()).then(|| scope.spawn(|| list_node_pods(&kubectl, &ahead)));
-            let renewal = scope
-                .spawn(|| crate::lock::renew_step(lock.as_ref(), crate::lock::RENEW_EVERY / 2));
             let healthy = self.wait_workloads_healthy(
                 &gated,
                 &format!("after draining {what}"),
@@ -1194,10 +1190,9 @@ impl<'a> Evacuation<'a> {
                 let listed = joined(listing);
                 self.prefetched.extend(ahead.iter().cloned().zip(listed));
             }
-            healthy.and(joined(renewal))
+            healthy
         });
-        self.lock = lock;
-        gated
+        gated.and_then(|()| self.renew_lock())
     }
 
     /// The health gate: polls until every workload in `gated` is fully ready, or fails after

@@ -170,16 +170,28 @@ pub fn restart_patch(d: &Deployment, now: &str) -> (Value, Option<Value>) {
     (patch, Some(original))
 }
 
-/// The JSON patch that puts `original` back as `spec.strategy` (replacing it whole, so a
-/// Recreate strategy gets no rollingUpdate field) and drops the [`ORIGINAL_STRATEGY`] annotation.
+/// The merge patch that puts `original` back as `spec.strategy` whole (each field the surge
+/// strategy set is given its original value or removed with null, so a Recreate strategy gets
+/// no rollingUpdate field) and drops the [`ORIGINAL_STRATEGY`] annotation. Applying it twice
+/// leaves the same Deployment: safe to repeat after a transient failure.
 pub fn restore_patch(original: &Value) -> Value {
     let strategy = if original.is_null() {
-        json!({"op": "remove", "path": "/spec/strategy"})
+        Value::Null
     } else {
-        json!({"op": "replace", "path": "/spec/strategy", "value": original})
+        let field = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
+        let rolling = original.get("rollingUpdate").filter(|r| !r.is_null());
+        json!({
+            "type": field(original.get("type")),
+            "rollingUpdate": rolling.map_or(Value::Null, |r| json!({
+                "maxSurge": field(r.get("maxSurge")),
+                "maxUnavailable": field(r.get("maxUnavailable")),
+            })),
+        })
     };
-    let key = ORIGINAL_STRATEGY.replace('~', "~0").replace('/', "~1");
-    json!([strategy, {"op": "remove", "path": format!("/metadata/annotations/{key}")}])
+    json!({
+        "metadata": {"annotations": {ORIGINAL_STRATEGY: null}},
+        "spec": {"strategy": strategy},
+    })
 }
 
 /// Why the rollout of `d` is not complete, or `None` when it is: the controller saw the latest
@@ -322,12 +334,11 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, Er
     let workload = deployment_ref(d);
     let (patch, original) = restart_patch(d, now);
     let changed = patch["spec"].get("strategy").is_some();
-    kubectl.run(&kubectl.patch_deployment_command(
-        &workload.namespace,
-        &workload.name,
-        "merge",
-        &patch,
-    ))?;
+    // The same merge patch twice leaves the same Deployment: retried after a transient failure.
+    let command = kubectl
+        .patch_deployment_command(&workload.namespace, &workload.name, "merge", &patch)
+        .retry(true);
+    kubectl.run(&command)?;
     kubectl.reporter().event(
         "deployment_restarted",
         json!({"namespace": workload.namespace, "name": workload.name, "strategy_changed": changed}),
@@ -394,6 +405,7 @@ fn undo_unfinished(
             json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: previous}}}}});
         let command = kubectl
             .patch_deployment_command(&w.namespace, &w.name, "merge", &patch)
+            .retry(true)
             .cleanup();
         match kubectl.run(&command) {
             Ok(()) => {
@@ -487,7 +499,8 @@ fn restore_each(kubectl: &Kubectl, restarted: &[&Restarted]) -> Vec<Result<(), E
         };
         // Also after Ctrl-C/SIGTERM: a replaced strategy must not outlive the run.
         let command = kubectl
-            .patch_deployment_command(&w.namespace, &w.name, "json", &restore_patch(original))
+            .patch_deployment_command(&w.namespace, &w.name, "merge", &restore_patch(original))
+            .retry(true)
             .cleanup();
         kubectl.run(&command)?;
         kubectl.reporter().event(
@@ -653,7 +666,7 @@ pub fn plan_moves(out: &mut String, ev: &Evacuation, preflight: &Preflight) {
         let _ = writeln!(
             out,
             "     first, once its rollout is complete, put back the strategy of {w} (left by an earlier run):\n       {}",
-            kubectl.patch_deployment_command(&w.namespace, &w.name, "json", &restore_patch(original))
+            kubectl.patch_deployment_command(&w.namespace, &w.name, "merge", &restore_patch(original))
         );
     }
     if ev.settings.strategy != MoveStrategy::Surge {
@@ -683,7 +696,7 @@ pub fn plan_moves(out: &mut String, ev: &Evacuation, preflight: &Preflight) {
                     kubectl.patch_deployment_command(
                         &w.namespace,
                         &w.name,
-                        "json",
+                        "merge",
                         &restore_patch(&original)
                     )
                 );
@@ -718,6 +731,25 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(expected_rollout_seconds(&slow), 3 * (5 + 25));
+    }
+
+    /// RFC 7386, as the API server applies `kubectl patch --type=merge`.
+    fn json_merge(target: &mut Value, patch: &Value) {
+        let Some(fields) = patch.as_object() else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = json!({});
+        }
+        let object = target.as_object_mut().unwrap();
+        for (key, value) in fields {
+            if value.is_null() {
+                object.remove(key);
+            } else {
+                json_merge(object.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
     }
 
     fn deployment(replicas: i32, strategy: Value) -> Deployment {
@@ -810,11 +842,28 @@ mod tests {
         );
         assert_eq!(
             restore_patch(&recreate),
-            json!([
-                {"op": "replace", "path": "/spec/strategy", "value": {"type": "Recreate"}},
-                {"op": "remove", "path": "/metadata/annotations/kubectl-zdupgrade~1original-strategy"}
-            ])
+            json!({
+                "metadata": {"annotations": {ORIGINAL_STRATEGY: null}},
+                "spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}},
+            })
         );
+        // Applied (twice: a retry) to the restarted Deployment, it gives the original back whole.
+        let mut live = serde_json::to_value(&d).unwrap();
+        json_merge(&mut live, &patch);
+        for _ in 0..2 {
+            json_merge(&mut live, &restore_patch(&recreate));
+        }
+        assert_eq!(live["spec"]["strategy"], recreate);
+        assert!(live["metadata"]["annotations"]
+            .get(ORIGINAL_STRATEGY)
+            .is_none());
+        let partial = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%"}});
+        let d = deployment(4, partial.clone());
+        let (patch, original) = restart_patch(&d, "t");
+        let mut live = serde_json::to_value(&d).unwrap();
+        json_merge(&mut live, &patch);
+        json_merge(&mut live, &restore_patch(&original.unwrap()));
+        assert_eq!(live["spec"]["strategy"], partial);
         // A plain restart leaves the strategy alone.
         let (patch, original) = restart_patch(&deployment(1, rolling(json!(1), json!(0))), "now");
         assert_eq!((patch["spec"].get("strategy"), original), (None, None));

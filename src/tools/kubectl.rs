@@ -197,6 +197,17 @@ impl<'r> Kubectl<'r> {
         }
     }
 
+    /// The same kubectl (binary, context, kubeconfig) reporting nothing: for a thread of its own
+    /// that may outlive the run's reporter (the lock's renewals).
+    pub fn detached(&self) -> Kubectl<'static> {
+        Kubectl {
+            path: self.path.clone(),
+            context: self.context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            reporter: &crate::report::Silent,
+        }
+    }
+
     pub fn command<I: IntoIterator<Item = S>, S: Into<String>>(&self, args: I) -> Command {
         let mut cmd = Command::new("kubectl", &self.path);
         if let Some(context) = &self.context {

@@ -5,7 +5,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use zdupgrade_sim::scenario::{Faults, Window};
+use zdupgrade_sim::scenario::{Faults, Window, WriteFault};
 
 use crate::{assert_zero_downtime, events, lease, scenario, Run, World};
 
@@ -187,17 +187,60 @@ fn a_second_run_refuses_while_the_first_holds_the_lock() {
     let ran = started.elapsed();
     assert!(r.ok(), "{r}");
     assert_migrated(&w);
-    // Renewed after the first node, then at most every 5 s (every 10 s, or during a health
-    // gate once due within 5 s): not a kubectl call per node.
+    // Renewed by a timer every 10 s for the whole run: not a kubectl call per node.
     let patches = w
         .writes()
         .iter()
         .filter(|x| x["method"] == "PATCH" && x["path"].as_str().unwrap_or("").contains("/leases/"))
         .count() as u64;
     assert!(
-        (1..=1 + ran.as_secs() / 5).contains(&patches),
+        (1..=1 + ran.as_secs() / 10).contains(&patches),
         "{patches} lease renewals in {ran:?}"
     );
+}
+
+/// Runs the plugin as the first process of a PID namespace of its own, as in a container: its
+/// PID is 1, like every other container's first process.
+fn spawn_in_pid_namespace(w: &World, args: &[&str]) -> Child {
+    let plugin = w.bin_dir.join("kubectl-zdupgrade");
+    let mut full = vec!["--pid", "--fork", plugin.to_str().expect("UTF-8 path")];
+    full.extend_from_slice(args);
+    let mut c = w.command("unshare", &full);
+    c.env("USER", "ci");
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c.spawn().expect("unshare starts")
+}
+
+/// Issue 19.1: two runs in two containers (PID namespaces) with the same user and host name were
+/// both `ci@HOST pid 1 migrate pool-two`: the second took the first's lock for its own and both
+/// went on. Each run's identity now carries a random run id and its PID namespace.
+#[test]
+fn two_runs_in_separate_pid_namespaces_do_not_share_the_lock() {
+    let w = World::basic();
+    let first = spawn_in_pid_namespace(&w, &["migrate", "pool-two", "--yes"]);
+    wait_until("the lock", Duration::from_secs(120), || lease(&w).is_some());
+    let identity = holder(&lease(&w).unwrap());
+    assert!(
+        identity.starts_with("ci@") && identity.contains(" pid 1 migrate pool-two (run "),
+        "{identity}"
+    );
+    let second = finish(
+        spawn_in_pid_namespace(&w, &["migrate", "pool-two", "--yes"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(second.status, Some(3), "the second run went on:\n{second}");
+    assert!(
+        second.stderr.contains(&identity),
+        "names the holder:\n{second}"
+    );
+    assert!(
+        !second.stderr.contains("took over"),
+        "a live lock in another namespace is not stale:\n{second}"
+    );
+    let r = finish(first, Duration::from_secs(300));
+    assert!(r.ok(), "{r}");
+    assert_migrated(&w);
 }
 
 #[test]
@@ -244,5 +287,72 @@ fn break_lock_takes_over_a_lock_from_another_host() {
     assert!(r.ok(), "{r}");
     assert!(r.stderr.contains("took over the cluster's lock"), "{r}");
     assert!(r.stderr.contains("--break-lock"), "{r}");
+    assert_migrated(&w);
+}
+
+/// Issue 19.2: one 503 on the lock's renewal, on a rolling restart's patch and on a strategy's
+/// restore aborted the run; they are writes that are safe to repeat (a patch conditioned on the
+/// Lease's resourceVersion, merge patches that leave the same object when applied twice), and
+/// are now retried like reads.
+#[test]
+fn one_unavailable_answer_to_each_write_that_is_safe_to_repeat_is_ridden_out() {
+    let mut s = scenario("single-replica");
+    let fail_once = |path: &str| WriteFault {
+        method: "PATCH".into(),
+        path_contains: path.into(),
+        count: 1,
+    };
+    s.faults.unavailable_writes = vec![fail_once("/leases/"), fail_once("/deployments/")];
+    let w = World::new(s);
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    let failed = |path: &str| {
+        w.writes()
+            .iter()
+            .filter(|x| x["status"] == 503 && x["path"].as_str().unwrap_or("").contains(path))
+            .count()
+    };
+    assert_eq!(failed("/leases/"), 1, "the renewal was not hit");
+    assert_eq!(
+        failed("/deployments/"),
+        1,
+        "no patch of a Deployment was hit"
+    );
+    assert!(
+        r.stderr.contains("kubectl patch deployment") && r.stderr.contains("retrying in"),
+        "the restart's patch was not retried:\n{r}"
+    );
+    assert_eq!(w.pools(), ["pool-two"]);
+    assert_all_on(&w, "pool-two");
+    assert!(lease(&w).is_none(), "the lock was not released");
+}
+
+/// Issue 19.2: the Kubernetes API away for 20 s (200 simulated) while a health gate waits for
+/// db (whose pods take 30 s to be ready), across at least one of the lock's renewals: the run
+/// waits it out.
+#[test]
+fn an_api_outage_during_a_health_gate_is_waited_out() {
+    let mut s = scenario("basic");
+    let db = s.workloads.iter_mut().find(|w| w.name == "db").unwrap();
+    db.readiness_delay = Some(300);
+    let w = World::new(s);
+    let child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    wait_until("a db pod's eviction", Duration::from_secs(180), || {
+        events(&w.report(), "eviction_accepted")
+            .iter()
+            .any(|e| e["object"].as_str().unwrap_or("").contains("/db-"))
+    });
+    let now = w.sim.with(|s| s.now());
+    w.sim.set_faults(Faults {
+        api_outages: vec![Window {
+            from: now + 20.0,
+            until: Some(now + 220.0),
+        }],
+        ..Faults::default()
+    });
+    let r = finish(child, Duration::from_secs(400));
+    assert!(r.ok(), "{r}");
+    let report = w.report();
+    assert_eq!(events(&report, "api_outage_end").len(), 1, "{r}");
     assert_migrated(&w);
 }

@@ -33,7 +33,7 @@ pub fn scenario(name: &str) -> Scenario {
 
 pub struct World {
     pub sim: SimHandle,
-    bin_dir: PathBuf,
+    pub bin_dir: PathBuf,
 }
 
 pub struct Run {

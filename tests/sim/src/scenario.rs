@@ -191,6 +191,20 @@ pub struct Faults {
     pub gke_unavailable_requests: u32,
     /// The next N Kubernetes API requests answer 503.
     pub kube_unavailable_requests: u32,
+    /// The next writes matching each entry answer 503 (recorded among the writes): a transient
+    /// failure of one particular call.
+    pub unavailable_writes: Vec<WriteFault>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteFault {
+    /// `PATCH`, `POST`, `PUT`, `DELETE`.
+    pub method: String,
+    /// A part of the request path (`/leases/`, `/deployments/`).
+    pub path_contains: String,
+    /// How many of them fail.
+    pub count: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -144,6 +144,28 @@ async fn dispatch(
                     "reason": "ServiceUnavailable", "code": 503}),
             );
         }
+        let path_now = req.path.clone();
+        let method_now = method.as_str().to_string();
+        if let Some(fault) =
+            sim.faults.unavailable_writes.iter_mut().find(|f| {
+                f.count > 0 && f.method == method_now && path_now.contains(&f.path_contains)
+            })
+        {
+            fault.count -= 1;
+            let t = sim.now();
+            sim.rec.writes.push(crate::recorder::WriteRecord {
+                t,
+                client: client.into(),
+                method: method_now,
+                path: path_now,
+                status: 503,
+            });
+            return k8s::json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "the server is currently unable to handle the request", "reason": "ServiceUnavailable", "code": 503}),
+            );
+        }
         if sim.faults.kube_unavailable_requests > 0 {
             sim.faults.kube_unavailable_requests -= 1;
             return k8s::json_response(
