@@ -270,7 +270,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__migrate)
-            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --request-timeout --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -357,6 +357,10 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -440,7 +444,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__plan__subcmd__migrate)
-            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --from --yes --dry-run --break-lock --keep-old-pool --node-timeout --allow-config-drift --allow-local-volumes --allow-insufficient-capacity --allow-unschedulable --machine-type --num-nodes --node-version --image-type --disk-size --disk-type --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --request-timeout --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -530,6 +534,10 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -546,7 +554,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__rollback)
-            opts="-y -q -v -o -h --to --yes --dry-run --break-lock --delete-new-pool --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --to --yes --dry-run --break-lock --delete-new-pool --force --delete-emptydir-data --grace-period --drain-timeout --settle-timeout --disable-eviction-after --max-parallel --strategy --project --zone --region --location --cluster --context --kubeconfig --request-timeout --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -608,6 +616,10 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -624,7 +636,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__status)
-            opts="-q -v -o -h --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-q -v -o -h --project --zone --region --location --cluster --context --kubeconfig --request-timeout --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -658,6 +670,10 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -674,7 +690,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__upgrade__subcmd__master)
-            opts="-y -q -v -o -h --version --accept-api-downtime --yes --dry-run --timeout --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --version --accept-api-downtime --yes --dry-run --timeout --project --zone --region --location --cluster --context --kubeconfig --request-timeout --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -716,6 +732,10 @@ _kubectl__zdupgrade() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -732,7 +752,7 @@ _kubectl__zdupgrade() {
             return 0
             ;;
         kubectl__subcmd__zdupgrade__subcmd__upgrade__subcmd__nodes)
-            opts="-y -q -v -o -h --version --surge --yes --dry-run --timeout --project --zone --region --location --cluster --context --kubeconfig --quiet --verbose --output --help"
+            opts="-y -q -v -o -h --version --surge --yes --dry-run --timeout --project --zone --region --location --cluster --context --kubeconfig --request-timeout --quiet --verbose --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -775,6 +795,10 @@ _kubectl__zdupgrade() {
                     return 0
                     ;;
                 --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -58,6 +58,7 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migr
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l cluster -d 'GKE cluster name' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l context -d 'Kube context to use (passed to every kubectl call)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -l request-timeout -d 'Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl call still running 10 s after it is stopped and, when safe, run again (without this flag: after 5 minutes)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
 json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand migrate" -s y -l yes -d 'Confirm draining and deleting the old pool without being asked (needed when stdin is not a terminal)'
@@ -86,6 +87,7 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand roll
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l cluster -d 'GKE cluster name' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l context -d 'Kube context to use (passed to every kubectl call)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -l request-timeout -d 'Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl call still running 10 s after it is stopped and, when safe, run again (without this flag: after 5 minutes)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
 json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand rollback" -s y -l yes -d 'Confirm without being asked (required when stdin is not a terminal)'
@@ -105,6 +107,7 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgr
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l cluster -d 'GKE cluster name' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l context -d 'Kube context to use (passed to every kubectl call)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -l request-timeout -d 'Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl call still running 10 s after it is stopped and, when safe, run again (without this flag: after 5 minutes)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
 json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-nodes" -s y -l yes -d 'Confirm without being asked (required when stdin is not a terminal)'
@@ -119,6 +122,7 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgr
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l cluster -d 'GKE cluster name' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l context -d 'Kube context to use (passed to every kubectl call)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l request-timeout -d 'Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl call still running 10 s after it is stopped and, when safe, run again (without this flag: after 5 minutes)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
 json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand upgrade-master" -l accept-api-downtime -d 'Accept that a zonal cluster\'s Kubernetes API is down for minutes during the upgrade'
@@ -132,6 +136,7 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand stat
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l cluster -d 'GKE cluster name' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l context -d 'Kube context to use (passed to every kubectl call)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -l request-timeout -d 'Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl call still running 10 s after it is stopped and, when safe, run again (without this flag: after 5 minutes)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
 json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand status" -s q -l quiet -d 'Print only warnings and errors'
@@ -164,6 +169,7 @@ complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan; and __fish_seen_subcommand_from migrate" -l cluster -d 'GKE cluster name' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan; and __fish_seen_subcommand_from migrate" -l context -d 'Kube context to use (passed to every kubectl call)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan; and __fish_seen_subcommand_from migrate" -l kubeconfig -d 'Kubeconfig file to use (passed to every kubectl call)' -r
+complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan; and __fish_seen_subcommand_from migrate" -l request-timeout -d 'Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl call still running 10 s after it is stopped and, when safe, run again (without this flag: after 5 minutes)' -r
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan; and __fish_seen_subcommand_from migrate" -s o -l output -d '`json`: one JSON object per line on stdout for each event (step started/finished, node cordoned/drained, pod evicted, operation progress) and a final result; human output stays on stderr' -r -f -a "text\t''
 json\t''"
 complete -c kubectl-zdupgrade -n "__fish_kubectl_zdupgrade_using_subcommand plan; and __fish_seen_subcommand_from migrate" -s y -l yes -d 'Confirm draining and deleting the old pool without being asked (needed when stdin is not a terminal)'

@@ -97,12 +97,33 @@ pub struct ClusterArgs {
     pub cluster: Option<String>,
 
     /// Kube context to use (passed to every kubectl call).
-    #[arg(long, value_name = "CONTEXT")]
+    #[arg(long, value_name = "CONTEXT", value_parser = non_empty)]
     pub context: Option<String>,
 
     /// Kubeconfig file to use (passed to every kubectl call).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = non_empty)]
     pub kubeconfig: Option<String>,
+
+    /// Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl
+    /// call still running 10 s after it is stopped and, when safe, run again (without this
+    /// flag: after 5 minutes).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        allow_hyphen_values = true
+    )]
+    pub request_timeout: Option<Duration>,
+}
+
+/// A value that must not be empty: `--kubeconfig ""` would otherwise be passed on as nothing,
+/// and kubectl would use `$KUBECONFIG` instead (another cluster, maybe).
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty (leave the flag out to use the default)".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -62,6 +62,11 @@ pub enum Error {
     Refused(String),
     #[error("{0}")]
     Timeout(String),
+    /// A command still running at its deadline was stopped (a hung kubectl or gcloud).
+    #[error(
+        "`{command}` did not finish within {limit}: stopped (it hung, or the API it talks to did)"
+    )]
+    Hung { command: String, limit: String },
     /// Ctrl-C or SIGTERM stopped a command, or kept one from starting.
     #[error("{0}")]
     Interrupted(String),
@@ -151,7 +156,7 @@ impl Error {
             Error::ToolMissing { .. } => code::TOOL_MISSING,
             Error::Usage(_) => code::USAGE,
             Error::Refused(_) => code::REFUSED,
-            Error::Timeout(_) => code::TIMEOUT,
+            Error::Timeout(_) | Error::Hung { .. } => code::TIMEOUT,
             Error::Interrupted(_) => code::INTERRUPTED,
             Error::Step { code, .. } => *code,
             Error::GaveUp { last, .. } => last.exit_code(),

@@ -43,14 +43,30 @@ pub trait Abandon: Send + Sync {
     fn abandon(&self);
 }
 
+/// Sends SIGKILL to the process groups `pids` lead (every command runs in a group of its own,
+/// so this reaches what it started too: a wrapper script's real kubectl).
+fn kill_groups(pids: Vec<u32>) {
+    for pid in pids {
+        if let Ok(group) = i32::try_from(pid) {
+            // SAFETY: killpg only sends a signal. The group is our child's, which is still
+            // registered (not yet waited for by its caller).
+            unsafe {
+                libc::killpg(group, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 impl Abandon for duct::Handle {
     fn abandon(&self) {
+        kill_groups(self.pids());
         let _ = self.kill();
     }
 }
 
 impl Abandon for duct::ReaderHandle {
     fn abandon(&self) {
+        kill_groups(self.pids());
         let _ = self.kill();
     }
 }
@@ -69,6 +85,12 @@ pub fn install(reporter: &dyn Reporter, policy: OnInterrupt) {
 
 fn on_signal() {
     if SIGNALS.fetch_add(1, Ordering::SeqCst) > 0 {
+        // Children run in process groups of their own: a signal to this process (or to its
+        // group, from a terminal) does not reach them, so they are stopped before it exits.
+        let running: Vec<Arc<dyn Abandon>> = running().iter().map(|(_, c)| c.clone()).collect();
+        for child in running {
+            child.abandon();
+        }
         eprintln!(
             "\ninterrupted again: exiting at once, without cleanup. The cluster is as the run left it; \
              `kubectl zdupgrade status` shows it and re-running the same command resumes."
@@ -90,6 +112,15 @@ fn running() -> std::sync::MutexGuard<'static, Vec<(u64, Arc<dyn Abandon>)>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Stops every registered child now, without an interruption: for reads whose result is no
+/// longer wanted (see [`crate::tools::command::cancel_retries`]).
+pub fn abandon_running() {
+    let running: Vec<Arc<dyn Abandon>> = running().iter().map(|(_, c)| c.clone()).collect();
+    for child in running {
+        child.abandon();
+    }
+}
+
 /// Whether a first signal arrived.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
@@ -100,12 +131,18 @@ pub fn stop_commands() -> bool {
     interrupted() && STOP_COMMANDS.load(Ordering::SeqCst)
 }
 
+/// Whether the run's policy is [`OnInterrupt::StopCommands`]: a signal stops every command.
+pub fn stops_all_commands() -> bool {
+    STOP_COMMANDS.load(Ordering::SeqCst)
+}
+
 /// Keeps `child` killable by the handler until the guard is dropped. A child registered after
-/// the signal is killed at once.
+/// the signal is killed at once when no command may start any more
+/// ([`OnInterrupt::StopCommands`]).
 pub fn register(child: Arc<dyn Abandon>) -> Registered {
     let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
     running().push((id, child.clone()));
-    if interrupted() {
+    if stop_commands() {
         child.abandon();
     }
     Registered { id }

@@ -237,7 +237,8 @@ impl<'a> Session<'a> {
             args.context.as_deref(),
             args.kubeconfig.as_deref(),
             reporter,
-        );
+        )
+        .with_request_timeout(args.request_timeout);
         let kube_config = kubectl.config_view().map_err(|e| {
             step_error(
                 "resolve the cluster",
@@ -250,7 +251,20 @@ impl<'a> Session<'a> {
         let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, reporter);
         let (cluster, read) = std::thread::scope(|scope| {
             let read = scope.spawn(|| reads(&kubectl, &gcloud));
-            (gcloud.describe_cluster(&target.cluster), joined(read))
+            let cluster = gcloud.describe_cluster(&target.cluster);
+            // The verdict comes from the kubeconfig and GKE alone: when it is a refusal (or GKE
+            // has no such cluster), the reads are not waited for, which could retry for minutes
+            // against an unreachable API server.
+            let refused = match &cluster {
+                Ok(cluster) => check_same_cluster(&kube_config, &target, cluster).is_err(),
+                Err(_) => true,
+            };
+            if refused {
+                crate::tools::command::cancel_retries();
+            }
+            let read = joined(read);
+            crate::tools::command::resume_retries();
+            (cluster, read)
         });
         let cluster = cluster.map_err(|e| {
             step_error(

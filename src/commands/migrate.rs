@@ -46,16 +46,25 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
         })?;
     // Re-running a migration that finished (its old pool deleted) is not an error; the label
     // this tool puts on the pools it creates tells it from "migrate to the pool you are on".
-    let pools = &session.cluster.node_pools;
-    if args.from.is_none()
-        && pools.len() == 1
-        && pools[0].name == args.new_pool
-        && crate::clone::created_by_this_tool(&pools[0])
-    {
-        reporter.done(&format!(
-            "{}: pool {} is the cluster's only node pool: the migration is complete, nothing to do",
-            session.describe(),
+    let cluster = &session.cluster;
+    let ours = cluster
+        .pool(&args.new_pool)
+        .is_some_and(crate::clone::created_by_this_tool);
+    let complete = match args.from.as_deref() {
+        None if ours && cluster.node_pools.len() == 1 => Some(format!(
+            "pool {} is the cluster's only node pool",
             args.new_pool
+        )),
+        Some(from) if ours && cluster.pool(from).is_none() => Some(format!(
+            "pool {from} no longer exists and pool {}, which kubectl-zdupgrade created, does",
+            args.new_pool
+        )),
+        _ => None,
+    };
+    if let Some(why) = complete {
+        reporter.done(&format!(
+            "{}: {why}: the migration is complete, nothing to do",
+            session.describe()
         ));
         return Ok(());
     }
@@ -527,7 +536,7 @@ impl<'a> Migration<'a> {
             let e = if crate::interrupt::interrupted() {
                 e
             } else {
-                e.context(format!("GKE did not create pool {new}"))
+                e.context(self.what_gke_made_of(&new))
             };
             return Err(self.fail_step(&format!("create pool {new}"), e));
         }
@@ -539,6 +548,28 @@ impl<'a> Migration<'a> {
             json!({"pool": new, "gcloud_stopped_early": early}),
         );
         Ok(())
+    }
+
+    /// After a failed `node-pools create`: what GKE has of pool `new` (gcloud may fail after
+    /// GKE accepted the create, a lost connection say), asked once.
+    fn what_gke_made_of(&self, new: &str) -> String {
+        let session = &self.ev.session;
+        let look = session
+            .gcloud
+            .pool_status_command(&session.target.cluster, new)
+            .output(self.reporter());
+        match crate::tools::gcloud::pool_status_of(look) {
+            Ok(None) => format!("GKE did not create pool {new}"),
+            Ok(Some(status)) if status == "ERROR" => {
+                format!("GKE could not create pool {new}: it is left in status ERROR")
+            }
+            Ok(Some(status)) => format!(
+                "gcloud failed, but GKE accepted the create: pool {new} exists (status {status}); a re-run waits for it and reuses it"
+            ),
+            Err(_) => format!(
+                "whether GKE is creating pool {new} is unknown (`gcloud container node-pools describe {new}` failed too); a re-run looks again"
+            ),
+        }
     }
 
     /// Whether a reused pool whose nodes did not become Ready is this tool's failed attempt:

@@ -87,7 +87,8 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
         args.cluster.context.as_deref(),
         args.cluster.kubeconfig.as_deref(),
         &quiet,
-    );
+    )
+    .with_request_timeout(args.cluster.request_timeout);
     let kube_config = kubectl.config_view()?;
     let target = resolve(&args.cluster, &kube_config, &gcloud_path, &quiet)?;
     let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet);

@@ -87,19 +87,42 @@ fn state_path(session: &Session, pool: &str) -> Option<PathBuf> {
     })
 }
 
+/// The saved state, unless the file is missing, unreadable or a symbolic link (this tool never
+/// writes one: someone else put it there, and it is not followed).
 fn load_state(path: Option<&PathBuf>) -> Option<SavedState> {
-    let text = std::fs::read_to_string(path?).ok()?;
+    let path = path?;
+    if std::fs::symlink_metadata(path)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }
 
+/// Writes the state readable by this user only (0600), atomically: to a new file in the same
+/// directory, then renamed over the old one (a rename replaces a symbolic link itself, never
+/// the file it points to), so a crash leaves the old state or the new one, never half of one.
 fn save_state(path: Option<&PathBuf>, state: &SavedState) -> anyhow::Result<()> {
+    use std::io::Write as _;
     let Some(path) = path else {
         return Ok(());
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, serde_json::to_string_pretty(state)?)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    // tempfile creates the file with mode 0600.
+    let mut file = tempfile::Builder::new()
+        .prefix(".upgrade-nodes-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    file.write_all(serde_json::to_string_pretty(state)?.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -992,7 +1015,48 @@ mod tests {
             nodes: 3,
         };
         save_state(Some(&path), &st).unwrap();
-        assert_eq!(load_state(Some(&path)), Some(st));
+        assert_eq!(load_state(Some(&path)), Some(st.clone()));
         assert_eq!(load_state(Some(&dir.path().join("missing"))), None);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its user only");
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "state.json")
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "no temporary file left: {leftovers:?}"
+        );
+    }
+
+    /// A state path that is a symbolic link (to a file of the user's, say) is neither read nor
+    /// written through: saving replaces the link, the file it pointed to is untouched.
+    #[test]
+    fn the_state_file_never_follows_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "keep me").unwrap();
+        let path = dir.path().join("state.json");
+        std::os::unix::fs::symlink(&precious, &path).unwrap();
+        assert_eq!(load_state(Some(&path)), None);
+        let st = SavedState {
+            pool: "p".into(),
+            version: "v".into(),
+            original: Surge {
+                max_surge: 1,
+                max_unavailable: 0,
+            },
+            raised: false,
+            nodes: 1,
+        };
+        save_state(Some(&path), &st).unwrap();
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+        assert!(!std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(load_state(Some(&path)), Some(st));
     }
 }

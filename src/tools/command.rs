@@ -44,6 +44,42 @@ pub struct Command {
 /// transient failures are retried: a stopped run must end within seconds, not minutes.
 pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(15);
 
+/// Set once the result of the commands running is no longer wanted: see [`cancel_retries`].
+static RETRIES_CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The reads under way are no longer wanted (the kube context was refused while they ran): no
+/// failed command is run again, and the running ones are stopped, so that the refusal is not
+/// held up by minutes of retries against an unreachable API server. [`resume_retries`] undoes it.
+pub fn cancel_retries() {
+    RETRIES_CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    interrupt::abandon_running();
+}
+
+/// Undoes [`cancel_retries`].
+pub fn resume_retries() {
+    RETRIES_CANCELLED.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// How long a call that only asks or changes one thing may take before it counts as hung: a
+/// `kubectl get` of every pod of a large cluster takes seconds, a GKE describe one.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(300);
+/// A gcloud command that waits for a GKE operation (a pool's create, delete or update) when
+/// the caller gives no deadline of its own.
+pub const OPERATION_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// The deadline of a command whose caller set none: `kubectl drain` none (its caller derives
+/// one from `--drain-timeout`), other kubectl calls [`CALL_DEADLINE`], gcloud reads and
+/// `--async` calls [`CALL_DEADLINE`], other gcloud calls (they wait for GKE's operation)
+/// [`OPERATION_DEADLINE`].
+pub fn default_deadline(name: &str, args: &[String]) -> Option<Duration> {
+    let has = |word: &str| args.iter().any(|a| a == word);
+    match name {
+        "kubectl" if has("drain") => None,
+        "gcloud" if !safe_to_repeat(name, args) && !has("--async") => Some(OPERATION_DEADLINE),
+        _ => Some(CALL_DEADLINE),
+    }
+}
+
 /// How a transient failure is retried: `first`, doubling up to `max` between attempts, and no
 /// new attempt once `budget` has passed since the first one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,16 +133,17 @@ impl Command {
         self
     }
 
-    /// The deadline of one run: its own, shortened to [`CLEANUP_DEADLINE`] for cleanup after
-    /// an interruption.
+    /// The deadline of one run: its own (the caller's, for commands whose length depends on a
+    /// flag), else [`default_deadline`]; shortened to [`CLEANUP_DEADLINE`] for cleanup after an
+    /// interruption.
     fn run_deadline(&self) -> Option<Duration> {
+        let own = self
+            .deadline
+            .or_else(|| default_deadline(&self.name, &self.args));
         if self.cleanup && interrupt::interrupted() {
-            return Some(
-                self.deadline
-                    .map_or(CLEANUP_DEADLINE, |d| d.min(CLEANUP_DEADLINE)),
-            );
+            return Some(own.map_or(CLEANUP_DEADLINE, |d| d.min(CLEANUP_DEADLINE)));
         }
-        self.deadline
+        own
     }
 
     /// Whether the interruption keeps this command from starting.
@@ -152,12 +189,22 @@ impl Command {
         short
     }
 
-    /// Runs `attempt` with this command's retry policy, reporting each retry.
+    /// Runs `attempt` with this command's retry policy, reporting each retry. Once
+    /// [`cancel_retries`] was called, a failed attempt is not repeated.
     fn retrying<T>(
         &self,
         reporter: &dyn Reporter,
-        attempt: impl FnMut() -> Result<T, Error>,
+        mut attempt: impl FnMut() -> Result<T, Error>,
     ) -> Result<T, Error> {
+        let attempt = move || {
+            let result = attempt();
+            match result {
+                Err(e) if RETRIES_CANCELLED.load(std::sync::atomic::Ordering::SeqCst) => {
+                    Err(Error::Interrupted(format!("abandoned ({e})")))
+                }
+                other => other,
+            }
+        };
         let backoff = if self.retries() && self.cleanup && interrupt::interrupted() {
             Backoff {
                 budget: self.backoff.budget.min(CLEANUP_DEADLINE),
@@ -213,10 +260,27 @@ impl Command {
         &self.args
     }
 
+    /// The command as duct runs it: no stdin, gcloud never prompting, and in a process group of
+    /// its own, so that stopping it (Ctrl-C, a deadline) stops whatever it started too (a
+    /// `kubectl` on PATH may be a script that runs the real one as its child).
     fn expression(&self) -> duct::Expression {
+        use std::os::unix::process::CommandExt;
         duct::cmd(&self.path, &self.args)
             .stdin_null()
             .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+            .before_spawn(|command| {
+                command.process_group(0);
+                Ok(())
+            })
+    }
+
+    /// Whether a signal stops this command while it runs: every command but the cleanup's
+    /// when the run stops all commands on a signal (`migrate`, `rollback`); with
+    /// [`interrupt::OnInterrupt::Poll`] (`upgrade-*`, which look for the interruption between
+    /// their own steps and still need their calls' answers, to tell what GKE is doing) only the
+    /// abandonable ones. A hung command is stopped at its deadline either way.
+    fn stopped_by_signal(&self) -> bool {
+        !self.cleanup && (interrupt::stops_all_commands() || self.abandoned_note().is_some())
     }
 
     /// Runs the command to completion; a non-zero exit is an error carrying stderr. Transient
@@ -346,8 +410,8 @@ impl Command {
         reporter.command_started(&self.to_string());
         let handle = Arc::new(spawn(self.expression()).map_err(|source| self.spawn_error(source))?);
         let registered = self
-            .abandoned_note()
-            .map(|_| interrupt::register(handle.clone()));
+            .stopped_by_signal()
+            .then(|| interrupt::register(handle.clone()));
         let watchdog = self
             .run_deadline()
             .map(|limit| Watchdog::start(handle.clone(), limit));
@@ -391,13 +455,8 @@ impl Command {
             return Err(self.deadline_error());
         }
         drop(guard);
-        if !success && interrupt::interrupted() {
-            if let Some(note) = self.abandoned_note() {
-                return Err(Error::Interrupted(format!(
-                    "`{}` stopped: {note}",
-                    self.short()
-                )));
-            }
+        if !success && interrupt::interrupted() && self.stopped_by_signal() {
+            return Err(self.stopped_error());
         }
         let code = status.and_then(|s| s.code());
         reporter.command_finished(&self.to_string(), code);
@@ -444,6 +503,9 @@ impl Command {
         );
         // Killed on Ctrl-C/SIGTERM: a signal sent to this process alone would not reach it.
         let _registered = interrupt::register(handle.clone());
+        let watchdog = self
+            .run_deadline()
+            .map(|limit| Watchdog::start(handle.clone(), limit));
         let mut tail: Vec<String> = Vec::new();
         {
             let mut reader = BufReader::new(&*handle);
@@ -470,14 +532,13 @@ impl Command {
             .map(|output| output.status);
         let code = status.and_then(|s| s.code());
         reporter.command_finished(&self.to_string(), code);
-        if !status.is_some_and(|s| s.success()) && interrupt::interrupted() {
-            let note = self
-                .abandoned_note()
-                .unwrap_or_else(|| "stopped by the interrupt".to_string());
-            return Err(Error::Interrupted(format!(
-                "`{}` stopped: {note}",
-                self.short()
-            )));
+        let success = status.is_some_and(|s| s.success());
+        if !success && watchdog.as_ref().is_some_and(Watchdog::fired) {
+            return Err(self.deadline_error());
+        }
+        drop(watchdog);
+        if !success && interrupt::interrupted() {
+            return Err(self.stopped_error());
         }
         match status {
             Some(status) if status.success() => Ok(()),
@@ -491,14 +552,20 @@ impl Command {
 }
 
 impl Command {
+    /// The error of a run stopped by Ctrl-C/SIGTERM: what stopping it left behind, if anything.
+    fn stopped_error(&self) -> Error {
+        let note = self
+            .abandoned_note()
+            .unwrap_or_else(|| "stopped by the interrupt".to_string());
+        Error::Interrupted(format!("`{}` stopped: {note}", self.short()))
+    }
+
     /// The error of a run killed at its deadline.
     fn deadline_error(&self) -> Error {
-        let limit = self.run_deadline().unwrap_or_default();
-        Error::Timeout(format!(
-            "`{}` did not finish within {}: stopped",
-            self.short(),
-            human_duration(limit)
-        ))
+        Error::Hung {
+            command: self.short(),
+            limit: human_duration(self.run_deadline().unwrap_or_default()),
+        }
     }
 
     /// The error of a command not started because the run was interrupted.
@@ -771,6 +838,7 @@ pub fn transient_reason(output: &str) -> Option<String> {
 pub fn transient_error(error: &Error) -> Option<String> {
     match error {
         Error::Exit { stderr, .. } => transient_reason(stderr),
+        Error::Hung { limit, .. } => Some(format!("no answer within {limit}")),
         _ => None,
     }
 }
@@ -1350,24 +1418,82 @@ mod tests {
         assert!(matches!(err, Error::Exit { .. }));
     }
 
-    /// A run past its deadline is killed at the deadline and fails as a timeout naming it;
-    /// one that ends in time is not touched.
+    /// A run past its deadline is stopped at the deadline, with whatever it started (its process
+    /// group: here a shell's `sleep`, which holds the output pipe), and fails as hung; a command
+    /// safe to repeat is run again; one that ends in time is not touched.
     #[test]
-    fn a_deadline_kills_a_hung_child() {
+    fn a_deadline_stops_a_hung_child_and_its_children() {
         let started = Instant::now();
-        let hung = Command::new("kubectl", "/bin/sleep")
-            .arg("30")
+        let hung = Command::new("kubectl", "/bin/sh")
+            .args(["-c", "sleep 30; echo late"])
             .deadline(Duration::from_millis(300));
         let err = hung.output(&Silent).unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(20), "not killed");
-        assert!(matches!(err, Error::Timeout(_)), "{err:?}");
-        assert!(err.to_string().contains("did not finish within"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20), "not stopped");
+        assert!(matches!(err, Error::Hung { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("did not finish within 0.3s"),
+            "{err}"
+        );
         let err = hung.json::<serde_json::Value>(&Silent).unwrap_err();
-        assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+        assert!(matches!(err, Error::Hung { .. }), "{err:?}");
+        let mut lines = Vec::new();
+        let err = hung
+            .stream(&Silent, |l| lines.push(l.to_string()))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Hung { .. }) && lines.is_empty(),
+            "{err:?}"
+        );
+        let retried = hung.clone().retry(true).backoff(Backoff {
+            first: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+            budget: Duration::from_millis(500),
+        });
+        match retried.output(&Silent).unwrap_err() {
+            Error::GaveUp { last, attempts, .. } => {
+                assert!(
+                    matches!(*last, Error::Hung { .. }) && attempts >= 2,
+                    "{last:?}"
+                )
+            }
+            other => panic!("not retried: {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(25), "not stopped");
         let quick = Command::new("kubectl", "/bin/sh")
             .args(["-c", "echo '{}'"])
             .deadline(Duration::from_secs(30));
         assert!(quick.json::<serde_json::Value>(&Silent).is_ok());
+    }
+
+    #[test]
+    fn every_command_has_a_deadline_but_a_drain_left_to_its_caller() {
+        let words = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            default_deadline("kubectl", &words(&["get", "pods"])),
+            Some(CALL_DEADLINE)
+        );
+        assert_eq!(default_deadline("kubectl", &words(&["drain", "n1"])), None);
+        assert_eq!(
+            default_deadline(
+                "gcloud",
+                &words(&["container", "clusters", "describe", "c"])
+            ),
+            Some(CALL_DEADLINE)
+        );
+        assert_eq!(
+            default_deadline(
+                "gcloud",
+                &words(&["container", "node-pools", "create", "p"])
+            ),
+            Some(OPERATION_DEADLINE)
+        );
+        assert_eq!(
+            default_deadline(
+                "gcloud",
+                &words(&["container", "clusters", "upgrade", "c", "--async"])
+            ),
+            Some(CALL_DEADLINE)
+        );
     }
 
     /// The whole path with real processes: a script that fails twice with kubectl's 503 text

@@ -173,14 +173,22 @@ pub struct DrainOptions {
     pub timeout: Duration,
 }
 
-/// kubectl bound to the user's context and kubeconfig.
+/// kubectl bound to the user's context, kubeconfig and request timeout.
 #[derive(Clone)]
 pub struct Kubectl<'r> {
     path: PathBuf,
     context: Option<String>,
     kubeconfig: Option<String>,
+    request_timeout: Option<Duration>,
     reporter: &'r dyn Reporter,
 }
+
+/// How long after its `--request-timeout` a kubectl call may still run before it counts as hung
+/// (process start, discovery, several requests).
+pub const REQUEST_TIMEOUT_GRACE: Duration = Duration::from_secs(10);
+
+/// How long after its own `--timeout` a `kubectl drain` may still run before it counts as hung.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
 impl<'r> Kubectl<'r> {
     pub fn new(
@@ -193,8 +201,16 @@ impl<'r> Kubectl<'r> {
             path: path.to_path_buf(),
             context: context.map(str::to_string),
             kubeconfig: kubeconfig.map(str::to_string),
+            request_timeout: None,
             reporter,
         }
+    }
+
+    /// Passes `--request-timeout` to every call, which is then stopped
+    /// [`REQUEST_TIMEOUT_GRACE`] after it.
+    pub fn with_request_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.request_timeout = limit;
+        self
     }
 
     /// The same kubectl (binary, context, kubeconfig) reporting nothing: for a thread of its own
@@ -204,6 +220,7 @@ impl<'r> Kubectl<'r> {
             path: self.path.clone(),
             context: self.context.clone(),
             kubeconfig: self.kubeconfig.clone(),
+            request_timeout: self.request_timeout,
             reporter: &crate::report::Silent,
         }
     }
@@ -215,6 +232,11 @@ impl<'r> Kubectl<'r> {
         }
         if let Some(kubeconfig) = &self.kubeconfig {
             cmd = cmd.arg(format!("--kubeconfig={kubeconfig}"));
+        }
+        if let Some(limit) = self.request_timeout {
+            cmd = cmd
+                .arg(format!("--request-timeout={}s", limit.as_secs()))
+                .deadline(limit + REQUEST_TIMEOUT_GRACE);
         }
         cmd.args(args)
     }
@@ -351,6 +373,7 @@ impl<'r> Kubectl<'r> {
             cmd = cmd.arg(format!("--grace-period={seconds}"));
         }
         cmd.arg(format!("--timeout={}s", options.timeout.as_secs()))
+            .deadline(options.timeout + DRAIN_GRACE)
     }
 
     pub fn run(&self, command: &Command) -> Result<(), Error> {

@@ -185,6 +185,13 @@ const TIMEOUTS: &[Case] = &[
 ];
 
 const CONFLICTS: &[Case] = &[
+    // An empty value was passed on as nothing: kubectl then used $KUBECONFIG (issue 19.6).
+    (
+        &["migrate", "pool-two", "--yes", "--kubeconfig", ""],
+        2,
+        "must not be empty",
+    ),
+    (&["status", "--context", ""], 2, "must not be empty"),
     (
         &["migrate", "pool-two", "--yes", "--quiet", "--verbose"],
         2,

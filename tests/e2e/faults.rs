@@ -364,3 +364,41 @@ fn a_node_the_autoscaler_adds_to_the_old_pool_is_cordoned_and_drained() {
     assert_all_on(&w, "pool-two");
     assert_zero_downtime(&report);
 }
+
+/// Issue 19.6: gcloud can fail after GKE accepted the create (a connection lost while it
+/// waited). The message said "GKE did not create pool pool-two"; it now says what GKE has, and
+/// the re-run waits for that pool and reuses it.
+#[test]
+fn gcloud_failing_after_gke_accepted_the_create_is_told_apart() {
+    let w = World::basic();
+    let real = which::which("gcloud").expect("gcloud on PATH");
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in *\"node-pools create\"*) '{g}' \"$@\" --async >/dev/null 2>&1; echo 'ERROR: (gcloud.container.node-pools.create) connection reset by peer' >&2; exit 1;; esac\nexec '{g}' \"$@\"\n",
+        g = real.display()
+    );
+    let path = dir.path().join("gcloud");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = w.plugin_with_path(dir.path(), &["migrate", "pool-two", "--yes"]);
+    assert_eq!(r.status, Some(TOOL_FAILED), "{r}");
+    assert!(!r.stderr.contains("GKE did not create pool"), "{r}");
+    assert!(
+        r.stderr
+            .contains("gcloud failed, but GKE accepted the create: pool pool-two exists (status "),
+        "{r}"
+    );
+    assert!(
+        events(&w.report(), "node_cordoned").is_empty(),
+        "nothing may be cordoned"
+    );
+    let r = w.plugin(&["migrate", "pool-two", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert_eq!(
+        events(&w.report(), "pool_create_requested").len(),
+        1,
+        "created twice"
+    );
+    assert_eq!(w.pools(), vec!["pool-two".to_string()]);
+    assert_all_on(&w, "pool-two");
+}

@@ -356,3 +356,111 @@ fn an_api_outage_during_a_health_gate_is_waited_out() {
     assert_eq!(events(&report, "api_outage_end").len(), 1, "{r}");
     assert_migrated(&w);
 }
+
+/// A `kubectl` that hangs (a child `sleep` holding its output, as a wrapper script's real
+/// kubectl would) on its second `get deployments` call; `count` in the directory says how many
+/// there were.
+fn hanging_kubectl() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let count = dir.path().join("count");
+    let before = format!(
+        "case \" $* \" in *\" get deployments \"*) n=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'; if [ $n -eq 2 ]; then sleep 1000; fi;; esac",
+        c = count.display()
+    );
+    let wrapper = crate::kubectl_wrapper(&before);
+    std::fs::rename(wrapper.path().join("kubectl"), dir.path().join("kubectl"))
+        .expect("move the wrapper");
+    dir
+}
+
+/// Processes of this world (its KUBECONFIG in their environment) whose command line holds
+/// `needle`.
+fn running_with(w: &World, needle: &str) -> Vec<String> {
+    let wanted = format!(
+        "KUBECONFIG={}",
+        w.env_var("KUBECONFIG").expect("KUBECONFIG")
+    );
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let environ = std::fs::read(e.path().join("environ")).ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let ours = environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
+            (ours && cmdline.contains(needle)).then_some(cmdline)
+        })
+        .collect()
+}
+
+/// Issue 19.3: a hung `kubectl get` held the run for minutes past every timeout. Each kubectl
+/// call is now stopped 10 s after its `--request-timeout` (5 minutes without the flag), with
+/// what it started, and run again when it is safe to.
+#[test]
+fn a_hung_kubectl_call_is_stopped_at_its_deadline_and_run_again() {
+    let w = World::basic();
+    let dir = hanging_kubectl();
+    let r = w.plugin_with_path(
+        dir.path(),
+        &["migrate", "pool-two", "--yes", "--request-timeout", "5s"],
+    );
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.stderr
+            .contains("kubectl get deployments ...: no answer within 15.0s; retrying in"),
+        "the hung call was not stopped and run again:\n{r}"
+    );
+    let hung = std::fs::read_to_string(dir.path().join("count")).unwrap_or_default();
+    assert!(
+        hung.trim().parse::<u32>().unwrap_or(0) > 2,
+        "the call was not repeated: {hung}"
+    );
+    assert!(
+        running_with(&w, "sleep 1000").is_empty(),
+        "the hung child was left running"
+    );
+    assert_migrated(&w);
+}
+
+/// Issue 19.3: the first Ctrl-C said "stopping safely" and then waited on a hung kubectl. The
+/// signal now stops every running command (and what it started), the cleanup releases the lock,
+/// and the run ends with 130.
+#[test]
+fn ctrl_c_stops_a_hung_kubectl_call() {
+    let w = World::basic();
+    let dir = hanging_kubectl();
+    let plugin = w.bin_dir.join("kubectl-zdupgrade");
+    let mut c = w.command(plugin.to_str().unwrap(), &["migrate", "pool-two", "--yes"]);
+    c.env(
+        "PATH",
+        format!(
+            "{}:{}:{}",
+            dir.path().display(),
+            w.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("plugin starts");
+    wait_until("the hung call", Duration::from_secs(180), || {
+        !running_with(&w, "sleep 1000").is_empty()
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let r = finish(child, Duration::from_secs(60));
+    assert_eq!(r.status, Some(130), "{r}");
+    assert!(
+        r.stderr.contains("get deployments") && r.stderr.contains("stopped"),
+        "{r}"
+    );
+    assert!(
+        running_with(&w, "sleep 1000").is_empty(),
+        "the hung child was left running"
+    );
+    assert!(lease(&w).is_none(), "the lock outlived the run:\n{r}");
+}

@@ -109,6 +109,19 @@ fn the_connect_gateway_of_the_clusters_membership_is_accepted() {
     assert_refused_without_writes(&r, &[&w], "none of the cluster's endpoints");
 }
 
+/// Issue 19.6: a kube context of another cluster whose API server cannot be reached was refused
+/// only after ten minutes of retried reads. The verdict needs only the kubeconfig and GKE: the
+/// reads started beside GKE's describe are abandoned.
+#[test]
+fn an_unreachable_kube_context_of_another_cluster_is_refused_at_once() {
+    let w = World::basic();
+    let s = scenario("basic");
+    let text = kubeconfig_text(&s, "http://127.0.0.1:1", None, None);
+    let r = w.plugin_with_kubeconfig(&text, &["migrate", "pool-two", "--yes"]);
+    // Without the change this run ends after ten minutes of retries (past this test's limit).
+    assert_refused_without_writes(&r, &[&w], "none of the cluster's endpoints");
+}
+
 /// A TCP forwarder on another local port, as `gcloud compute ssh -L` or an IAP tunnel is.
 struct Tunnel {
     port: u16,

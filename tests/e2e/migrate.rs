@@ -394,6 +394,15 @@ fn rerunning_a_finished_migration_is_not_an_error() {
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
     assert!(r.stderr.contains("the migration is complete"), "{r}");
+    // The same command with --from (issue 19.6): the old pool is gone because it finished.
+    let r = w.plugin(&["migrate", "pool-two", "--from", "default-pool", "--yes"]);
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.stderr.contains(
+            "pool default-pool no longer exists and pool pool-two, which kubectl-zdupgrade created, does: the migration is complete"
+        ),
+        "{r}"
+    );
     assert_eq!(
         w.writes().len(),
         writes,
