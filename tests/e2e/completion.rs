@@ -1,0 +1,242 @@
+//! Completion, end to end: `kubectl_complete-zdupgrade` answering kubectl's plugin completion
+//! protocol with live values from the simulated cluster, and real `kubectl __complete` calling
+//! it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{kubectl_wrapper, run, scenario, Run, World};
+
+const COMPLETER: &str = "kubectl_complete-zdupgrade";
+
+/// The basic cluster with a second pool, so that a pool list is more than one name.
+fn two_pools() -> World {
+    let mut s = scenario("basic");
+    let mut second = s.pools[0].clone();
+    second.name = "pool-two".into();
+    second.nodes_per_zone = 1;
+    s.pools.push(second);
+    World::new(s)
+}
+
+/// The pools that have nodes, as the simulator holds them.
+fn pools_with_nodes(w: &World) -> Vec<String> {
+    let pools: BTreeSet<String> = w.node_pools().into_values().collect();
+    pools.into_iter().collect()
+}
+
+fn complete(w: &World, words: &[&str]) -> Run {
+    run(w.command(COMPLETER, words), Duration::from_secs(60))
+}
+
+/// The candidates of a protocol reply (values only) and its directive; the reply must be well
+/// formed: exit 0, nothing on stderr, a last line `:N`.
+fn reply(r: &Run) -> (Vec<String>, u8) {
+    assert!(r.ok() && r.stderr.is_empty(), "{r}");
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    let directive = lines
+        .pop()
+        .and_then(|last| last.strip_prefix(':'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no directive line:\n{r}"));
+    let values = lines
+        .iter()
+        .map(|line| line.split('\t').next().unwrap_or("").to_string())
+        .collect();
+    (values, directive)
+}
+
+/// `upgrade-nodes`/`upgrade-master` versions as gcloud lists them for the simulated cluster.
+fn server_versions(w: &World, key: &str) -> Vec<String> {
+    let r = w.gcloud(&[
+        "container",
+        "get-server-config",
+        "--project=demo-project",
+        "--location=us-central1-a",
+        "--format=json",
+    ]);
+    assert!(r.ok(), "{r}");
+    let config: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let versions: Vec<String> = config[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(!versions.is_empty(), "{config}");
+    versions
+}
+
+#[test]
+fn the_completer_lists_pools_for_every_pool_argument() {
+    let w = two_pools();
+    let pools = pools_with_nodes(&w);
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    for words in [
+        &["migrate", ""][..],
+        &["migrate", "pool-three", "--from", ""],
+        &["plan", "migrate", "pool-three", "--from", ""],
+        &["rollback", ""],
+        &["rollback", "pool-two", "--to", ""],
+        &["upgrade-nodes", ""],
+    ] {
+        let (values, directive) = reply(&complete(&w, words));
+        assert_eq!(values, pools, "{words:?}");
+        assert_eq!(directive, 36, "no file names, order kept: {words:?}");
+    }
+    // Matched against what is typed, after `=` too.
+    let (values, _) = reply(&complete(&w, &["migrate", "x", "--from=pool-"]));
+    assert_eq!(values, ["--from=pool-two"]);
+}
+
+#[test]
+fn kubectl_itself_calls_the_completer_for_kubectl_zdupgrade() {
+    let w = two_pools();
+    // kubectl's own completion entry point, as its shell scripts call it for
+    // `kubectl zdupgrade migrate <TAB>`: it finds kubectl_complete-zdupgrade on PATH.
+    let r = w.kubectl(&["__complete", "zdupgrade", "migrate", ""]);
+    let (values, directive) = reply(&Run {
+        stderr: String::new(),
+        ..r
+    });
+    assert_eq!(values, pools_with_nodes(&w));
+    assert_eq!(directive, 36);
+    let r = w.kubectl(&["__complete", "zdupgrade", "migrate", "p", "--strat"]);
+    assert!(r.stdout.starts_with("--strategy\t"), "{r}");
+}
+
+/// A kubeconfig with two contexts: `sim-local` (the simulated cluster) and `unreachable` (a
+/// server nobody listens on), the current one.
+fn two_context_kubeconfig(w: &World, dir: &Path) -> PathBuf {
+    let original = std::fs::read_to_string(w.env_var("KUBECONFIG").unwrap()).unwrap();
+    let server = original
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("the simulator's server")
+        .to_string();
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n\
+         - name: sim\n  cluster:\n    server: {server}\n\
+         - name: dead\n  cluster:\n    server: http://127.0.0.1:1\n\
+         contexts:\n\
+         - name: sim-local\n  context:\n    cluster: sim\n    user: u\n\
+         - name: unreachable\n  context:\n    cluster: dead\n    user: u\n\
+         current-context: unreachable\n\
+         users:\n- name: u\n  user:\n    token: simulated\n"
+    );
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn live_values_follow_the_context_and_kubeconfig_on_the_line() {
+    let w = two_pools();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = two_context_kubeconfig(&w, dir.path());
+    let kubeconfig = kubeconfig.to_str().unwrap();
+
+    let on_line = [
+        "migrate",
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        "sim-local",
+        "",
+    ];
+    let (values, _) = reply(&complete(&w, &on_line));
+    assert_eq!(values, pools_with_nodes(&w));
+
+    // Without --context, the kubeconfig's current context is unreachable: silently nothing.
+    let r = complete(&w, &["migrate", "--kubeconfig", kubeconfig, ""]);
+    assert_eq!(r.stdout, ":36\n", "{r}");
+    assert!(r.ok() && r.stderr.is_empty(), "{r}");
+
+    let (contexts, directive) = reply(&complete(
+        &w,
+        &["status", "--kubeconfig", kubeconfig, "--context", ""],
+    ));
+    let listed = w.kubectl(&[
+        "--kubeconfig",
+        kubeconfig,
+        "config",
+        "get-contexts",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        contexts,
+        listed.stdout.lines().collect::<Vec<_>>(),
+        "{listed}"
+    );
+    assert_eq!(contexts.len(), 2);
+    assert_eq!(directive, 36);
+    let (contexts, _) = reply(&complete(&w, &["status", "--context", ""]));
+    assert_eq!(contexts, ["gke_demo-project_us-central1-a_demo"]);
+}
+
+#[test]
+fn versions_come_from_gke_for_the_cluster_on_the_line() {
+    let w = World::basic();
+    let node_versions = server_versions(&w, "validNodeVersions");
+    let master_versions = server_versions(&w, "validMasterVersions");
+
+    // Project and location from the current context's name (gke_PROJECT_LOCATION_CLUSTER).
+    let (values, directive) = reply(&complete(&w, &["upgrade-nodes", "p", "--version", ""]));
+    assert_eq!(values, node_versions);
+    assert_eq!(directive, 36);
+    let (values, _) = reply(&complete(&w, &["migrate", "p", "--node-version", ""]));
+    assert_eq!(values, node_versions);
+    let (values, _) = reply(&complete(&w, &["upgrade-master", "--version", ""]));
+    assert_eq!(values, master_versions);
+
+    // A context whose name says nothing: only the flags can tell where the cluster is.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = two_context_kubeconfig(&w, dir.path());
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let anonymous = ["--kubeconfig", kubeconfig, "--context", "sim-local"];
+    let mut words = vec!["upgrade-master"];
+    words.extend(anonymous);
+    words.extend(["--version", ""]);
+    assert_eq!(reply(&complete(&w, &words)).0, Vec::<String>::new());
+    let mut words = vec!["upgrade-master"];
+    words.extend(anonymous);
+    words.extend(["--project", "demo-project", "--zone", "us-central1-a"]);
+    words.extend(["--version", "1.3"]);
+    let (values, _) = reply(&complete(&w, &words));
+    let expected: Vec<&String> = master_versions
+        .iter()
+        .filter(|v| v.starts_with("1.3"))
+        .collect();
+    assert_eq!(values.iter().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
+    let w = World::basic();
+    let pid_file = tempfile::NamedTempFile::new().unwrap();
+    // kubectl that never answers, with a child of its own (as Google's kubectl dispatcher has).
+    let wrapper = kubectl_wrapper(&format!(
+        "sleep 600 & echo $! > '{}'; wait; exit 0",
+        pid_file.path().display()
+    ));
+    let mut c = w.command(COMPLETER, &["migrate", ""]);
+    let path = format!(
+        "{}:{}:{}",
+        wrapper.path().display(),
+        w.bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    c.env("PATH", path);
+    let r = run(c, Duration::from_secs(120));
+    assert_eq!(r.stdout, ":36\n", "{r}");
+    assert!(r.ok() && r.stderr.is_empty(), "{r}");
+    let pid = std::fs::read_to_string(pid_file.path()).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+    assert!(
+        matches!(state, None | Some("Z")),
+        "the wrapper's child {pid} outlived the completer: {stat}"
+    );
+}
