@@ -1,6 +1,6 @@
 //! Completion, end to end: `kubectl_complete-zdupgrade` answering kubectl's plugin completion
-//! protocol with live values from the simulated cluster, and real `kubectl __complete` calling
-//! it.
+//! protocol with live values from the simulated cluster, real `kubectl __complete` calling it,
+//! and the shipped bash, zsh and fish scripts sourced in the real shells.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -239,4 +239,222 @@ fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
         matches!(state, None | Some("Z")),
         "the wrapper's child {pid} outlived the completer: {stat}"
     );
+}
+
+/// A shell that sources a shipped script and completes typed lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    fn program(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+        }
+    }
+
+    /// The shipped script, as checked in.
+    fn script(self) -> PathBuf {
+        let file = match self {
+            Shell::Bash => "kubectl-zdupgrade.bash",
+            Shell::Zsh => "_kubectl-zdupgrade",
+            Shell::Fish => "kubectl-zdupgrade.fish",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("completions")
+            .join(file)
+    }
+
+    /// Options for a shell that reads no startup file of the machine's.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Shell::Bash => &["--norc", "--noprofile"],
+            Shell::Zsh => &["-f"],
+            Shell::Fish => &["--no-config"],
+        }
+    }
+
+    /// A program for the shell that sources the script, then for each line prints `>>> LINE`
+    /// and the values it completes to, one a line. A request for the shell's own file-name
+    /// completion prints `# files`.
+    fn driver(self, lines: &[&str]) -> String {
+        let script = self.script();
+        let mut text = match self {
+            // Readline calls the function registered by `complete -F` with COMP_LINE,
+            // COMP_POINT, COMP_WORDS (split at blanks and COMP_WORDBREAKS such as `=`) and
+            // COMP_CWORD set, and the word under the cursor and the one before as $2 and $3.
+            Shell::Bash => format!(
+                r#"source '{}'
+function=$(complete -p kubectl-zdupgrade | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+compopt() {{ [[ $* == *"-o default"* ]] && echo '# files'; return 0; }}
+complete_line() {{
+    printf '>>> %s\n' "$1"
+    COMP_LINE=$1
+    COMP_POINT=${{#1}}
+    read -r -a COMP_WORDS <<< "${{1//=/ = }}"
+    [[ $1 == *[[:blank:]=] ]] && COMP_WORDS+=("")
+    COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+    COMPREPLY=()
+    "$function" kubectl-zdupgrade "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+    (( ${{#COMPREPLY[@]}} )) && printf '%s\n' "${{COMPREPLY[@]}}"
+    return 0
+}}
+"#,
+                script.display()
+            ),
+            // Outside a completion widget `compadd` cannot run, so `_describe` and `_files`
+            // (what the script calls with its candidates) print what they were given.
+            Shell::Zsh => format!(
+                r#"autoload -Uz compinit && compinit -u -D
+source '{}'
+function=$_comps[kubectl-zdupgrade]
+_describe() {{
+    local -a ignored
+    zparseopts -D -E -a ignored V J t: 1 2 x o O
+    local candidate
+    for candidate in "${{(@P)2}}"; do print -r -- "${{candidate%%:*}}"; done
+}}
+_files() {{ print -r -- '# files'; }}
+complete_line() {{
+    print -r -- ">>> $1"
+    words=("${{(@z)1}}")
+    [[ $1 == *' ' ]] && words+=('')
+    CURRENT=${{#words}}
+    PREFIX=$words[-1]
+    $function
+    return 0
+}}
+"#,
+                script.display()
+            ),
+            // fish completes a line given to `complete -C` as it would at the prompt.
+            Shell::Fish => format!(
+                r#"source '{}'
+function complete_line
+    echo ">>> $argv[1]"
+    complete -C "$argv[1]" | string replace -r '\t.*' ''
+    return 0
+end
+"#,
+                script.display()
+            ),
+        };
+        for line in lines {
+            text.push_str(&format!("complete_line '{line}'\n"));
+        }
+        text
+    }
+}
+
+/// Completes each of `lines` in `shell` with the shipped script; `None` (after saying why)
+/// when the shell is not installed. Runs in a directory holding one file, `kubeconfig-a`.
+fn shell_completions(w: &World, shell: Shell, lines: &[&str]) -> Option<Vec<Vec<String>>> {
+    if which::which(shell.program()).is_err() {
+        println!(
+            "SKIPPED: {} is not installed (.ci/run installs it on CI with apt-get)",
+            shell.program()
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig-a"), "").unwrap();
+    let driver = dir.path().join("driver");
+    std::fs::write(&driver, shell.driver(lines)).unwrap();
+    let mut args: Vec<&str> = shell.options().to_vec();
+    args.push(driver.to_str().unwrap());
+    let mut c = w.command(shell.program(), &args);
+    c.current_dir(dir.path());
+    let r = run(c, Duration::from_secs(120));
+    assert!(r.ok(), "{r}");
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    for line in r.stdout.lines() {
+        if line.starts_with(">>> ") {
+            blocks.push(Vec::new());
+        } else if let Some(block) = blocks.last_mut() {
+            block.push(line.to_string());
+        }
+    }
+    assert_eq!(blocks.len(), lines.len(), "{r}");
+    Some(blocks)
+}
+
+/// Sources the shipped script of `shell` and checks what subcommands, flags, fixed values,
+/// live values and file names complete to.
+fn shipped_script_completes(shell: Shell) {
+    let w = two_pools();
+    let pools = pools_with_nodes(&w);
+    // Bash replaces only what follows the `=` of `--from=po`; zsh and fish the whole word.
+    let after_equals = |flag: &str, value: &str| match shell {
+        Shell::Bash => value.to_string(),
+        Shell::Zsh | Shell::Fish => format!("{flag}={value}"),
+    };
+    let files = || match shell {
+        Shell::Bash | Shell::Zsh => vec!["# files".to_string()],
+        Shell::Fish => vec!["kubeconfig-a".to_string()],
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "kubectl-zdupgrade upg",
+            strings(&["upgrade-nodes", "upgrade-master"]),
+        ),
+        ("kubectl-zdupgrade plan ", strings(&["migrate", "help"])),
+        ("kubectl-zdupgrade migrate --stra", strings(&["--strategy"])),
+        (
+            "kubectl-zdupgrade rollback p --delete-",
+            strings(&["--delete-new-pool", "--delete-emptydir-data"]),
+        ),
+        (
+            "kubectl-zdupgrade migrate p --strategy ",
+            strings(&["surge", "evict"]),
+        ),
+        (
+            "kubectl-zdupgrade migrate p --strategy=e",
+            vec![after_equals("--strategy", "evict")],
+        ),
+        ("kubectl-zdupgrade status -o ", strings(&["text", "json"])),
+        ("kubectl-zdupgrade migrate ", pools.clone()),
+        ("kubectl-zdupgrade rollback pool-two --to ", pools.clone()),
+        (
+            "kubectl-zdupgrade migrate p --from=pool-",
+            vec![after_equals("--from", "pool-two")],
+        ),
+        ("kubectl-zdupgrade status --kubeconfig kube", files()),
+        ("kubectl-zdupgrade migrate p --num-nodes ", Vec::new()),
+    ];
+    let lines: Vec<&str> = cases.iter().map(|(line, _)| *line).collect();
+    let Some(got) = shell_completions(&w, shell, &lines) else {
+        return;
+    };
+    for ((line, expected), got) in cases.iter().zip(&got) {
+        // The order is the program's; which candidates, not how a shell sorts them, is checked.
+        let mut got = got.clone();
+        let mut expected = expected.clone();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "{shell:?}: {line:?}");
+    }
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+#[test]
+fn the_bash_script_completes_in_bash() {
+    shipped_script_completes(Shell::Bash);
+}
+
+#[test]
+fn the_zsh_script_completes_in_zsh() {
+    shipped_script_completes(Shell::Zsh);
+}
+
+#[test]
+fn the_fish_script_completes_in_fish() {
+    shipped_script_completes(Shell::Fish);
 }
