@@ -29,6 +29,22 @@ pub const KUBECTL_LIMIT: Duration = Duration::from_secs(2);
 /// How long the gcloud call may take: gcloud alone spends about a second starting Python.
 pub const GCLOUD_LIMIT: Duration = Duration::from_secs(3);
 
+/// Seconds that replace both limits, for a cluster that answers slowly (or a loaded machine).
+pub const TIMEOUT_VARIABLE: &str = "KUBECTL_ZDUPGRADE_COMPLETION_TIMEOUT";
+
+/// `default`, or the seconds `setting` (the value of [`TIMEOUT_VARIABLE`]) gives.
+fn limit(default: Duration, setting: Option<&str>) -> Duration {
+    setting
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|seconds| *seconds > 0.0)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .unwrap_or(default)
+}
+
+fn limit_of(default: Duration) -> Duration {
+    limit(default, std::env::var(TIMEOUT_VARIABLE).ok().as_deref())
+}
+
 /// The values of `source` for the cluster `selection` names; none on any failure.
 pub fn values(source: Source, selection: &Selection) -> Vec<Candidate> {
     match source {
@@ -67,7 +83,8 @@ struct NodeList {
 /// Each pool that has nodes, with its node count.
 fn pools(selection: &Selection) -> Option<Vec<Candidate>> {
     let command = kubectl(selection)?.command(["get", "nodes", "-o", "json"]);
-    let nodes: NodeList = serde_json::from_str(&stdout_within(&command, KUBECTL_LIMIT)?).ok()?;
+    let nodes: NodeList =
+        serde_json::from_str(&stdout_within(&command, limit_of(KUBECTL_LIMIT))?).ok()?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for pool in nodes.items.iter().filter_map(node_pool) {
         *counts.entry(pool).or_default() += 1;
@@ -81,7 +98,7 @@ fn pools(selection: &Selection) -> Option<Vec<Candidate>> {
 
 fn contexts(selection: &Selection) -> Option<Vec<Candidate>> {
     let command = kubeconfig_kubectl(selection)?.command(["config", "get-contexts", "-o", "name"]);
-    let names = stdout_within(&command, KUBECTL_LIMIT)?;
+    let names = stdout_within(&command, limit_of(KUBECTL_LIMIT))?;
     Some(
         names
             .lines()
@@ -112,7 +129,7 @@ fn versions(source: Source, selection: &Selection) -> Option<Vec<Candidate>> {
     let gcloud = find_tool("gcloud").ok()?;
     let command = Gcloud::new(&gcloud, &project, &location, &Silent).server_versions_command();
     let config: ServerConfig =
-        serde_json::from_str(&stdout_within(&command, GCLOUD_LIMIT)?).ok()?;
+        serde_json::from_str(&stdout_within(&command, limit_of(GCLOUD_LIMIT))?).ok()?;
     let versions = match source {
         Source::MasterVersions => config.valid_master_versions,
         _ => config.valid_node_versions,
@@ -131,7 +148,7 @@ fn versions(source: Source, selection: &Selection) -> Option<Vec<Candidate>> {
 
 fn current_context(selection: &Selection) -> Option<String> {
     let command = kubeconfig_kubectl(selection)?.command(["config", "current-context"]);
-    let name = stdout_within(&command, KUBECTL_LIMIT)?;
+    let name = stdout_within(&command, limit_of(KUBECTL_LIMIT))?;
     Some(name.trim().to_string()).filter(|name| !name.is_empty())
 }
 
@@ -150,4 +167,20 @@ fn stdout_within(command: &Command, limit: Duration) -> Option<String> {
     let text = finished.recv_timeout(limit).ok().and_then(Result::ok);
     child.stop();
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_setting_replaces_the_limit_when_it_is_a_positive_number() {
+        let default = Duration::from_secs(2);
+        assert_eq!(limit(default, None), default);
+        assert_eq!(limit(default, Some("30")), Duration::from_secs(30));
+        assert_eq!(limit(default, Some(" 0.5 ")), Duration::from_millis(500));
+        for ignored in ["", "0", "-1", "soon", "NaN", "inf", "1e300"] {
+            assert_eq!(limit(default, Some(ignored)), default, "{ignored:?}");
+        }
+    }
 }

@@ -10,6 +10,12 @@ use crate::{kubectl_wrapper, run, scenario, Run, World};
 
 const COMPLETER: &str = "kubectl_complete-zdupgrade";
 
+/// Gives each kubectl and gcloud call of a completion two minutes instead of seconds: these
+/// tests check what is completed, not how fast, on a machine that may be busy.
+fn patient(c: &mut std::process::Command) -> &mut std::process::Command {
+    c.env(kubectl_zdupgrade::complete::live::TIMEOUT_VARIABLE, "120")
+}
+
 /// The basic cluster with a second pool, so that a pool list is more than one name.
 fn two_pools() -> World {
     let mut s = scenario("basic");
@@ -27,7 +33,9 @@ fn pools_with_nodes(w: &World) -> Vec<String> {
 }
 
 fn complete(w: &World, words: &[&str]) -> Run {
-    run(w.command(COMPLETER, words), Duration::from_secs(60))
+    let mut c = w.command(COMPLETER, words);
+    patient(&mut c);
+    run(c, Duration::from_secs(300))
 }
 
 /// The candidates of a protocol reply (values only) and its directive; the reply must be well
@@ -95,14 +103,19 @@ fn kubectl_itself_calls_the_completer_for_kubectl_zdupgrade() {
     let w = two_pools();
     // kubectl's own completion entry point, as its shell scripts call it for
     // `kubectl zdupgrade migrate <TAB>`: it finds kubectl_complete-zdupgrade on PATH.
-    let r = w.kubectl(&["__complete", "zdupgrade", "migrate", ""]);
+    let kubectl = |words: &[&str]| {
+        let mut c = w.command("kubectl", words);
+        patient(&mut c);
+        run(c, Duration::from_secs(300))
+    };
+    let r = kubectl(&["__complete", "zdupgrade", "migrate", ""]);
     let (values, directive) = reply(&Run {
         stderr: String::new(),
         ..r
     });
     assert_eq!(values, pools_with_nodes(&w));
     assert_eq!(directive, 36);
-    let r = w.kubectl(&["__complete", "zdupgrade", "migrate", "p", "--strat"]);
+    let r = kubectl(&["__complete", "zdupgrade", "migrate", "p", "--strat"]);
     assert!(r.stdout.starts_with("--strategy\t"), "{r}");
 }
 
@@ -222,6 +235,8 @@ fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
         pid_file.path().display()
     ));
     let mut c = w.command(COMPLETER, &["migrate", ""]);
+    // Given 1 s, the call is stopped then, whatever the default limit.
+    c.env(kubectl_zdupgrade::complete::live::TIMEOUT_VARIABLE, "1");
     let path = format!(
         "{}:{}:{}",
         wrapper.path().display(),
@@ -232,13 +247,21 @@ fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
     let r = run(c, Duration::from_secs(120));
     assert_eq!(r.stdout, ":36\n", "{r}");
     assert!(r.ok() && r.stderr.is_empty(), "{r}");
+    // The group was sent SIGKILL; the child may take a moment to finish dying on a busy
+    // machine, but it must not go on sleeping.
     let pid = std::fs::read_to_string(pid_file.path()).unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
-    assert!(
-        matches!(state, None | Some("Z")),
-        "the wrapper's child {pid} outlived the completer: {stat}"
-    );
+    let state = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while let Some(alive) = state().filter(|s| *s != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wrapper's child {pid} outlived the completer (state {alive})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A shell that sources a shipped script and completes typed lines.
@@ -368,8 +391,8 @@ fn shell_completions(w: &World, shell: Shell, lines: &[&str]) -> Option<Vec<Vec<
     let mut args: Vec<&str> = shell.options().to_vec();
     args.push(driver.to_str().unwrap());
     let mut c = w.command(shell.program(), &args);
-    c.current_dir(dir.path());
-    let r = run(c, Duration::from_secs(120));
+    patient(&mut c).current_dir(dir.path());
+    let r = run(c, Duration::from_secs(600));
     assert!(r.ok(), "{r}");
     let mut blocks: Vec<Vec<String>> = Vec::new();
     for line in r.stdout.lines() {
