@@ -5,6 +5,7 @@ pub mod batches;
 pub mod cli;
 pub mod clone;
 pub mod commands;
+pub mod complete;
 pub mod errors;
 pub mod interrupt;
 pub mod lock;

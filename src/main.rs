@@ -1,4 +1,5 @@
-//! Entry point: parse, run, print the error chain, exit with the error's code.
+//! Entry point: parse, run, print the error chain, exit with the error's code. The shell
+//! completion scripts call `kubectl-zdupgrade __complete WORDS...`, answered before parsing.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,10 @@ use kubectl_zdupgrade::cli::Cli;
 use kubectl_zdupgrade::errors::exit_code;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|first| first == "__complete") {
+        return kubectl_zdupgrade::complete::main(args);
+    }
     let cli = Cli::parse();
     match kubectl_zdupgrade::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

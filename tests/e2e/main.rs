@@ -3,6 +3,7 @@
 //! simulator and asserts what the cluster shows afterwards.
 
 mod bad_input;
+mod completion;
 mod faults;
 mod faults_api;
 mod guard;
