@@ -1,5 +1,6 @@
 //! `zdupgrade-sim serve --scenario FILE --dir DIR` runs a simulated GKE cluster until
-//! interrupted; `zdupgrade-sim report --dir DIR` prints its report.
+//! interrupted, and writes `DIR/env`, the environment that points kubectl, gcloud and the plugin
+//! at it, for a shell to `source`; `zdupgrade-sim report --dir DIR` prints its report.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start the simulator and print the environment that points kubectl and gcloud at it.
+    /// Start the simulator, write DIR/env (the environment that points kubectl and gcloud at it,
+    /// for `source`) and print the same `export` lines on stdout.
     Serve {
         #[arg(long)]
         scenario: PathBuf,
@@ -42,11 +44,18 @@ fn main() -> anyhow::Result<()> {
                     dir: Some(dir.clone()),
                 },
             )?;
+            let env = h.env();
+            let env_file = dir.join("env");
+            std::fs::write(&env_file, env_file_text(&h.url, &env))?;
+            // Written last: a script waiting for the simulator waits for this file.
             std::fs::write(dir.join("url"), &h.url)?;
-            for (k, v) in h.env() {
-                println!("export {k}={v}");
+            for (k, v) in &env {
+                println!("export {k}={}", shell_quote(v));
             }
+            let source = shell_quote(&env_file.display().to_string());
             eprintln!("zdupgrade-sim: serving {} (Ctrl-C to stop)", h.url);
+            eprintln!("zdupgrade-sim: environment written to {source}; in another shell:");
+            eprintln!("  source {source}");
             loop {
                 std::thread::park();
             }
@@ -57,6 +66,36 @@ fn main() -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+    }
+}
+
+/// The text of `DIR/env`: comments saying what it is for, then one `export` per variable of
+/// `env` (KUBECONFIG, CLOUDSDK_CONFIG, HOME, ...). HOME moves into the simulator's directory, so
+/// rustup and cargo are first pinned to the directories they use under the user's own HOME.
+fn env_file_text(url: &str, env: &[(String, String)]) -> String {
+    let mut text = format!(
+        "# The simulated GKE cluster served at {url} by `zdupgrade-sim serve`.\n\
+         # `source` this file to point kubectl, gcloud and kubectl-zdupgrade at it, never at your\n\
+         # own clusters. It moves HOME too (so that kubectl's caches stay out of yours): use a\n\
+         # shell you can leave (`bash`, then `source` this file; `exit` to get your settings back).\n\
+         # rustup and cargo keep the directories they had under your own HOME:\n\
+         : \"${{RUSTUP_HOME:=$HOME/.rustup}}\" \"${{CARGO_HOME:=$HOME/.cargo}}\"\n\
+         export RUSTUP_HOME CARGO_HOME\n"
+    );
+    for (k, v) in env {
+        text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+    }
+    text
+}
+
+/// `value` as one word for a POSIX shell: unchanged when it holds only safe characters,
+/// else in single quotes (a `'` inside becomes `'\''`).
+fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
     }
 }
 

@@ -7,5 +7,6 @@ mod gcloud;
 mod kubectl;
 mod migration;
 mod scale;
+mod serve;
 mod support;
 mod upgrades;
