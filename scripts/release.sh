@@ -8,7 +8,7 @@
 # For each platform (default: linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 # windows/amd64) it builds kubectl-zdupgrade and kubectl_complete-zdupgrade in release mode
 # for the first of the platform's Rust targets that is installed (`rustup target list
-# --installed`), packs them with LICENSE and README.md into
+# --installed`), packs them with LICENSE, README.md and docs/ into
 # kubectl-zdupgrade_vVERSION_OS_ARCH.tar.gz (.zip for Windows when `zip` exists), and writes
 # OUT/zdupgrade.yaml from plugin-manifest/zdupgrade.yaml.tmpl with each archive's URL
 # (BASE/vVERSION/ARCHIVE, BASE being https://github.com/OWNER/kubectl-zdupgrade/releases/download
@@ -241,14 +241,16 @@ for platform in "${PLATFORMS[@]}"; do
     cp "$from/$binary$suffix" "$dir/"
     files+=("$binary$suffix")
   done
+  # The README links into docs/: the archive carries both, so its links resolve once unpacked.
   cp "$ROOT/LICENSE" "$ROOT/README.md" "$dir/"
-  files+=(LICENSE README.md)
-  (cd "$dir" && touch -d "@$EPOCH" "${files[@]}" 2>/dev/null) || true
+  cp -R "$ROOT/docs" "$dir/"
+  files+=(LICENSE README.md docs)
+  (cd "$dir" && find "${files[@]}" -exec touch -d "@$EPOCH" {} + 2>/dev/null) || true
   extension=$(archive_extension "$platform")
   archive=$(archive_name "$TAG" "$platform" "$extension")
   rm -f "$OUT/$archive"
   if [[ $extension == zip ]]; then
-    (cd "$dir" && zip -q -X "$OUT/$archive" "${files[@]}")
+    (cd "$dir" && zip -q -X -r "$OUT/$archive" "${files[@]}")
   else
     tar ${TAR_OPTIONS[@]+"${TAR_OPTIONS[@]}"} -cf - -C "$dir" "${files[@]}" | gzip -n > "$OUT/$archive"
   fi

@@ -266,6 +266,7 @@ fn release_archives_are_what_the_manifest_names() {
         .iter()
         .map(String::as_str)
         .chain(["LICENSE", "README.md"])
+        .chain(readme_link_targets().iter().map(String::as_str))
     {
         assert!(entries.contains(&file), "{file} not in {entries:?}");
     }
@@ -411,4 +412,25 @@ fn the_krew_bot_template_is_generated_from_the_manifest_template() {
         assert!(p.uri.ends_with(&archive), "{p:?}");
         assert!(p.sha256.is_empty(), "the bot computes the sha256: {p:?}");
     }
+}
+
+/// The files of the repository the README links to (relative links, anchors dropped): an
+/// archive carries each, so the README it ships does not point at nothing.
+fn readme_link_targets() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut targets: Vec<String> = readme
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .map(|link| link.split('#').next().unwrap_or("").to_string())
+        .filter(|link| !link.is_empty() && !link.contains("://") && link.starts_with("docs/"))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    assert!(
+        !targets.is_empty(),
+        "the README links to no file under docs/"
+    );
+    targets
 }

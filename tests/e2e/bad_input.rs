@@ -1,6 +1,6 @@
 //! Bad input: each invocation of the table must exit non-zero with a clear message (a substring
-//! that names the problem) and write nothing at all to the cluster or to GKE. README.md ("Bad
-//! input") lists the same cases.
+//! that names the problem) and write nothing at all to the cluster or to GKE.
+//! docs/failures.md ("Bad input") lists the same cases.
 
 use crate::World;
 
