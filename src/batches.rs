@@ -281,21 +281,22 @@ fn workload_allowance(workload: &WorkloadRef, workloads: &Workloads) -> i32 {
     }
 }
 
-/// "3 batch(es) of up to 4 node(s)" and, when there are at most `list_limit`, one line per
+/// "3 batches of up to 4 nodes" and, when there are at most `list_limit`, one line per
 /// batch ("batch 1 (us-central1-a): n1, n2 (12 pods)"); each line starts with `indent`.
 pub fn describe(batches: &[Batch], max_parallel: usize, indent: &str, list_limit: usize) -> String {
     let mut out = format!(
-        "{indent}{} batch(es) of up to {max_parallel} node(s)\n",
-        batches.len()
+        "{indent}{} of up to {}\n",
+        crate::report::count(batches.len(), "batch", "batches"),
+        crate::report::count(max_parallel, "node", "nodes")
     );
     if batches.len() <= list_limit {
         for b in batches {
             out.push_str(&format!(
-                "{indent}  batch {} ({}): {} ({} pods)\n",
+                "{indent}  batch {} ({}): {} ({})\n",
                 b.index,
                 b.zone_text(),
                 b.nodes.join(", "),
-                b.pods
+                crate::report::count(b.pods, "pod", "pods")
             ));
         }
     }
@@ -615,11 +616,8 @@ mod tests {
         let batches = [batch(1, &["n1", "n2"]), batch(2, &["n3"])];
         assert_eq!(
             describe(&batches, 2, "  ", 20),
-            "  2 batch(es) of up to 2 node(s)\n    batch 1 (z): n1, n2 (3 pods)\n    batch 2 (z): n3 (3 pods)\n"
+            "  2 batches of up to 2 nodes\n    batch 1 (z): n1, n2 (3 pods)\n    batch 2 (z): n3 (3 pods)\n"
         );
-        assert_eq!(
-            describe(&batches, 2, "", 1),
-            "2 batch(es) of up to 2 node(s)\n"
-        );
+        assert_eq!(describe(&batches, 2, "", 1), "2 batches of up to 2 nodes\n");
     }
 }

@@ -21,6 +21,8 @@ pub trait Reporter: Sync {
     /// Something finished: a permanent line.
     fn done(&self, message: &str);
     fn info(&self, message: &str);
+    /// Detail a run does not need (shown with `--verbose`): long explanations, full commands.
+    fn detail(&self, _message: &str) {}
     fn warn(&self, message: &str);
     /// A kubectl/gcloud command starts (shown with `--verbose`).
     fn command_started(&self, command_line: &str);
@@ -41,6 +43,11 @@ pub trait Reporter: Sync {
     fn plan(&self, text: &str) {
         print!("{text}");
     }
+}
+
+/// "1 pod", "3 pods": `n` and the noun that agrees with it.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A running progress indicator.
@@ -181,6 +188,11 @@ impl Reporter for Printer {
     }
     fn info(&self, message: &str) {
         if !self.quiet {
+            self.line(&format!("    {message}"));
+        }
+    }
+    fn detail(&self, message: &str) {
+        if self.verbose {
             self.line(&format!("    {message}"));
         }
     }
@@ -482,6 +494,9 @@ impl<W: Write + Send> Reporter for JsonLines<W> {
     }
     fn info(&self, message: &str) {
         self.human.info(message);
+    }
+    fn detail(&self, message: &str) {
+        self.human.detail(message);
     }
     fn warn(&self, message: &str) {
         self.human.warn(message);

@@ -27,7 +27,7 @@ use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
 use crate::parallel::joined;
 use crate::pod::Pod;
-use crate::report::{human_duration, Reporter};
+use crate::report::{count, human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
 use crate::tools::command::{shell_quote, Command, Early, Running};
 use crate::tools::find_tool;
@@ -139,11 +139,6 @@ const EXPLAIN_EVERY: Duration = Duration::from_secs(10);
 /// How long past a terminating pod's deletion deadline the check before a pool's deletion still
 /// waits for it: the kubelet's own clean-up after the grace period, and clock skew.
 const TERMINATION_SLACK: Duration = Duration::from_secs(30);
-
-/// "1 pod", "3 pods".
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
 
 /// kubectl and gcloud bound to the one cluster the command acts on.
 pub struct Session<'a> {
@@ -486,6 +481,21 @@ pub fn rerun_command() -> String {
     line
 }
 
+/// When each answered question was asked and how long its answer took: the summary's phase
+/// times leave that out.
+static PROMPTS: std::sync::Mutex<Vec<(Instant, Duration)>> = std::sync::Mutex::new(Vec::new());
+
+/// The time since `started` less the time spent waiting at a prompt asked since then.
+fn working_time(started: Instant, now: Instant, prompts: &[(Instant, Duration)]) -> Duration {
+    let waited: Duration = prompts
+        .iter()
+        .filter(|(asked, _)| *asked >= started)
+        .map(|(_, took)| *took)
+        .sum();
+    now.saturating_duration_since(started)
+        .saturating_sub(waited)
+}
+
 /// Asks a yes/no question on the terminal; `None` when stdin is not a terminal (the caller then
 /// refuses rather than guess).
 pub fn ask(question: &str) -> Option<bool> {
@@ -495,7 +505,12 @@ pub fn ask(question: &str) -> Option<bool> {
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
+    let asked = Instant::now();
     let _ = std::io::stdin().lock().read_line(&mut answer);
+    PROMPTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((asked, asked.elapsed()));
     Some(matches!(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
@@ -717,6 +732,8 @@ pub struct Evacuation<'a> {
     pub drained: usize,
     nodes_drained: usize,
     pods_moved: usize,
+    /// Pods replaced by the rolling restarts of `--strategy surge` (their Deployments' replicas).
+    pub pods_restarted: usize,
     workloads_checked: BTreeSet<WorkloadRef>,
     /// Deployments restarted by this run (`--strategy surge`): never twice.
     pub restarted: BTreeSet<WorkloadRef>,
@@ -749,6 +766,7 @@ impl<'a> Evacuation<'a> {
             drained: 0,
             nodes_drained: 0,
             pods_moved: 0,
+            pods_restarted: 0,
             workloads_checked: BTreeSet::new(),
             restarted: BTreeSet::new(),
             phases: Vec::new(),
@@ -764,8 +782,11 @@ impl<'a> Evacuation<'a> {
     }
 
     /// Records how long a phase took, for the summary.
+    /// Records phase `name` begun at `started`; time spent at a prompt does not count.
     pub fn phase(&mut self, name: &str, started: Instant) {
-        self.phases.push((name.to_string(), started.elapsed()));
+        let prompts = PROMPTS.lock().unwrap_or_else(|e| e.into_inner());
+        let took = working_time(started, Instant::now(), &prompts);
+        self.phases.push((name.to_string(), took));
     }
 
     /// Reads the pool's nodes, their pods and the PDBs; warns about PDBs that allow no
@@ -830,10 +851,10 @@ impl<'a> Evacuation<'a> {
             }
         }
         self.reporter().done(&format!(
-            "pool {pool}: {} nodes ({} cordoned), {} pods to move",
-            preflight.nodes.len(),
+            "pool {pool}: {} ({} cordoned), {} to move",
+            count(preflight.nodes.len(), "node", "nodes"),
             self.cordoned,
-            preflight.pod_count()
+            count(preflight.pod_count(), "pod", "pods")
         ));
         Ok(preflight)
     }
@@ -860,8 +881,8 @@ impl<'a> Evacuation<'a> {
             return Err(StepFailure::new(&format!("cordon node {name}"), e));
         }
         reporter.done(&format!(
-            "{} nodes of pool {} cordoned ({now} now, {} already)",
-            nodes.len(),
+            "{} of pool {} cordoned ({now} now, {} already)",
+            count(nodes.len(), "node", "nodes"),
             self.pool,
             nodes.len() - now
         ));
@@ -890,8 +911,8 @@ impl<'a> Evacuation<'a> {
             return Err(StepFailure::new(&step, e));
         }
         reporter.done(&format!(
-            "{} nodes of pool {pool} schedulable ({} now, {} already)",
-            nodes.len(),
+            "{} of pool {pool} schedulable ({} now, {} already)",
+            count(nodes.len(), "node", "nodes"),
             cordoned.len(),
             nodes.len() - cordoned.len()
         ));
@@ -1126,13 +1147,14 @@ impl<'a> Evacuation<'a> {
         let pods: usize = to_drain.iter().map(|(_, _, p)| p.len()).sum();
         let names: Vec<&str> = to_drain.iter().map(|(n, _, _)| n.as_str()).collect();
         if single {
-            reporter.step(&format!("Draining {label}: {pods} pods"));
+            reporter.step(&format!("Draining {label}: {}", count(pods, "pod", "pods")));
         } else {
             reporter.step(&format!(
-                "Draining batch {}/{batch_count} ({}): {} nodes at once, {pods} pods: {}",
+                "Draining batch {}/{batch_count} ({}): {} nodes at once, {}: {}",
                 batch.index,
                 batch.zone_text(),
                 names.len(),
+                count(pods, "pod", "pods"),
                 names.join(", ")
             ));
         }
@@ -1245,7 +1267,10 @@ impl<'a> Evacuation<'a> {
             let settled = (gated.len() - reasons.len()) as u64;
             bar.update(settled, reasons.first().map_or("", String::as_str));
             if reasons.is_empty() {
-                bar.finish(&format!("{} workloads healthy {when}", gated.len()));
+                bar.finish(&format!(
+                    "{} healthy {when}",
+                    count(gated.len(), "workload", "workloads")
+                ));
                 reporter.event(
                     "workloads_healthy",
                     json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>(), "woken_by": woken_by}),
@@ -1418,8 +1443,8 @@ impl NodeDrain<'_, '_> {
             ))));
         }
         bar.finish(&format!(
-            "node {node} drained: {} pods evicted",
-            evictable.len()
+            "node {node} drained: {} evicted",
+            count(evictable.len(), "pod", "pods")
         ));
         reporter.event(
             "node_drained",
@@ -1567,10 +1592,22 @@ impl<'a> Evacuation<'a> {
     /// Pending pod) is healthy, and no evictable pod is left on any node the pool has now (listed
     /// again: never delete a pool that still runs workload pods). Pods still terminating there
     /// (a rollout counts as complete while its old pods terminate) are waited for, up to their
-    /// deletion deadline.
-    pub fn check_emptied(&mut self, destination: &str) -> StepResult<()> {
+    /// deletion deadline. `deleting`: whether the pool is deleted next (else it is kept, and the
+    /// messages say so).
+    pub fn check_emptied(&mut self, destination: &str, deleting: bool) -> StepResult<()> {
         let pool = self.pool.clone();
         let step = format!("check that pool {pool} is empty");
+        let (when, left) = if deleting {
+            (
+                format!("before deleting pool {pool}"),
+                format!("pool {pool} was not deleted"),
+            )
+        } else {
+            (
+                format!("at the end, pool {pool} kept"),
+                format!("pool {pool} is kept, its nodes cordoned"),
+            )
+        };
         let fail = |e| StepFailure::new(&step, e);
         let kubectl = &self.session.kubectl;
         let (destination, pods, workloads, pool_nodes) = std::thread::scope(|scope| {
@@ -1599,11 +1636,7 @@ impl<'a> Evacuation<'a> {
                 })
                 .filter_map(|p| workload_of(p, &workloads)),
         );
-        self.wait_workloads_healthy(
-            &gated,
-            &format!("before deleting pool {pool}"),
-            &format!("pool {pool} was not deleted"),
-        )?;
+        self.wait_workloads_healthy(&gated, &when, &left)?;
         let mut nodes: HashSet<String> = pool_nodes.iter().map(node_name).collect();
         nodes.extend(self.nodes.iter().cloned());
         let (terminating, running): (Vec<&Pod>, Vec<&Pod>) = pods
@@ -1627,7 +1660,7 @@ impl<'a> Evacuation<'a> {
                 )
             };
             return Err(fail(Error::Refused(format!(
-                "pods still run on the nodes of pool {pool}{why}: {}; pool {pool} was not deleted",
+                "pods still run on the nodes of pool {pool}{why}: {}; {left}",
                 running
                     .iter()
                     .map(|p| pod_name(p))
@@ -1637,7 +1670,7 @@ impl<'a> Evacuation<'a> {
         }
         if !terminating.is_empty() {
             let terminating: Vec<Pod> = terminating.into_iter().cloned().collect();
-            self.wait_terminated(&terminating).map_err(fail)?;
+            self.wait_terminated(&terminating, &left).map_err(fail)?;
         }
         Ok(())
     }
@@ -1645,7 +1678,7 @@ impl<'a> Evacuation<'a> {
     /// Waits until `pods` (terminating on the pool's nodes) are gone: listed every second, for
     /// at most [`TERMINATION_SLACK`] past the last one's deletion deadline (its
     /// `deletionTimestamp`, which is when its grace period ends).
-    fn wait_terminated(&self, pods: &[Pod]) -> Result<(), Error> {
+    fn wait_terminated(&self, pods: &[Pod], left: &str) -> Result<(), Error> {
         let reporter = self.reporter();
         let kubectl = &self.session.kubectl;
         let now = jiff::Timestamp::now();
@@ -1695,11 +1728,10 @@ impl<'a> Evacuation<'a> {
                     })
                     .collect();
                 return Err(Error::Timeout(format!(
-                    "pods still terminating on the nodes of pool {} {} after their grace period ended: {}; pool {} was not deleted",
+                    "pods still terminating on the nodes of pool {} {} after their grace period ended: {}; {left}",
                     self.pool,
                     human_duration(TERMINATION_SLACK),
                     names.join(", "),
-                    self.pool
                 )));
             }
             crate::interrupt::sleep_unless_interrupted(Duration::from_secs(1));
@@ -1713,7 +1745,10 @@ impl<'a> Evacuation<'a> {
         let reporter = self.reporter();
         let step = format!("delete pool {pool}");
         if !yes {
-            let question = format!("Delete node pool {pool} ({} nodes)?", self.nodes.len());
+            let question = format!(
+                "Delete node pool {pool} ({})?",
+                count(self.nodes.len(), "node", "nodes")
+            );
             match ask(&question) {
                 None => {
                     return Err(StepFailure::new(
@@ -1763,7 +1798,18 @@ impl<'a> Evacuation<'a> {
             "  {:<18} {} ({skipped} had nothing to move)",
             "nodes drained", self.nodes_drained
         );
-        let _ = writeln!(out, "  {:<18} {}", "pods moved", self.pods_moved);
+        let _ = if self.pods_restarted > 0 {
+            writeln!(
+                out,
+                "  {:<18} {} ({} evicted, {} replaced by rolling restarts)",
+                "pods moved",
+                self.pods_moved + self.pods_restarted,
+                self.pods_moved,
+                self.pods_restarted
+            )
+        } else {
+            writeln!(out, "  {:<18} {}", "pods moved", self.pods_moved)
+        };
         let _ = writeln!(
             out,
             "  {:<18} {}",
@@ -1782,8 +1828,8 @@ impl<'a> Evacuation<'a> {
         let to_cordon: Vec<&Node> = preflight.nodes.iter().filter(|n| !is_cordoned(n)).collect();
         let _ = writeln!(
             out,
-            "{first}. cordon {} nodes ({} already cordoned):",
-            to_cordon.len(),
+            "{first}. cordon {} ({} already cordoned):",
+            count(to_cordon.len(), "node", "nodes"),
             preflight.nodes.len() - to_cordon.len()
         );
         for node in to_cordon {
@@ -1814,10 +1860,10 @@ impl<'a> Evacuation<'a> {
         for batch in &batches {
             let _ = writeln!(
                 out,
-                "     batch {} ({}, {} pods):",
+                "     batch {} ({}, {}):",
                 batch.index,
                 batch.zone_text(),
-                batch.pods
+                count(batch.pods, "pod", "pods")
             );
             for node in &batch.nodes {
                 self.plan_drain_node(out, node, pods_of(node), "  ");
@@ -1832,11 +1878,11 @@ impl<'a> Evacuation<'a> {
         } else {
             let _ = writeln!(
                 out,
-                "     {indent}{}   # {} pods",
+                "     {indent}{}   # {}",
                 self.session
                     .kubectl
                     .drain_command(node, &self.settings.options),
-                pods.len()
+                count(pods.len(), "pod", "pods")
             );
         }
     }
@@ -1868,6 +1914,28 @@ impl<'a> Evacuation<'a> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn a_phase_leaves_out_the_prompts_asked_during_it_and_only_those() {
+        let started = Instant::now();
+        let s = Duration::from_secs;
+        let now = started + s(100);
+        // A prompt before the phase (the confirmation before the first change) is not its own.
+        let before = started
+            .checked_sub(s(5))
+            .expect("a monotonic clock past 5 s");
+        let prompts = [
+            (before, s(40)),
+            (started + s(10), s(30)),
+            (started + s(60), s(20)),
+        ];
+        assert_eq!(working_time(started, now, &prompts), s(50));
+        assert_eq!(working_time(started, now, &[]), s(100));
+        assert_eq!(
+            working_time(started, now, &[(started, s(300))]),
+            Duration::ZERO
+        );
+    }
     use super::*;
     use crate::errors::code;
     use serde::Deserialize;

@@ -309,7 +309,7 @@ impl<'a> Migration<'a> {
 
         let t = Instant::now();
         self.ev
-            .check_emptied(&self.args.new_pool)
+            .check_emptied(&self.args.new_pool, !self.args.keep_old_pool)
             .map_err(|f| self.fail(f))?;
         if self.args.keep_old_pool {
             self.reporter().done(&format!(
@@ -322,14 +322,31 @@ impl<'a> Migration<'a> {
                 .delete_pool(self.args.yes)
                 .map_err(|f| self.fail(f))?;
         }
-        self.ev.phase("delete old pool", t);
+        let phase = if self.args.keep_old_pool {
+            "final check"
+        } else {
+            "delete old pool"
+        };
+        self.ev.phase(phase, t);
         self.ev.summary();
         Ok(())
     }
 
-    /// Warnings and accepted blockers of the plan, as warnings; information as information.
+    /// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
+    /// (one line says how many there are).
     fn show_findings(&self, report: &super::plan::PlanReport) {
         use crate::plan::Severity;
+        let notes = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Info)
+            .count();
+        if notes > 0 {
+            self.reporter().info(&format!(
+                "preflight: {} (shown with -v, and by `kubectl zdupgrade plan migrate`)",
+                crate::report::count(notes, "note", "notes")
+            ));
+        }
         for f in &report.findings {
             let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
             let text = format!("{} ({}): {}", f.code, objects.join(", "), f.message);
@@ -340,7 +357,7 @@ impl<'a> Migration<'a> {
                 )),
                 (Severity::Blocker, false) => {}
                 (Severity::Warning, _) => self.reporter().warn(&text),
-                (Severity::Info, _) => self.reporter().info(&text),
+                (Severity::Info, _) => self.reporter().detail(&text),
             }
             self.reporter().event(
                 "finding",
@@ -501,7 +518,6 @@ impl<'a> Migration<'a> {
         let delete = session
             .gcloud
             .delete_node_pool_command(&session.target.cluster, &new);
-        self.reporter().info(&delete.to_string());
         let spinner = self
             .reporter()
             .spinner(&format!("gcloud: deleting node pool {new}"));
@@ -523,7 +539,6 @@ impl<'a> Migration<'a> {
             "Creating pool {new} as a clone of {}",
             self.old_name()
         ));
-        self.reporter().info(&command.to_string());
         let spinner = self
             .reporter()
             .spinner(&format!("gcloud: creating node pool {new}"));
@@ -651,7 +666,10 @@ impl<'a> Migration<'a> {
             let ready = nodes.iter().filter(|n| is_ready(n)).count() as u64;
             bar.update(ready.min(expected), &format!("{} registered", nodes.len()));
             if ready >= expected {
-                bar.finish(&format!("pool {new}: {ready} nodes Ready"));
+                bar.finish(&format!(
+                    "pool {new}: {} Ready",
+                    crate::report::count(ready as usize, "node", "nodes")
+                ));
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -682,9 +700,9 @@ impl<'a> Migration<'a> {
         );
         let _ = writeln!(
             out,
-            "1. preflight: pool {old} has {} nodes and {} pods to move: OK",
-            preflight.nodes.len(),
-            preflight.pod_count()
+            "1. preflight: pool {old} has {} and {} to move: OK",
+            crate::report::count(preflight.nodes.len(), "node", "nodes"),
+            crate::report::count(preflight.pod_count(), "pod", "pods")
         );
         match create {
             Some(command) => {

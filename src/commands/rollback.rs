@@ -19,7 +19,7 @@ use super::evacuate::{
 use super::migrate::check_pool_name;
 use crate::cli::RollbackArgs;
 use crate::errors::Error;
-use crate::report::Reporter;
+use crate::report::{count, Reporter};
 use crate::tools::gcloud::{Cluster, NodePool};
 
 pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
@@ -149,7 +149,9 @@ impl<'a> Rollback<'a> {
         self.ev.phase("drain", t);
 
         let t = Instant::now();
-        self.ev.check_emptied(&old).map_err(|f| self.fail(f))?;
+        self.ev
+            .check_emptied(&old, self.args.delete_new_pool)
+            .map_err(|f| self.fail(f))?;
         if self.args.delete_new_pool {
             self.ev
                 .delete_pool(self.args.yes)
@@ -164,7 +166,12 @@ impl<'a> Rollback<'a> {
                     .delete_node_pool_command(&session.target.cluster, self.new_pool())
             ));
         }
-        self.ev.phase("delete new pool", t);
+        let phase = if self.args.delete_new_pool {
+            "delete new pool"
+        } else {
+            "final check"
+        };
+        self.ev.phase(phase, t);
         self.ev.summary();
         Ok(())
     }
@@ -233,10 +240,14 @@ impl<'a> Rollback<'a> {
         );
         let _ = writeln!(
             out,
-            "1. preflight: pool {new} has {} nodes and {} pods to move back; pool {old} has {} Ready nodes: OK",
-            preflight.nodes.len(),
-            preflight.pod_count(),
-            old_nodes.iter().filter(|n| is_ready(n)).count()
+            "1. preflight: pool {new} has {} and {} to move back; pool {old} has {} Ready: OK",
+            count(preflight.nodes.len(), "node", "nodes"),
+            count(preflight.pod_count(), "pod", "pods"),
+            count(
+                old_nodes.iter().filter(|n| is_ready(n)).count(),
+                "node",
+                "nodes"
+            )
         );
         let cordoned: Vec<String> = old_nodes
             .iter()
@@ -245,8 +256,8 @@ impl<'a> Rollback<'a> {
             .collect();
         let _ = writeln!(
             out,
-            "2. uncordon {} nodes of pool {old} ({} already schedulable){}",
-            cordoned.len(),
+            "2. uncordon {} of pool {old} ({} already schedulable){}",
+            count(cordoned.len(), "node", "nodes"),
             old_nodes.len() - cordoned.len(),
             if cordoned.is_empty() { "" } else { ":" }
         );

@@ -261,8 +261,8 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         return Ok(false);
     }
     reporter.step(&format!(
-        "Moving {} Deployment(s) off {what} by a rolling restart",
-        chosen.len()
+        "Moving {} off {what} by a rolling restart",
+        crate::report::count(chosen.len(), "Deployment", "Deployments")
     ));
     // The longest rollouts start first: with a few patches in flight at once, the last one
     // started would otherwise end the wait later.
@@ -291,6 +291,10 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         return Err(StepFailure::new(&step, e));
     }
     let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
+    let replaced: usize = chosen
+        .iter()
+        .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize)
+        .sum();
     if let Err((e, left)) = wait_and_restore(kubectl, restarted, timeout) {
         let e = undo_unfinished(e, kubectl, &left);
         return Err(StepFailure::new(&step, with_restores(e, kubectl, &left)));
@@ -301,6 +305,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
             json!({"namespace": w.namespace, "name": w.name}),
         );
     }
+    ev.pods_restarted += replaced;
     Ok(true)
 }
 
@@ -557,7 +562,10 @@ fn wait_rollouts(
             first.as_deref().unwrap_or(""),
         );
         if pending.is_empty() {
-            bar.finish(&format!("{} Deployment(s) rolled out", deployments.len()));
+            bar.finish(&format!(
+                "{} rolled out",
+                crate::report::count(deployments.len(), "Deployment", "Deployments")
+            ));
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -632,8 +640,8 @@ pub fn restore_strategies(session: &Session, timeout: Duration) -> StepResult<()
         return Ok(());
     }
     session.reporter.step(&format!(
-        "Putting back the strategy of {} Deployment(s) an earlier run replaced",
-        left.len()
+        "Putting back the strategy of {} an earlier run replaced",
+        crate::report::count(left.len(), "Deployment", "Deployments")
     ));
     let count = left.len();
     if let Err((e, left)) = wait_and_restore(kubectl, left, timeout) {

@@ -169,10 +169,13 @@ impl MasterUpgrade<'_> {
             .is_none()
             .then(|| s.gcloud.upgrade_master_command(&s.cluster.name, &version));
         if self.args.dry_run {
-            print!(
-                "{}",
-                self.plan(&current, &version, zonal, start.as_ref(), attach.as_ref())
-            );
+            self.reporter.plan(&self.plan(
+                &current,
+                &version,
+                zonal,
+                start.as_ref(),
+                attach.as_ref(),
+            ));
             return Ok(());
         }
         if start.is_some() {

@@ -332,12 +332,12 @@ impl Upgrade<'_> {
         };
         let counts = count_nodes(&nodes, &version);
         self.reporter.done(&format!(
-            "cluster {} (project {}, location {}), control plane {}: pool {pool} has {} nodes on {}, target {version}",
+            "cluster {} (project {}, location {}), control plane {}: pool {pool} has {} on {}, target {version}",
             s.target.cluster,
             s.target.project,
             s.target.location,
             self.master,
-            nodes.len(),
+            crate::report::count(nodes.len(), "node", "nodes"),
             if from.is_empty() { "?" } else { &from },
         ));
 
@@ -398,16 +398,13 @@ impl Upgrade<'_> {
         };
 
         if self.args.dry_run {
-            print!(
-                "{}",
-                self.plan(
-                    &counts,
-                    expected_nodes,
-                    original,
-                    raise.as_ref(),
-                    start.as_ref()
-                )
-            );
+            self.reporter.plan(&self.plan(
+                &counts,
+                expected_nodes,
+                original,
+                raise.as_ref(),
+                start.as_ref(),
+            ));
             return Ok(());
         }
         if start.is_some() {
@@ -767,8 +764,12 @@ impl Upgrade<'_> {
         };
         match &problem {
             None => self.reporter.done(&format!(
-                "pool {pool}: all {} nodes Ready on {version}",
-                counts.total
+                "pool {pool}: {} Ready on {version}",
+                if counts.total == 1 {
+                    "its 1 node".to_string()
+                } else {
+                    format!("all {} nodes", counts.total)
+                }
             )),
             Some(p) => self.reporter.warn(&format!("pool {pool}: {p}")),
         }
@@ -778,9 +779,9 @@ impl Upgrade<'_> {
                    "nodes": counts.total, "ok": problem.is_none(), "problem": problem}),
         );
         self.reporter.summary(&format!(
-            "Upgraded pool {pool} of cluster {} to {version}: {} nodes in {}\n",
+            "Upgraded pool {pool} of cluster {} to {version}: {} in {}\n",
             self.session.cluster.name,
-            counts.total,
+            crate::report::count(counts.total, "node", "nodes"),
             human_duration(self.started.elapsed())
         ));
     }
@@ -860,8 +861,10 @@ impl Upgrade<'_> {
         );
         let _ = writeln!(
             out,
-            "1. preflight: {} nodes, {} not yet on {version}; control plane {}: OK",
-            counts.total, counts.old, self.master
+            "1. preflight: {}, {} not yet on {version}; control plane {}: OK",
+            crate::report::count(counts.total, "node", "nodes"),
+            counts.old,
+            self.master
         );
         match raise {
             Some(command) => {

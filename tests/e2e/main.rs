@@ -10,6 +10,7 @@ mod guard;
 mod interrupt;
 mod memory;
 mod migrate;
+mod output;
 mod parallel;
 mod plan;
 mod pool_ops;

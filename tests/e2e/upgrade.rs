@@ -214,6 +214,22 @@ fn upgrade_nodes_refusals_and_dry_run_change_nothing() {
     ] {
         assert!(r.stdout.contains(expected), "missing {expected:?} in\n{r}");
     }
+    let r = w.plugin(&[
+        "upgrade-nodes",
+        "default-pool",
+        "--surge",
+        "2",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(r.ok(), "{r}");
+    for line in r.stdout.lines() {
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{r}"));
+        assert!(event["event"].is_string(), "{line}");
+    }
+    assert!(r.stdout.contains("\"event\":\"plan\""), "{r}");
     assert_eq!(
         w.writes(),
         Vec::<Value>::new(),
@@ -305,6 +321,21 @@ fn master_versions_not_offered_or_too_far_are_refused_before_any_change() {
         r.stdout.contains(&format!(
             "gcloud container clusters upgrade demo-regional --master --project=demo-project --location=us-central1 --cluster-version={NEWER} --quiet --async"
         )),
+        "{r}"
+    );
+    // With -o json, stdout is JSON lines only: the plan is a `plan` event.
+    let r = w.plugin(&["upgrade-master", "--dry-run", "-o", "json"]);
+    assert!(r.ok(), "{r}");
+    let events: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "plan"
+                && e["text"].as_str().is_some_and(|t| t.contains("--master"))),
         "{r}"
     );
     assert_eq!(w.writes(), Vec::<Value>::new());
