@@ -481,6 +481,36 @@ pub fn rerun_command() -> String {
     line
 }
 
+/// The batches `nodes` are drained in, as `migrate` drains them and `plan migrate` and
+/// `--dry-run` show them ([`crate::batches::plan_batches`]). With `--strategy surge`, the
+/// Deployments a rolling restart moves ([`super::surge::choose`], the rule the run applies
+/// before each drain) are not evicted, so they do not limit the batches.
+pub fn drain_batches<P: Borrow<Pod>>(
+    nodes: &[Node],
+    evictable: &BTreeMap<String, Vec<P>>,
+    workloads: &Workloads,
+    pdbs: &[PodDisruptionBudget],
+    strategy: MoveStrategy,
+    max_parallel: usize,
+) -> Vec<Batch> {
+    let mut surged = HashSet::new();
+    if strategy == MoveStrategy::Surge {
+        let pods = evictable.values().flatten().map(Borrow::borrow);
+        let (chosen, _) = super::surge::choose(workloads, pods, &BTreeSet::new());
+        surged.extend(chosen.into_iter().map(super::surge::deployment_ref));
+    }
+    plan_batches(
+        &BatchInput {
+            nodes,
+            evictable,
+            workloads,
+            pdbs,
+            excluded: &surged,
+        },
+        max_parallel,
+    )
+}
+
 /// When each answered question was asked and how long its answer took: the summary's phase
 /// times leave that out.
 static PROMPTS: std::sync::Mutex<Vec<(Instant, Duration)>> = std::sync::Mutex::new(Vec::new());
@@ -919,23 +949,14 @@ impl<'a> Evacuation<'a> {
         Ok(cordoned.len())
     }
 
-    /// The drain batches for `--max-parallel` ([`crate::batches`]), from the preflight's picture.
+    /// The drain batches for `--max-parallel` ([`drain_batches`]), from the preflight's picture.
     pub fn batches(&self, preflight: &Preflight) -> Vec<Batch> {
-        // Deployments moved by a rolling restart are not evicted: they do not limit the batches.
-        let mut surged = HashSet::new();
-        if self.settings.strategy == MoveStrategy::Surge {
-            let pods = preflight.evictable.values().flatten();
-            let (chosen, _) = super::surge::choose(&preflight.workloads, pods, &BTreeSet::new());
-            surged.extend(chosen.into_iter().map(super::surge::deployment_ref));
-        }
-        plan_batches(
-            &BatchInput {
-                nodes: &preflight.nodes,
-                evictable: &preflight.evictable,
-                workloads: &preflight.workloads,
-                pdbs: &preflight.pdbs,
-                excluded: &surged,
-            },
+        drain_batches(
+            &preflight.nodes,
+            &preflight.evictable,
+            &preflight.workloads,
+            &preflight.pdbs,
+            self.settings.strategy,
             self.settings.max_parallel,
         )
     }

@@ -18,8 +18,8 @@ use std::collections::HashSet;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 
-use crate::batches::{describe, plan_batches, Batch, BatchInput};
-use crate::commands::evacuate::{evictable_by_node, node_name, Session, Snapshot};
+use crate::batches::{describe, Batch};
+use crate::commands::evacuate::{drain_batches, evictable_by_node, node_name, Session, Snapshot};
 use crate::commands::migrate::{pick_old_pool, validate};
 use crate::errors::Error;
 use crate::plan::{
@@ -29,7 +29,6 @@ use crate::report::Silent;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Kubectl};
 use crate::workloads::pod_node;
-use crate::workloads::WorkloadRef;
 
 /// The `-o json` document.
 #[derive(Debug, Serialize)]
@@ -216,13 +215,7 @@ pub fn gather(
     let moves = moves(&input);
     Accepted::from_migrate_args(args).apply(&mut findings);
     let max_parallel = args.drain.max_parallel as usize;
-    // Deployments moved by a rolling restart are not evicted: they do not limit the batches.
-    let surged: HashSet<WorkloadRef> = moves
-        .iter()
-        .filter(|m| m.moved_by == MovedBy::Surge)
-        .map(|m| m.workload.clone())
-        .collect();
-    let batches = drain_batches(&old_nodes, snapshot, &surged, max_parallel);
+    let batches = planned_batches(&old_nodes, snapshot, args.drain.strategy, max_parallel);
     Ok(PlanReport::new(
         &cluster.name,
         &old.name,
@@ -234,11 +227,12 @@ pub fn gather(
     .with_batches(max_parallel, batches))
 }
 
-/// The batches `migrate` would drain `old_nodes` in, the `excluded` workloads' pods not counted.
-fn drain_batches(
+/// The batches `migrate` would drain `old_nodes` in: the same function the run uses
+/// ([`drain_batches`]), given the snapshot's pods on those nodes.
+fn planned_batches(
     old_nodes: &[Node],
     snapshot: &Snapshot,
-    excluded: &HashSet<WorkloadRef>,
+    strategy: MoveStrategy,
     max_parallel: usize,
 ) -> Vec<Batch> {
     let names: HashSet<String> = old_nodes.iter().map(node_name).collect();
@@ -247,14 +241,12 @@ fn drain_batches(
         .iter()
         .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)));
     let evictable = evictable_by_node(&names, on_old);
-    plan_batches(
-        &BatchInput {
-            nodes: old_nodes,
-            evictable: &evictable,
-            workloads: &snapshot.workloads,
-            pdbs: &snapshot.pdbs,
-            excluded,
-        },
+    drain_batches(
+        old_nodes,
+        &evictable,
+        &snapshot.workloads,
+        &snapshot.pdbs,
+        strategy,
         max_parallel,
     )
 }

@@ -190,3 +190,69 @@ fn parallel_drains_stay_within_budgets_and_zones_and_beat_one_at_a_time() {
     );
     assert!(r4.elapsed < r1.elapsed, "{r4}\n{r1}");
 }
+
+/// Issue 14: the batches `plan migrate` shows are the ones `migrate` drains, in order, with the
+/// default strategy (Deployments moved by rolling restarts do not limit the batches) on the
+/// parallel scenario.
+#[test]
+fn the_planned_batches_are_the_batches_the_run_drains() {
+    let w = World::new(scenario("parallel"));
+    let plan = w.plugin(&[
+        "plan",
+        "migrate",
+        "pool-two",
+        "--max-parallel",
+        "4",
+        "-o",
+        "json",
+    ]);
+    assert!(plan.ok(), "{plan}");
+    let plan: Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let planned: Vec<Vec<String>> = plan["batches"]
+        .as_array()
+        .expect("batches in the plan")
+        .iter()
+        .map(|b| {
+            b["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(planned.iter().any(|b| b.len() > 1), "{planned:?}");
+    let r = w.plugin(&[
+        "migrate",
+        "pool-two",
+        "--yes",
+        "--max-parallel",
+        "4",
+        "-o",
+        "json",
+    ]);
+    assert!(r.ok(), "{r}");
+    let lines = json_lines(&r);
+    let drained: Vec<Vec<String>> = batches(&lines).into_iter().map(|(n, _)| n).collect();
+    // A node the rolling restarts emptied is skipped (its batch goes on without it).
+    let skipped: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("holds no pods to move: skipped"))
+        .filter_map(|l| l.split("node ").nth(1)?.split(' ').next())
+        .collect();
+    let expected: Vec<Vec<String>> = planned
+        .iter()
+        .map(|b| {
+            b.iter()
+                .filter(|n| !skipped.contains(&n.as_str()))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    assert_eq!(drained, expected, "skipped: {skipped:?}\n{}", r.stderr);
+    let planned_nodes = planned.iter().flatten().count();
+    let seen = drained.iter().flatten().count() + skipped.len();
+    assert_eq!(seen, planned_nodes, "{planned:?}\n{}", r.stderr);
+}
