@@ -19,7 +19,7 @@ pub mod watch;
 pub mod workloads;
 
 use cli::{Cli, Command, Output};
-use report::{report_result, JsonLines, Printer, Reporter};
+use report::{report_result, Event, JsonLines, Printer, Reporter};
 
 /// Runs a parsed command line.
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -90,5 +90,5 @@ fn report_interruption(reporter: &dyn Reporter, err: &anyhow::Error) {
             "step": null, "message": format!("{err:#}"), "exit_code": errors::exit_code(err),
         }),
     };
-    reporter.event("interrupted", fields);
+    reporter.event(Event::Interrupted, fields);
 }

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::commands::evacuate::{rerun_command, Evacuation, StepFailure, StepResult};
 use crate::errors::Error;
+use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::{Backoff, Command};
 use crate::tools::kubectl::Kubectl;
@@ -407,7 +408,7 @@ pub fn acquire<'a>(
         let Some(lease) = lease else {
             match create(kubectl, &identity, &command_line, now) {
                 Ok(version) => {
-                    reporter.event("lock_acquired", json!({"holder": identity}));
+                    reporter.event(Event::LockAcquired, json!({"holder": identity}));
                     return Ok(held(version));
                 }
                 Err(e) if is_conflict(&e) => continue,
@@ -439,7 +440,7 @@ pub fn acquire<'a>(
                     holder.describe(now)
                 ));
                 reporter.event(
-                    "lock_taken_over",
+                    Event::LockTakenOver,
                     json!({"holder": identity, "previous_holder": holder.identity, "reason": why}),
                 );
                 return Ok(held(version));
@@ -721,7 +722,7 @@ impl ClusterLock<'_> {
             _ => Ok(()),
         });
         match result {
-            Ok(()) => reporter.event("lock_released", json!({"holder": self.identity})),
+            Ok(()) => reporter.event(Event::LockReleased, json!({"holder": self.identity})),
             Err(e) => reporter.warn(&format!(
                 "could not release the cluster's lock (Lease {NAMESPACE}/{NAME}): {e}; the next run on this host takes it over, elsewhere pass --break-lock"
             )),

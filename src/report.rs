@@ -38,11 +38,76 @@ pub trait Reporter: Sync {
     fn spinner(&self, label: &str) -> Box<dyn Progress + '_>;
     /// A machine-readable event (`node_cordoned`, `node_drained`, `pod_evicted`,
     /// `operation_progress`, ...) with its fields, for `-o json`. Human reporters ignore it.
-    fn event(&self, _name: &str, _fields: serde_json::Value) {}
+    fn event(&self, _event: Event, _fields: serde_json::Value) {}
     /// A `--dry-run` plan: the command's whole output (stdout, shown even with `--quiet`).
     fn plan(&self, text: &str) {
         print!("{text}");
     }
+}
+
+/// Defines [`Event`] with each variant's name in the stream.
+macro_rules! events {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Every event of the `-o json` stream; docs/events.md describes each (a test checks
+        /// that it lists exactly these).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Event {
+            $($variant,)*
+        }
+
+        impl Event {
+            /// Every event, in name order.
+            pub const ALL: &'static [Event] = &[$(Event::$variant,)*];
+
+            /// Its name: the `event` field of its line.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Event::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+events! {
+    BatchDrained => "batch_drained",
+    BatchStarted => "batch_started",
+    DeploymentMoved => "deployment_moved",
+    DeploymentRestarted => "deployment_restarted",
+    EvictionBlocked => "eviction_blocked",
+    EvictionDisabled => "eviction_disabled",
+    Finding => "finding",
+    Interrupted => "interrupted",
+    LockAcquired => "lock_acquired",
+    LockReleased => "lock_released",
+    LockTakenOver => "lock_taken_over",
+    NodeAppeared => "node_appeared",
+    NodeCordoned => "node_cordoned",
+    NodeDrained => "node_drained",
+    NodeUncordoned => "node_uncordoned",
+    NodeUpgraded => "node_upgraded",
+    OperationFinished => "operation_finished",
+    OperationProgress => "operation_progress",
+    OperationResult => "operation_result",
+    OperationStarted => "operation_started",
+    Plan => "plan",
+    PodDeleted => "pod_deleted",
+    PodEvicted => "pod_evicted",
+    PoolCreated => "pool_created",
+    PoolDeleted => "pool_deleted",
+    Progress => "progress",
+    ProgressFinished => "progress_finished",
+    RestartUndone => "restart_undone",
+    Result => "result",
+    Retry => "retry",
+    StepFinished => "step_finished",
+    StepStarted => "step_started",
+    StrategyRestored => "strategy_restored",
+    Summary => "summary",
+    SurgeRaised => "surge_raised",
+    SurgeRestored => "surge_restored",
+    Warning => "warning",
+    WorkloadsHealthy => "workloads_healthy",
 }
 
 /// "1 pod", "3 pods": `n` and the noun that agrees with it.
@@ -368,8 +433,8 @@ impl<W: Write + Send> JsonLines<W> {
 
     /// Writes one event line. Write errors (a closed pipe) are ignored: the run goes on, and the
     /// exit code still tells the outcome.
-    fn emit(&self, name: &str, fields: Value) {
-        let line = event_line(&rfc3339_now(), name, fields);
+    fn emit(&self, event: Event, fields: Value) {
+        let line = event_line(&rfc3339_now(), event.name(), fields);
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
@@ -417,7 +482,7 @@ pub fn report_result(reporter: &dyn Reporter, result: &anyhow::Result<()>) {
         Some(r) => json!({"max_rss_kib": r.max_rss_kib, "cpu_seconds": r.cpu_seconds}),
         None => Value::Null,
     };
-    reporter.event("result", fields);
+    reporter.event(Event::Result, fields);
 }
 
 /// What this process itself has used so far (not kubectl and gcloud, its children).
@@ -486,11 +551,11 @@ fn own_peak_rss_kib() -> Option<u64> {
 impl<W: Write + Send> Reporter for JsonLines<W> {
     fn step(&self, title: &str) {
         self.human.step(title);
-        self.emit("step_started", json!({ "title": title }));
+        self.emit(Event::StepStarted, json!({ "title": title }));
     }
     fn done(&self, message: &str) {
         self.human.done(message);
-        self.emit("step_finished", json!({ "message": message }));
+        self.emit(Event::StepFinished, json!({ "message": message }));
     }
     fn info(&self, message: &str) {
         self.human.info(message);
@@ -500,7 +565,7 @@ impl<W: Write + Send> Reporter for JsonLines<W> {
     }
     fn warn(&self, message: &str) {
         self.human.warn(message);
-        self.emit("warning", json!({ "message": message }));
+        self.emit(Event::Warning, json!({ "message": message }));
     }
     fn command_started(&self, command_line: &str) {
         self.human.command_started(command_line);
@@ -513,7 +578,7 @@ impl<W: Write + Send> Reporter for JsonLines<W> {
     }
     fn summary(&self, text: &str) {
         self.human.summary(text);
-        self.emit("summary", json!({ "text": text.trim() }));
+        self.emit(Event::Summary, json!({ "text": text.trim() }));
     }
     fn progress(&self, label: &str, total: u64) -> Box<dyn Progress + '_> {
         Box::new(JsonProgress {
@@ -535,13 +600,13 @@ impl<W: Write + Send> Reporter for JsonLines<W> {
             last: Mutex::new(None),
         })
     }
-    fn event(&self, name: &str, fields: Value) {
-        self.human.event(name, fields.clone());
-        self.emit(name, fields);
+    fn event(&self, event: Event, fields: Value) {
+        self.human.event(event, fields.clone());
+        self.emit(event, fields);
     }
     fn plan(&self, text: &str) {
         self.human.plan(text);
-        self.emit("plan", json!({ "text": text }));
+        self.emit(Event::Plan, json!({ "text": text }));
     }
 }
 
@@ -564,7 +629,7 @@ impl<W: Write + Send> Progress for JsonProgress<'_, W> {
         if last.as_ref() != Some(&now) {
             *last = Some(now);
             self.lines.emit(
-                "progress",
+                Event::Progress,
                 json!({"label": self.label, "position": position, "total": self.total, "message": message}),
             );
         }
@@ -572,7 +637,7 @@ impl<W: Write + Send> Progress for JsonProgress<'_, W> {
     fn finish(&self, message: &str) {
         self.inner.finish(message);
         self.lines.emit(
-            "progress_finished",
+            Event::ProgressFinished,
             json!({
                 "label": self.label,
                 "message": message,
@@ -617,7 +682,7 @@ mod tests {
         r.step("Cordoning pool default-pool");
         r.info("not an event");
         r.event(
-            "node_cordoned",
+            Event::NodeCordoned,
             json!({"node": "n1", "pool": "default-pool"}),
         );
         let bar = r.progress("n1 pods evicted", 2);

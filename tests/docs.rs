@@ -436,3 +436,41 @@ fn broken_links_and_anchors_are_reported() {
     assert!(problems[2].contains("README.md:8: link `#usage`"));
     assert!(problems[3].contains("points outside the repository"));
 }
+
+/// The event names docs/events.md lists: the first column of its tables (`` `name` ``).
+fn documented_events(markdown: &str) -> Vec<String> {
+    markdown
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+#[test]
+fn events_md_lists_exactly_the_events_the_stream_carries() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/events.md")).unwrap();
+    let documented = documented_events(&text);
+    let unique: BTreeSet<&str> = documented.iter().map(String::as_str).collect();
+    assert_eq!(
+        unique.len(),
+        documented.len(),
+        "an event listed twice: {documented:?}"
+    );
+    let emitted: BTreeSet<&str> = kubectl_zdupgrade::report::Event::ALL
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    let missing: Vec<&&str> = emitted.difference(&unique).collect();
+    let stale: Vec<&&str> = unique.difference(&emitted).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/events.md misses {missing:?} and lists events the code has not: {stale:?}"
+    );
+}
+
+#[test]
+fn the_event_check_reads_the_table_rows() {
+    let rows = "| event | who |\n|---|---|\n| `a_b` | x |\n| `c` | y |\ntext `d`\n";
+    assert_eq!(documented_events(rows), vec!["a_b", "c"]);
+}

@@ -27,6 +27,7 @@ use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
 use crate::parallel::joined;
 use crate::pod::Pod;
+use crate::report::Event;
 use crate::report::{count, human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
 use crate::tools::command::{shell_quote, Command, Early, Running};
@@ -904,7 +905,7 @@ impl<'a> Evacuation<'a> {
             kubectl,
             &names,
             |nodes| kubectl.cordon_command(nodes),
-            |name| reporter.event("node_cordoned", json!({"node": name, "pool": pool})),
+            |name| reporter.event(Event::NodeCordoned, json!({"node": name, "pool": pool})),
         );
         self.cordoned += now;
         if let Some((name, e)) = failed {
@@ -934,7 +935,7 @@ impl<'a> Evacuation<'a> {
             kubectl,
             &cordoned,
             |nodes| kubectl.uncordon_command(nodes),
-            |node| reporter.event("node_uncordoned", json!({"node": node, "pool": pool})),
+            |node| reporter.event(Event::NodeUncordoned, json!({"node": node, "pool": pool})),
         );
         if let Some((node, e)) = failed {
             let step = format!("uncordon node {node} of pool {pool}");
@@ -1038,8 +1039,10 @@ impl<'a> Evacuation<'a> {
             self.pool
         ));
         for name in &names {
-            self.reporter()
-                .event("node_appeared", json!({"node": name, "pool": self.pool}));
+            self.reporter().event(
+                Event::NodeAppeared,
+                json!({"node": name, "pool": self.pool}),
+            );
         }
         self.cordon(&appeared)?;
         self.nodes.extend(names.iter().cloned());
@@ -1158,7 +1161,7 @@ impl<'a> Evacuation<'a> {
                 "node {node} ({index}/{total}) holds no pods to move: skipped"
             ));
             reporter.event(
-                "node_drained",
+                Event::NodeDrained,
                 json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
             );
         }
@@ -1201,7 +1204,7 @@ impl<'a> Evacuation<'a> {
             )?;
         }
         reporter.event(
-            "batch_started",
+            Event::BatchStarted,
             json!({"index": batch.index, "nodes": names, "zone": batch.zone}),
         );
         let drain = NodeDrain {
@@ -1228,7 +1231,7 @@ impl<'a> Evacuation<'a> {
             return Err(batch_failure(&step, failures, to_drain.len()));
         }
         reporter.event(
-            "batch_drained",
+            Event::BatchDrained,
             json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
         );
         // Meanwhile, the next batches' pods are listed: kubectl calls less between batches.
@@ -1293,7 +1296,7 @@ impl<'a> Evacuation<'a> {
                     count(gated.len(), "workload", "workloads")
                 ));
                 reporter.event(
-                    "workloads_healthy",
+                    Event::WorkloadsHealthy,
                     json!({"when": when, "workloads": gated.iter().map(ToString::to_string).collect::<Vec<_>>(), "woken_by": woken_by}),
                 );
                 self.workloads_checked.extend(gated.iter().cloned());
@@ -1389,7 +1392,7 @@ impl NodeDrain<'_, '_> {
                     evicted = (evicted + 1).min(total_pods);
                     bar.update(evicted, &format!("pod {name} deleted"));
                     reporter.event(
-                        "pod_deleted",
+                        Event::PodDeleted,
                         json!({"node": node, "pod": name, "bypassed_pdb": true}),
                     );
                     return;
@@ -1404,7 +1407,7 @@ impl NodeDrain<'_, '_> {
                             .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
                             .and_then(|p| p.metadata.namespace.clone());
                         reporter.event(
-                            "pod_evicted",
+                            Event::PodEvicted,
                             json!({"node": node, "namespace": namespace, "pod": name}),
                         );
                     }
@@ -1422,7 +1425,7 @@ impl NodeDrain<'_, '_> {
                         bar.update(evicted, &message);
                         if message != last_blocked {
                             reporter.event(
-                                "eviction_blocked",
+                                Event::EvictionBlocked,
                                 json!({"node": node, "namespace": namespace, "pod": name, "message": message}),
                             );
                             last_blocked = message;
@@ -1468,7 +1471,7 @@ impl NodeDrain<'_, '_> {
             count(evictable.len(), "pod", "pods")
         ));
         reporter.event(
-            "node_drained",
+            Event::NodeDrained,
             json!({"node": node, "pool": self.pool, "pods_evicted": evictable.len(), "skipped": false}),
         );
         Ok(())
@@ -1492,7 +1495,7 @@ impl NodeDrain<'_, '_> {
         ));
         self.session
             .reporter
-            .event("eviction_disabled", json!({"node": node, "pods": pods}));
+            .event(Event::EvictionDisabled, json!({"node": node, "pods": pods}));
         Ok(())
     }
 }
@@ -1801,7 +1804,7 @@ impl<'a> Evacuation<'a> {
         };
         spinner.finish(&format!("pool {pool} deleted"));
         reporter.event(
-            "pool_deleted",
+            Event::PoolDeleted,
             json!({"pool": pool, "gcloud_stopped_early": early}),
         );
         Ok(true)

@@ -25,6 +25,7 @@ use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CR
 use crate::errors::{code, exit_code, Error};
 use crate::parallel::joined;
 use crate::pod::Pod;
+use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::{Cluster, NodePool};
@@ -360,7 +361,7 @@ impl<'a> Migration<'a> {
                 (Severity::Info, _) => self.reporter().detail(&text),
             }
             self.reporter().event(
-                "finding",
+                Event::Finding,
                 serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
             );
         }
@@ -527,7 +528,7 @@ impl<'a> Migration<'a> {
         }
         spinner.finish(&format!("pool {new} deleted"));
         self.reporter()
-            .event("pool_deleted", json!({"pool": new, "recreate": true}));
+            .event(Event::PoolDeleted, json!({"pool": new, "recreate": true}));
         self.new_pool_exists = false;
         self.create_new_pool(command)
     }
@@ -559,7 +560,7 @@ impl<'a> Migration<'a> {
         spinner.finish(&format!("pool {new} created"));
         let early = created.unwrap_or(false);
         self.reporter().event(
-            "pool_created",
+            Event::PoolCreated,
             json!({"pool": new, "gcloud_stopped_early": early}),
         );
         Ok(())

@@ -504,7 +504,7 @@ mod tests {
         };
         let text = render(&r.with_batches(2, vec![batch]));
         assert!(
-            text.contains("\nDrain (--max-parallel 2): 1 batch(es) of up to 2 node(s)\n  batch 1 (z): n1, n2 (5 pods)\n\n2 blocker(s)"),
+            text.contains("\nDrain (--max-parallel 2): 1 batch of up to 2 nodes\n  batch 1 (z): n1, n2 (5 pods)\n\n2 blocker(s)"),
             "{text}"
         );
         assert_eq!(json["findings"][0]["severity"], "blocker");

@@ -385,7 +385,7 @@ mod tests {
             "{plan}"
         );
         assert!(
-            lines.contains(&"2. uncordon 1 nodes of pool default-pool (2 already schedulable):"),
+            lines.contains(&"2. uncordon 1 node of pool default-pool (2 already schedulable):"),
             "{plan}"
         );
         assert!(

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::pod::Pod;
+use crate::report::Event;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
@@ -301,7 +302,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
     }
     for w in &refs {
         reporter.event(
-            "deployment_moved",
+            Event::DeploymentMoved,
             json!({"namespace": w.namespace, "name": w.name}),
         );
     }
@@ -345,7 +346,7 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, Er
         .retry(true);
     kubectl.run(&command)?;
     kubectl.reporter().event(
-        "deployment_restarted",
+        Event::DeploymentRestarted,
         json!({"namespace": workload.namespace, "name": workload.name, "strategy_changed": changed}),
     );
     let previous_restart = d
@@ -415,7 +416,7 @@ fn undo_unfinished(
         match kubectl.run(&command) {
             Ok(()) => {
                 kubectl.reporter().event(
-                    "restart_undone",
+                    Event::RestartUndone,
                     json!({"namespace": w.namespace, "name": w.name}),
                 );
                 undone.push(w.to_string());
@@ -509,7 +510,7 @@ fn restore_each(kubectl: &Kubectl, restarted: &[&Restarted]) -> Vec<Result<(), E
             .cleanup();
         kubectl.run(&command)?;
         kubectl.reporter().event(
-            "strategy_restored",
+            Event::StrategyRestored,
             json!({"namespace": w.namespace, "name": w.name}),
         );
         Ok(())

@@ -21,6 +21,7 @@ use super::upgrade::{
 };
 use crate::cli::UpgradeMasterArgs;
 use crate::errors::Error;
+use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::{Operation, Operation as GkeOperation};
@@ -225,14 +226,14 @@ impl MasterUpgrade<'_> {
         let mut down_since = None;
         if !op.is_empty() {
             self.reporter.event(
-                "operation_started",
+                Event::OperationStarted,
                 json!({"operation": op, "type": "UPGRADE_MASTER", "version": version, "zonal": zonal}),
             );
             down_since = self.follow(&op, &version, zonal)?;
         }
         self.verify(&version, &op, down_since)?;
         self.reporter.event(
-            "operation_result",
+            Event::OperationResult,
             json!({"command": "upgrade-master", "version": version, "ok": true}),
         );
         let pools: Vec<String> = s
@@ -332,7 +333,7 @@ impl MasterUpgrade<'_> {
                 Ok(Some(OperationEnd::Done)) => {
                     spinner.finish(&format!("GKE's control-plane upgrade to {version} is done"));
                     self.reporter.event(
-                        "operation_finished",
+                        Event::OperationFinished,
                         json!({"operation": op, "result": "done", "api_outages": outages}),
                     );
                     return Ok(down_since);
@@ -340,7 +341,7 @@ impl MasterUpgrade<'_> {
                 Ok(Some(OperationEnd::Failed(message))) => {
                     spinner.abandon();
                     self.reporter.event(
-                        "operation_finished",
+                        Event::OperationFinished,
                         json!({"operation": op, "result": "failed", "error": message}),
                     );
                     return Err(self.failed(
@@ -364,7 +365,7 @@ impl MasterUpgrade<'_> {
                                 human_duration(since.elapsed())
                             ));
                             self.reporter.event(
-                                "operation_progress",
+                                Event::OperationProgress,
                                 json!({"operation": op, "api": "up", "server_version": reported,
                                        "outage_seconds": since.elapsed().as_secs_f64()}),
                             );
@@ -386,7 +387,7 @@ impl MasterUpgrade<'_> {
                                 first_line(&e.to_string())
                             ));
                             self.reporter.event(
-                                "operation_progress",
+                                Event::OperationProgress,
                                 json!({"operation": op, "api": "down"}),
                             );
                         }

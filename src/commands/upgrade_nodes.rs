@@ -27,6 +27,7 @@ use super::upgrade::{
 use crate::cli::UpgradeNodesArgs;
 use crate::errors::Error;
 use crate::pod::Pod;
+use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;
@@ -521,7 +522,7 @@ impl Upgrade<'_> {
                 self.args.surge
             ));
             self.reporter.event(
-                "surge_raised",
+                Event::SurgeRaised,
                 json!({"pool": pool, "from": from, "to": {"max_surge": self.args.surge, "max_unavailable": 0}}),
             );
         }
@@ -555,7 +556,7 @@ impl Upgrade<'_> {
         }
         if let Some(op) = self.operation.clone() {
             self.reporter.event(
-                "operation_started",
+                Event::OperationStarted,
                 json!({"operation": op, "type": "UPGRADE_NODES", "pool": pool, "version": self.version, "attached": attached}),
             );
             self.follow(&op, expected)?;
@@ -595,13 +596,15 @@ impl Upgrade<'_> {
                             && is_ready(node)
                             && seen_upgraded.insert(name.clone())
                         {
-                            self.reporter
-                                .event("node_upgraded", json!({"node": name, "version": version}));
+                            self.reporter.event(
+                                Event::NodeUpgraded,
+                                json!({"node": name, "version": version}),
+                            );
                         }
                     }
                     if counts != last_counts {
                         self.reporter.event(
-                            "operation_progress",
+                            Event::OperationProgress,
                             json!({"operation": op, "pool": pool, "upgraded": counts.upgraded,
                                    "old": counts.old, "cordoned": counts.cordoned,
                                    "ready_schedulable": counts.serving, "total": counts.total,
@@ -642,7 +645,7 @@ impl Upgrade<'_> {
                         "GKE's upgrade of pool {pool} to {version} is done"
                     ));
                     self.reporter.event(
-                        "operation_finished",
+                        Event::OperationFinished,
                         json!({"operation": op, "pool": pool, "result": "done"}),
                     );
                     return Ok(());
@@ -651,7 +654,7 @@ impl Upgrade<'_> {
                     self.operation_ended = true;
                     bar.abandon();
                     self.reporter.event(
-                        "operation_finished",
+                        Event::OperationFinished,
                         json!({"operation": op, "pool": pool, "result": "failed", "error": message}),
                     );
                     return Err(self.fail(
@@ -712,7 +715,7 @@ impl Upgrade<'_> {
             }
             spinner.finish(&format!("pool {pool}: {} restored", saved.original));
             self.reporter.event(
-                "surge_restored",
+                Event::SurgeRestored,
                 json!({"pool": pool, "to": saved.original}),
             );
         }
@@ -774,7 +777,7 @@ impl Upgrade<'_> {
             Some(p) => self.reporter.warn(&format!("pool {pool}: {p}")),
         }
         self.reporter.event(
-            "operation_result",
+            Event::OperationResult,
             json!({"command": "upgrade-nodes", "pool": pool, "version": version,
                    "nodes": counts.total, "ok": problem.is_none(), "problem": problem}),
         );

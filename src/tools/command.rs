@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::errors::{Error, ExitStatusText};
 use crate::interrupt;
+use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +231,7 @@ impl Command {
                 retry.attempt
             ));
             reporter.event(
-                "retry",
+                Event::Retry,
                 json!({
                     "command": self.to_string(),
                     "reason": retry.reason,
@@ -1587,8 +1588,11 @@ mod tests {
         fn spinner(&self, label: &str) -> Box<dyn crate::report::Progress + '_> {
             Silent.spinner(label)
         }
-        fn event(&self, name: &str, fields: serde_json::Value) {
-            self.events.lock().unwrap().push((name.to_string(), fields));
+        fn event(&self, event: crate::report::Event, fields: serde_json::Value) {
+            self.events
+                .lock()
+                .unwrap()
+                .push((event.name().to_string(), fields));
         }
     }
 }
