@@ -12,15 +12,19 @@ use clap::{Args, Parser, Subcommand};
     about = "Zero-downtime GKE upgrades: migrate workloads to a new node pool, node by node, gated on workload health"
 )]
 pub struct Cli {
-    /// Print only warnings and errors.
+    /// Answer yes to every confirmation prompt, as `--yes` does (gcloud's `--quiet`); needed
+    /// when stdin is not a terminal. Commands that never ask ignore it.
+    #[arg(long, short = 'q', global = true, help_heading = "Global options")]
+    pub quiet: bool,
+
+    /// Print only warnings and errors: no progress, no summary.
     #[arg(
         long,
-        short = 'q',
         global = true,
         conflicts_with = "verbose",
         help_heading = "Global options"
     )]
-    pub quiet: bool,
+    pub silent: bool,
 
     /// Print every kubectl/gcloud command line and its exit status (no progress bars).
     #[arg(long, short = 'v', global = true, help_heading = "Global options")]
@@ -38,6 +42,12 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub output: Output,
+
+    /// Also accepted before the subcommand, as kubectl's own flags are
+    /// (`kubectl zdupgrade --context X status`); each subcommand reads them from its own
+    /// [`ClusterArgs`], where clap copies the values given here.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -80,28 +90,29 @@ pub enum Output {
 }
 
 /// Which cluster to act on. Unset values come from the kube context's name
-/// (`gke_PROJECT_LOCATION_CLUSTER`), then from gcloud's properties.
+/// (`gke_PROJECT_LOCATION_CLUSTER`), then from gcloud's properties. Every flag is global: it may
+/// stand before or after the subcommand.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Cluster selection")]
 pub struct ClusterArgs {
     /// Google Cloud project of the cluster.
-    #[arg(long, value_name = "PROJECT")]
+    #[arg(long, global = true, value_name = "PROJECT")]
     pub project: Option<String>,
 
     /// Zone or region of the cluster.
-    #[arg(long, visible_aliases = ["zone", "region"], value_name = "LOCATION")]
+    #[arg(long, global = true, visible_aliases = ["zone", "region"], value_name = "LOCATION")]
     pub location: Option<String>,
 
     /// GKE cluster name.
-    #[arg(long, value_name = "CLUSTER")]
+    #[arg(long, global = true, value_name = "CLUSTER")]
     pub cluster: Option<String>,
 
     /// Kube context to use (passed to every kubectl call).
-    #[arg(long, value_name = "CONTEXT", value_parser = non_empty)]
+    #[arg(long, global = true, value_name = "CONTEXT", value_parser = non_empty)]
     pub context: Option<String>,
 
     /// Kubeconfig file to use (passed to every kubectl call).
-    #[arg(long, value_name = "FILE", value_parser = non_empty)]
+    #[arg(long, global = true, value_name = "FILE", value_parser = non_empty)]
     pub kubeconfig: Option<String>,
 
     /// Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl
@@ -109,6 +120,7 @@ pub struct ClusterArgs {
     /// flag: after 5 minutes).
     #[arg(
         long,
+        global = true,
         value_name = "DURATION",
         value_parser = parse_duration,
         allow_hyphen_values = true
@@ -321,12 +333,99 @@ mod tests {
         };
         assert_eq!(args.cluster.location.as_deref(), Some("europe-west1-b"));
         assert_eq!(args.drain.drain_timeout, Duration::from_secs(600));
-        let cli =
-            Cli::try_parse_from(["x", "migrate", "p2", "--region", "us-central1", "-q"]).unwrap();
-        assert!(cli.quiet);
+        let cli = Cli::try_parse_from(["x", "migrate", "p2", "--region", "us-central1"]).unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.cluster.location.as_deref(), Some("us-central1"));
         let help = Cli::command().render_usage().to_string();
         assert!(help.contains("kubectl zdupgrade"), "{help}");
         assert!(Cli::try_parse_from(["x", "migrate", "p2", "--node-timeout", "0s"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Cli {
+        let argv = std::iter::once("kubectl-zdupgrade").chain(words.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{words:?}: {e}"))
+    }
+
+    /// The cluster-selection flags of the parsed subcommand.
+    fn cluster_of(cli: &Cli) -> &ClusterArgs {
+        match &cli.command {
+            Command::Migrate(a) | Command::Plan(PlanCommand::Migrate(a)) => &a.cluster,
+            Command::Rollback(a) => &a.cluster,
+            Command::UpgradeNodes(a) => &a.cluster,
+            Command::UpgradeMaster(a) => &a.cluster,
+            Command::Status(a) => &a.cluster,
+            Command::Completion(_) => panic!("completion selects no cluster"),
+        }
+    }
+
+    #[test]
+    fn quiet_answers_yes_and_silent_prints_less() {
+        for words in [
+            &["-q", "migrate", "p2"][..],
+            &["migrate", "p2", "--quiet"],
+            &["rollback", "p2", "-q"],
+            &["--quiet", "upgrade-master"],
+        ] {
+            let cli = parse(words);
+            assert!(cli.quiet && !cli.silent, "{words:?}");
+        }
+        // --quiet no longer means less output: it goes with --verbose; --silent does not.
+        assert!(parse(&["migrate", "p2", "-q", "-v"]).verbose);
+        assert!(parse(&["--silent", "status"]).silent);
+        assert!(parse(&["status", "--silent"]).silent);
+        let err = Cli::try_parse_from(["x", "status", "--silent", "--verbose"]).unwrap_err();
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
+        // --silent has no short form (kubectl's -s is --server).
+        assert!(Cli::try_parse_from(["x", "status", "-s"]).is_err());
+    }
+
+    #[test]
+    fn cluster_flags_before_or_after_the_subcommand() {
+        let flags = [
+            "--context=ctx",
+            "--kubeconfig=/tmp/kc",
+            "--project=acme",
+            "--zone=europe-west1-b",
+            "--cluster=prod",
+            "--request-timeout=30s",
+        ];
+        let subcommands: [&[&str]; 6] = [
+            &["status"],
+            &["migrate", "p2"],
+            &["plan", "migrate", "p2"],
+            &["rollback", "p2"],
+            &["upgrade-nodes", "p1"],
+            &["upgrade-master"],
+        ];
+        for sub in subcommands {
+            let before: Vec<&str> = flags.iter().chain(sub).copied().collect();
+            let after: Vec<&str> = sub.iter().chain(&flags).copied().collect();
+            for words in [before, after] {
+                let cli = parse(&words);
+                let cluster = cluster_of(&cli);
+                assert_eq!(cluster.context.as_deref(), Some("ctx"), "{words:?}");
+                assert_eq!(cluster.kubeconfig.as_deref(), Some("/tmp/kc"), "{words:?}");
+                assert_eq!(cluster.project.as_deref(), Some("acme"), "{words:?}");
+                assert_eq!(cluster.location.as_deref(), Some("europe-west1-b"));
+                assert_eq!(cluster.cluster.as_deref(), Some("prod"), "{words:?}");
+                assert_eq!(cluster.request_timeout, Some(Duration::from_secs(30)));
+            }
+        }
+        // Split across both sides, and between `plan` and `migrate`.
+        let cli = parse(&["--context", "c1", "plan", "--region", "r", "migrate", "p2"]);
+        let cluster = cluster_of(&cli);
+        assert_eq!(cluster.context.as_deref(), Some("c1"));
+        assert_eq!(cluster.location.as_deref(), Some("r"));
+        // The values are checked wherever they stand.
+        assert!(Cli::try_parse_from(["x", "--kubeconfig=", "status"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--request-timeout=0s", "status"]).is_err());
     }
 }
 
