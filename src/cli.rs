@@ -32,7 +32,8 @@ pub struct Cli {
 
     /// `json`: one JSON object per line on stdout for each event (step started/finished, node
     /// cordoned/drained, pod evicted, operation progress) and a final result; human output
-    /// stays on stderr.
+    /// stays on stderr (`status`, `plan migrate`: one JSON document). `yaml`: the same data as
+    /// YAML, one `---` document per event.
     #[arg(
         long,
         short = 'o',
@@ -87,6 +88,9 @@ pub enum PlanCommand {
 pub enum Output {
     Text,
     Json,
+    /// The same data as `json`: one YAML document (`status`, `plan migrate`), or a YAML
+    /// stream of one `---` document per event.
+    Yaml,
 }
 
 /// Which cluster to act on. Unset values come from the kube context's name

@@ -17,6 +17,7 @@ pub mod target;
 pub mod tools;
 pub mod watch;
 pub mod workloads;
+pub mod yaml;
 
 use cli::{Cli, Command, Output};
 use report::{report_result, Event, JsonLines, Printer, Reporter};
@@ -72,7 +73,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// Runs a command that reports through a [`Reporter`]: the terminal printer, or with `-o json`
-/// the JSON event stream on stdout (human output on stderr) ending with a `result` event.
+/// the JSON event stream on stdout (human output on stderr) ending with a `result` event; with
+/// `-o yaml` the same events as a YAML stream, one `---` document each.
 fn reported(
     cli: &Cli,
     exec: impl FnOnce(&dyn Reporter) -> anyhow::Result<()>,
@@ -83,6 +85,10 @@ fn reported(
         Output::Json => Box::new(JsonLines::new(
             Box::new(printer.stderr_only()),
             std::io::stdout(),
+        )),
+        Output::Yaml => Box::new(JsonLines::new(
+            Box::new(printer.stderr_only()),
+            yaml::YamlStream::new(std::io::stdout()),
         )),
     };
     let result = exec(reporter.as_ref());

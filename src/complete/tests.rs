@@ -86,12 +86,12 @@ fn fixed_values_with_their_help() {
     assert_eq!(offered("migrate p --strategy "), ["surge", "evict"]);
     assert_eq!(offered("rollback p --strategy e"), ["evict"]);
     assert_eq!(offered("migrate p --strategy=s"), ["--strategy=surge"]);
-    assert_eq!(offered("-o "), ["text", "json"]);
+    assert_eq!(offered("-o "), ["text", "json", "yaml"]);
     assert_eq!(offered("status -o j"), ["json"]);
     assert_eq!(offered("status -oj"), ["-ojson"]);
     assert_eq!(
         offered("status --output="),
-        ["--output=text", "--output=json"]
+        ["--output=text", "--output=json", "--output=yaml"]
     );
     assert_eq!(
         offered("completion "),

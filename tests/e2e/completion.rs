@@ -451,7 +451,10 @@ fn shipped_script_completes(shell: Shell) {
             "kubectl-zdupgrade migrate p --strategy=e",
             vec![after_equals("--strategy", "evict")],
         ),
-        ("kubectl-zdupgrade status -o ", strings(&["text", "json"])),
+        (
+            "kubectl-zdupgrade status -o ",
+            strings(&["text", "json", "yaml"]),
+        ),
         ("kubectl-zdupgrade migrate ", pools.clone()),
         ("kubectl-zdupgrade rollback pool-two --to ", pools.clone()),
         (

@@ -159,3 +159,69 @@ fn a_kubeconfig_without_current_context_is_named_with_what_to_do() {
     assert!(r.ok(), "{r}");
     assert_eq!(w.writes().len(), before, "the cluster was changed");
 }
+
+/// A YAML document read back as JSON data.
+fn yaml_value(text: &str) -> serde_json::Value {
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"))
+}
+
+/// The documents of a YAML stream (`---` before each).
+fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    let mut documents: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line == "---" {
+            documents.push(String::new());
+        } else {
+            let current = documents.last_mut().expect("the stream opens with ---");
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    documents.iter().map(|d| yaml_value(d)).collect()
+}
+
+#[test]
+fn yaml_output_carries_the_json_outputs_data() {
+    let w = two_pools();
+    for args in [
+        &["status"][..],
+        &["plan", "migrate", "pool-three", "--from", "default-pool"],
+    ] {
+        let json = w.plugin(&[args, &["-o", "json"]].concat());
+        let yaml = w.plugin(&[args, &["-o", "yaml"]].concat());
+        assert_eq!(json.status, yaml.status, "{args:?}\n{json}\n{yaml}");
+        let json: serde_json::Value = serde_json::from_str(&json.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{json}"));
+        assert!(!yaml.stdout.trim_start().starts_with('{'), "{yaml}");
+        assert_eq!(yaml_value(&yaml.stdout), json, "{args:?}\n{yaml}");
+    }
+
+    // The event stream: one document per event, the same events and fields as -o json.
+    let args = ["rollback", "pool-two", "--dry-run"];
+    let json = w.plugin(&[&args[..], &["-o", "json"]].concat());
+    let yaml = w.plugin(&[&args[..], &["-o", "yaml"]].concat());
+    assert!(json.ok() && yaml.ok(), "{json}\n{yaml}");
+    let json: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let yaml = yaml_documents(&yaml.stdout);
+    // Times (also the plan's restartedAt stamp) and the process's own resource use differ
+    // between the two runs.
+    let comparable = |mut events: Vec<serde_json::Value>| {
+        for event in &mut events {
+            let event = event.as_object_mut().expect("an event is a mapping");
+            event.remove("ts");
+            event.remove("resources");
+            if let Some(serde_json::Value::String(text)) = event.get_mut("text") {
+                *text = text.replace(|c: char| c.is_ascii_digit(), "0");
+            }
+        }
+        events
+    };
+    assert!(yaml.len() >= 2, "{yaml:?}");
+    assert_eq!(yaml.last().unwrap()["event"], "result");
+    assert_eq!(comparable(yaml), comparable(json));
+}
