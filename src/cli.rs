@@ -59,19 +59,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool.
+    #[command(after_help = examples::MIGRATE)]
     Migrate(MigrateArgs),
     /// Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it.
+    #[command(after_help = examples::ROLLBACK)]
     Rollback(RollbackArgs),
     /// Upgrade a pool in place (GKE surge upgrade) with extra capacity added first and restored after.
+    #[command(after_help = examples::UPGRADE_NODES)]
     UpgradeNodes(UpgradeNodesArgs),
     /// Upgrade the control plane (first, before the nodes).
+    #[command(after_help = examples::UPGRADE_MASTER)]
     UpgradeMaster(UpgradeMasterArgs),
     /// Versions, pools, unhealthy workloads and any migration in progress, with the command to continue.
+    #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
     /// Read-only preflight: what a command would trip over, found before anything changes.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::PLAN)]
     Plan(PlanCommand),
     /// Print a shell completion script.
+    #[command(after_help = examples::COMPLETION)]
     Completion(CompletionArgs),
 }
 
@@ -81,7 +87,99 @@ pub enum PlanCommand {
     /// What `migrate NEW_POOL` (same flags) would trip over: blockers, warnings and notes, each
     /// with the objects involved, what to do and the flag that accepts a blocker. Exit status 3
     /// while a blocker is not accepted by its flag.
+    #[command(after_help = examples::PLAN_MIGRATE)]
     Migrate(MigrateArgs),
+}
+
+/// The "Examples:" section at the end of each subcommand's help. Each line that is not a
+/// `#` comment is a command line that parses (a unit test checks it), up to a `>` or `|`.
+mod examples {
+    pub const MIGRATE: &str = "\
+Examples:
+  # What a migration would trip over, then every command it would run (changes nothing)
+  kubectl zdupgrade plan migrate pool-b
+  kubectl zdupgrade migrate pool-b --dry-run
+
+  # Move everything from default-pool to a new pool-b on a newer version, then delete default-pool
+  kubectl zdupgrade migrate pool-b --from default-pool --node-version 1.31.1-gke.1146000
+
+  # In a pipeline (no terminal to confirm on): --yes, or --quiet as with gcloud; events as JSON
+  kubectl zdupgrade migrate pool-b --yes -o json > migration-events.jsonl
+
+  # Keep the old pool, cordoned, ready for a rollback; drain two nodes at a time
+  kubectl zdupgrade migrate pool-b --keep-old-pool --max-parallel 2
+
+  # Another cluster: the kube context goes before or after the subcommand, as with kubectl
+  kubectl zdupgrade --context gke_acme_europe-west1_prod migrate pool-b";
+
+    pub const ROLLBACK: &str = "\
+Examples:
+  # What a rollback would run (changes nothing)
+  kubectl zdupgrade rollback pool-b --dry-run
+
+  # Move the workloads back from pool-b to default-pool
+  kubectl zdupgrade rollback pool-b --to default-pool
+
+  # Without a prompt, and delete pool-b once it is drained
+  kubectl zdupgrade rollback pool-b --delete-new-pool --quiet";
+
+    pub const UPGRADE_NODES: &str = "\
+Examples:
+  # What the upgrade would run (changes nothing)
+  kubectl zdupgrade upgrade-nodes default-pool --dry-run
+
+  # Upgrade default-pool to a given version with two extra nodes per zone meanwhile
+  kubectl zdupgrade upgrade-nodes default-pool --version 1.31.1-gke.1146000 --surge 2 --yes";
+
+    pub const UPGRADE_MASTER: &str = "\
+Examples:
+  # The version it would upgrade to and what it would run (changes nothing)
+  kubectl zdupgrade upgrade-master --dry-run
+
+  # Upgrade the control plane to a given version, without a prompt
+  kubectl zdupgrade upgrade-master --version 1.31.1-gke.1146000 --yes
+
+  # A zonal cluster: accept that its Kubernetes API is down during the upgrade
+  kubectl zdupgrade upgrade-master --accept-api-downtime";
+
+    pub const STATUS: &str = "\
+Examples:
+  # Versions, pools, unhealthy workloads and any migration in progress
+  kubectl zdupgrade status
+
+  # The same as a document, for scripts
+  kubectl zdupgrade status -o json
+  kubectl zdupgrade status -o yaml
+
+  # Another cluster, named before the subcommand as with kubectl
+  kubectl zdupgrade --context gke_acme_europe-west1_prod status";
+
+    pub const PLAN: &str = "\
+Examples:
+  # What `migrate pool-b` would trip over, before anything changes
+  kubectl zdupgrade plan migrate pool-b";
+
+    pub const PLAN_MIGRATE: &str = "\
+Examples:
+  # What a migration from default-pool to a new pool-b would trip over
+  kubectl zdupgrade plan migrate pool-b --from default-pool
+
+  # With the new pool's machine type, as a document for scripts (exit status 3 on a blocker)
+  kubectl zdupgrade plan migrate pool-b --machine-type e2-standard-8 -o json
+
+  # Accept the local PersistentVolumes blocker, as migrate would with the same flag
+  kubectl zdupgrade plan migrate pool-b --allow-local-volumes";
+
+    pub const COMPLETION: &str = "\
+Examples:
+  # bash: for every new shell
+  kubectl-zdupgrade completion bash > ~/.local/share/bash-completion/completions/kubectl-zdupgrade
+
+  # zsh: into a directory of $fpath
+  kubectl-zdupgrade completion zsh > ~/.zfunc/_kubectl-zdupgrade
+
+  # fish
+  kubectl-zdupgrade completion fish > ~/.config/fish/completions/kubectl-zdupgrade.fish";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -366,6 +464,64 @@ mod position_tests {
             Command::UpgradeMaster(a) => &a.cluster,
             Command::Status(a) => &a.cluster,
             Command::Completion(_) => panic!("completion selects no cluster"),
+        }
+    }
+
+    /// Every subcommand, nested ones too, with its path of names (`["plan", "migrate"]`).
+    fn subcommands(
+        command: &clap::Command,
+        path: Vec<String>,
+        out: &mut Vec<(Vec<String>, clap::Command)>,
+    ) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_string());
+            out.push((sub_path.clone(), sub.clone()));
+            subcommands(sub, sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_that_parse() {
+        use clap::CommandFactory;
+        let mut all = Vec::new();
+        subcommands(&Cli::command(), Vec::new(), &mut all);
+        let names: Vec<String> = all.iter().map(|(path, _)| path.join(" ")).collect();
+        for expected in ["migrate", "plan", "plan migrate", "completion", "status"] {
+            assert!(names.contains(&expected.to_string()), "{names:?}");
+        }
+        for (path, command) in &all {
+            let help = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                help.starts_with("Examples:\n"),
+                "{path:?} has no Examples section:\n{help}"
+            );
+            let mut count = 0;
+            for line in help.lines().skip(1).map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let command_line = line.split(['>', '|']).next().unwrap_or_default();
+                let words: Vec<&str> = command_line.split_whitespace().collect();
+                let args = match words.as_slice() {
+                    ["kubectl", "zdupgrade", args @ ..] | ["kubectl-zdupgrade", args @ ..] => args,
+                    _ => panic!("{path:?}: {line:?} is not a kubectl zdupgrade command line"),
+                };
+                let argv = std::iter::once("kubectl-zdupgrade").chain(args.iter().copied());
+                if let Err(err) = Cli::try_parse_from(argv) {
+                    panic!("{path:?}: example {line:?} does not parse: {err}");
+                }
+                // Each subcommand's examples show that subcommand.
+                assert!(
+                    args.windows(path.len()).any(|w| w == path.as_slice()),
+                    "{path:?}: {line:?}"
+                );
+                count += 1;
+            }
+            assert!(count > 0, "{path:?} has no example command line");
         }
     }
 
