@@ -12,15 +12,19 @@ use clap::{Args, Parser, Subcommand};
     about = "Zero-downtime GKE upgrades: migrate workloads to a new node pool, node by node, gated on workload health"
 )]
 pub struct Cli {
-    /// Print only warnings and errors.
+    /// Answer yes to every confirmation prompt, as `--yes` does (gcloud's `--quiet`); needed
+    /// when stdin is not a terminal. Commands that never ask ignore it.
+    #[arg(long, short = 'q', global = true, help_heading = "Global options")]
+    pub quiet: bool,
+
+    /// Print only warnings and errors: no progress, no summary.
     #[arg(
         long,
-        short = 'q',
         global = true,
         conflicts_with = "verbose",
         help_heading = "Global options"
     )]
-    pub quiet: bool,
+    pub silent: bool,
 
     /// Print every kubectl/gcloud command line and its exit status (no progress bars).
     #[arg(long, short = 'v', global = true, help_heading = "Global options")]
@@ -28,7 +32,8 @@ pub struct Cli {
 
     /// `json`: one JSON object per line on stdout for each event (step started/finished, node
     /// cordoned/drained, pod evicted, operation progress) and a final result; human output
-    /// stays on stderr.
+    /// stays on stderr (`status`, `plan migrate`: one JSON document). `yaml`: the same data as
+    /// YAML, one `---` document per event.
     #[arg(
         long,
         short = 'o',
@@ -39,6 +44,12 @@ pub struct Cli {
     )]
     pub output: Output,
 
+    /// Also accepted before the subcommand, as kubectl's own flags are
+    /// (`kubectl zdupgrade --context X status`); each subcommand reads them from its own
+    /// [`ClusterArgs`], where clap copies the values given here.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,19 +59,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool.
+    #[command(after_help = examples::MIGRATE)]
     Migrate(MigrateArgs),
     /// Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it.
+    #[command(after_help = examples::ROLLBACK)]
     Rollback(RollbackArgs),
     /// Upgrade a pool in place (GKE surge upgrade) with extra capacity added first and restored after.
+    #[command(after_help = examples::UPGRADE_NODES)]
     UpgradeNodes(UpgradeNodesArgs),
     /// Upgrade the control plane (first, before the nodes).
+    #[command(after_help = examples::UPGRADE_MASTER)]
     UpgradeMaster(UpgradeMasterArgs),
     /// Versions, pools, unhealthy workloads and any migration in progress, with the command to continue.
+    #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
     /// Read-only preflight: what a command would trip over, found before anything changes.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::PLAN)]
     Plan(PlanCommand),
     /// Print a shell completion script.
+    #[command(after_help = examples::COMPLETION)]
     Completion(CompletionArgs),
 }
 
@@ -70,38 +87,134 @@ pub enum PlanCommand {
     /// What `migrate NEW_POOL` (same flags) would trip over: blockers, warnings and notes, each
     /// with the objects involved, what to do and the flag that accepts a blocker. Exit status 3
     /// while a blocker is not accepted by its flag.
+    #[command(after_help = examples::PLAN_MIGRATE)]
     Migrate(MigrateArgs),
+}
+
+/// The "Examples:" section at the end of each subcommand's help. Each line that is not a
+/// `#` comment is a command line that parses (a unit test checks it), up to a `>` or `|`.
+mod examples {
+    pub const MIGRATE: &str = "\
+Examples:
+  # What a migration would trip over, then every command it would run (changes nothing)
+  kubectl zdupgrade plan migrate pool-b
+  kubectl zdupgrade migrate pool-b --dry-run
+
+  # Move everything from default-pool to a new pool-b on a newer version, then delete default-pool
+  kubectl zdupgrade migrate pool-b --from default-pool --node-version 1.31.1-gke.1146000
+
+  # In a pipeline (no terminal to confirm on): --yes, or --quiet as with gcloud; events as JSON
+  kubectl zdupgrade migrate pool-b --yes -o json > migration-events.jsonl
+
+  # Keep the old pool, cordoned, ready for a rollback; drain two nodes at a time
+  kubectl zdupgrade migrate pool-b --keep-old-pool --max-parallel 2
+
+  # Another cluster: the kube context goes before or after the subcommand, as with kubectl
+  kubectl zdupgrade --context gke_acme_europe-west1_prod migrate pool-b";
+
+    pub const ROLLBACK: &str = "\
+Examples:
+  # What a rollback would run (changes nothing)
+  kubectl zdupgrade rollback pool-b --dry-run
+
+  # Move the workloads back from pool-b to default-pool
+  kubectl zdupgrade rollback pool-b --to default-pool
+
+  # Without a prompt, and delete pool-b once it is drained
+  kubectl zdupgrade rollback pool-b --delete-new-pool --quiet";
+
+    pub const UPGRADE_NODES: &str = "\
+Examples:
+  # What the upgrade would run (changes nothing)
+  kubectl zdupgrade upgrade-nodes default-pool --dry-run
+
+  # Upgrade default-pool to a given version with two extra nodes per zone meanwhile
+  kubectl zdupgrade upgrade-nodes default-pool --version 1.31.1-gke.1146000 --surge 2 --yes";
+
+    pub const UPGRADE_MASTER: &str = "\
+Examples:
+  # The version it would upgrade to and what it would run (changes nothing)
+  kubectl zdupgrade upgrade-master --dry-run
+
+  # Upgrade the control plane to a given version, without a prompt
+  kubectl zdupgrade upgrade-master --version 1.31.1-gke.1146000 --yes
+
+  # A zonal cluster: accept that its Kubernetes API is down during the upgrade
+  kubectl zdupgrade upgrade-master --accept-api-downtime";
+
+    pub const STATUS: &str = "\
+Examples:
+  # Versions, pools, unhealthy workloads and any migration in progress
+  kubectl zdupgrade status
+
+  # The same as a document, for scripts
+  kubectl zdupgrade status -o json
+  kubectl zdupgrade status -o yaml
+
+  # Another cluster, named before the subcommand as with kubectl
+  kubectl zdupgrade --context gke_acme_europe-west1_prod status";
+
+    pub const PLAN: &str = "\
+Examples:
+  # What `migrate pool-b` would trip over, before anything changes
+  kubectl zdupgrade plan migrate pool-b";
+
+    pub const PLAN_MIGRATE: &str = "\
+Examples:
+  # What a migration from default-pool to a new pool-b would trip over
+  kubectl zdupgrade plan migrate pool-b --from default-pool
+
+  # With the new pool's machine type, as a document for scripts (exit status 3 on a blocker)
+  kubectl zdupgrade plan migrate pool-b --machine-type e2-standard-8 -o json
+
+  # Accept the local PersistentVolumes blocker, as migrate would with the same flag
+  kubectl zdupgrade plan migrate pool-b --allow-local-volumes";
+
+    pub const COMPLETION: &str = "\
+Examples:
+  # bash: for every new shell
+  kubectl-zdupgrade completion bash > ~/.local/share/bash-completion/completions/kubectl-zdupgrade
+
+  # zsh: into a directory of $fpath
+  kubectl-zdupgrade completion zsh > ~/.zfunc/_kubectl-zdupgrade
+
+  # fish
+  kubectl-zdupgrade completion fish > ~/.config/fish/completions/kubectl-zdupgrade.fish";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Text,
     Json,
+    /// The same data as `json`: one YAML document (`status`, `plan migrate`), or a YAML
+    /// stream of one `---` document per event.
+    Yaml,
 }
 
 /// Which cluster to act on. Unset values come from the kube context's name
-/// (`gke_PROJECT_LOCATION_CLUSTER`), then from gcloud's properties.
+/// (`gke_PROJECT_LOCATION_CLUSTER`), then from gcloud's properties. Every flag is global: it may
+/// stand before or after the subcommand.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Cluster selection")]
 pub struct ClusterArgs {
     /// Google Cloud project of the cluster.
-    #[arg(long, value_name = "PROJECT")]
+    #[arg(long, global = true, value_name = "PROJECT")]
     pub project: Option<String>,
 
     /// Zone or region of the cluster.
-    #[arg(long, visible_aliases = ["zone", "region"], value_name = "LOCATION")]
+    #[arg(long, global = true, visible_aliases = ["zone", "region"], value_name = "LOCATION")]
     pub location: Option<String>,
 
     /// GKE cluster name.
-    #[arg(long, value_name = "CLUSTER")]
+    #[arg(long, global = true, value_name = "CLUSTER")]
     pub cluster: Option<String>,
 
     /// Kube context to use (passed to every kubectl call).
-    #[arg(long, value_name = "CONTEXT", value_parser = non_empty)]
+    #[arg(long, global = true, value_name = "CONTEXT", value_parser = non_empty)]
     pub context: Option<String>,
 
     /// Kubeconfig file to use (passed to every kubectl call).
-    #[arg(long, value_name = "FILE", value_parser = non_empty)]
+    #[arg(long, global = true, value_name = "FILE", value_parser = non_empty)]
     pub kubeconfig: Option<String>,
 
     /// Limit for each request to the Kubernetes API (passed to every kubectl call); a kubectl
@@ -109,6 +222,7 @@ pub struct ClusterArgs {
     /// flag: after 5 minutes).
     #[arg(
         long,
+        global = true,
         value_name = "DURATION",
         value_parser = parse_duration,
         allow_hyphen_values = true
@@ -321,12 +435,157 @@ mod tests {
         };
         assert_eq!(args.cluster.location.as_deref(), Some("europe-west1-b"));
         assert_eq!(args.drain.drain_timeout, Duration::from_secs(600));
-        let cli =
-            Cli::try_parse_from(["x", "migrate", "p2", "--region", "us-central1", "-q"]).unwrap();
-        assert!(cli.quiet);
+        let cli = Cli::try_parse_from(["x", "migrate", "p2", "--region", "us-central1"]).unwrap();
+        let Command::Migrate(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.cluster.location.as_deref(), Some("us-central1"));
         let help = Cli::command().render_usage().to_string();
         assert!(help.contains("kubectl zdupgrade"), "{help}");
         assert!(Cli::try_parse_from(["x", "migrate", "p2", "--node-timeout", "0s"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Cli {
+        let argv = std::iter::once("kubectl-zdupgrade").chain(words.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{words:?}: {e}"))
+    }
+
+    /// The cluster-selection flags of the parsed subcommand.
+    fn cluster_of(cli: &Cli) -> &ClusterArgs {
+        match &cli.command {
+            Command::Migrate(a) | Command::Plan(PlanCommand::Migrate(a)) => &a.cluster,
+            Command::Rollback(a) => &a.cluster,
+            Command::UpgradeNodes(a) => &a.cluster,
+            Command::UpgradeMaster(a) => &a.cluster,
+            Command::Status(a) => &a.cluster,
+            Command::Completion(_) => panic!("completion selects no cluster"),
+        }
+    }
+
+    /// Every subcommand, nested ones too, with its path of names (`["plan", "migrate"]`).
+    fn subcommands(
+        command: &clap::Command,
+        path: Vec<String>,
+        out: &mut Vec<(Vec<String>, clap::Command)>,
+    ) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_string());
+            out.push((sub_path.clone(), sub.clone()));
+            subcommands(sub, sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_that_parse() {
+        use clap::CommandFactory;
+        let mut all = Vec::new();
+        subcommands(&Cli::command(), Vec::new(), &mut all);
+        let names: Vec<String> = all.iter().map(|(path, _)| path.join(" ")).collect();
+        for expected in ["migrate", "plan", "plan migrate", "completion", "status"] {
+            assert!(names.contains(&expected.to_string()), "{names:?}");
+        }
+        for (path, command) in &all {
+            let help = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                help.starts_with("Examples:\n"),
+                "{path:?} has no Examples section:\n{help}"
+            );
+            let mut count = 0;
+            for line in help.lines().skip(1).map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let command_line = line.split(['>', '|']).next().unwrap_or_default();
+                let words: Vec<&str> = command_line.split_whitespace().collect();
+                let args = match words.as_slice() {
+                    ["kubectl", "zdupgrade", args @ ..] | ["kubectl-zdupgrade", args @ ..] => args,
+                    _ => panic!("{path:?}: {line:?} is not a kubectl zdupgrade command line"),
+                };
+                let argv = std::iter::once("kubectl-zdupgrade").chain(args.iter().copied());
+                if let Err(err) = Cli::try_parse_from(argv) {
+                    panic!("{path:?}: example {line:?} does not parse: {err}");
+                }
+                // Each subcommand's examples show that subcommand.
+                assert!(
+                    args.windows(path.len()).any(|w| w == path.as_slice()),
+                    "{path:?}: {line:?}"
+                );
+                count += 1;
+            }
+            assert!(count > 0, "{path:?} has no example command line");
+        }
+    }
+
+    #[test]
+    fn quiet_answers_yes_and_silent_prints_less() {
+        for words in [
+            &["-q", "migrate", "p2"][..],
+            &["migrate", "p2", "--quiet"],
+            &["rollback", "p2", "-q"],
+            &["--quiet", "upgrade-master"],
+        ] {
+            let cli = parse(words);
+            assert!(cli.quiet && !cli.silent, "{words:?}");
+        }
+        // --quiet no longer means less output: it goes with --verbose; --silent does not.
+        assert!(parse(&["migrate", "p2", "-q", "-v"]).verbose);
+        assert!(parse(&["--silent", "status"]).silent);
+        assert!(parse(&["status", "--silent"]).silent);
+        let err = Cli::try_parse_from(["x", "status", "--silent", "--verbose"]).unwrap_err();
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
+        // --silent has no short form (kubectl's -s is --server).
+        assert!(Cli::try_parse_from(["x", "status", "-s"]).is_err());
+    }
+
+    #[test]
+    fn cluster_flags_before_or_after_the_subcommand() {
+        let flags = [
+            "--context=ctx",
+            "--kubeconfig=/tmp/kc",
+            "--project=acme",
+            "--zone=europe-west1-b",
+            "--cluster=prod",
+            "--request-timeout=30s",
+        ];
+        let subcommands: [&[&str]; 6] = [
+            &["status"],
+            &["migrate", "p2"],
+            &["plan", "migrate", "p2"],
+            &["rollback", "p2"],
+            &["upgrade-nodes", "p1"],
+            &["upgrade-master"],
+        ];
+        for sub in subcommands {
+            let before: Vec<&str> = flags.iter().chain(sub).copied().collect();
+            let after: Vec<&str> = sub.iter().chain(&flags).copied().collect();
+            for words in [before, after] {
+                let cli = parse(&words);
+                let cluster = cluster_of(&cli);
+                assert_eq!(cluster.context.as_deref(), Some("ctx"), "{words:?}");
+                assert_eq!(cluster.kubeconfig.as_deref(), Some("/tmp/kc"), "{words:?}");
+                assert_eq!(cluster.project.as_deref(), Some("acme"), "{words:?}");
+                assert_eq!(cluster.location.as_deref(), Some("europe-west1-b"));
+                assert_eq!(cluster.cluster.as_deref(), Some("prod"), "{words:?}");
+                assert_eq!(cluster.request_timeout, Some(Duration::from_secs(30)));
+            }
+        }
+        // Split across both sides, and between `plan` and `migrate`.
+        let cli = parse(&["--context", "c1", "plan", "--region", "r", "migrate", "p2"]);
+        let cluster = cluster_of(&cli);
+        assert_eq!(cluster.context.as_deref(), Some("c1"));
+        assert_eq!(cluster.location.as_deref(), Some("r"));
+        // The values are checked wherever they stand.
+        assert!(Cli::try_parse_from(["x", "--kubeconfig=", "status"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--request-timeout=0s", "status"]).is_err());
     }
 }
 

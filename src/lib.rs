@@ -17,23 +17,49 @@ pub mod target;
 pub mod tools;
 pub mod watch;
 pub mod workloads;
+pub mod yaml;
 
 use cli::{Cli, Command, Output};
 use report::{report_result, Event, JsonLines, Printer, Reporter};
 
-/// Runs a parsed command line.
+/// Runs a parsed command line. `--quiet` (`-q`) is `--yes` given to every command that has
+/// it, as gcloud users expect.
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Migrate(args) => reported(cli, |r| {
-            interrupt::install(r, interrupt::OnInterrupt::StopCommands);
-            commands::migrate::exec(args, r)
-        }),
-        Command::Rollback(args) => reported(cli, |r| {
-            interrupt::install(r, interrupt::OnInterrupt::StopCommands);
-            commands::rollback::exec(args, r)
-        }),
-        Command::UpgradeNodes(args) => reported(cli, |r| commands::upgrade_nodes::exec(args, r)),
-        Command::UpgradeMaster(args) => reported(cli, |r| commands::upgrade_master::exec(args, r)),
+        Command::Migrate(args) => {
+            let args = cli::MigrateArgs {
+                yes: args.yes || cli.quiet,
+                ..args.clone()
+            };
+            reported(cli, |r| {
+                interrupt::install(r, interrupt::OnInterrupt::StopCommands);
+                commands::migrate::exec(&args, r)
+            })
+        }
+        Command::Rollback(args) => {
+            let args = cli::RollbackArgs {
+                yes: args.yes || cli.quiet,
+                ..args.clone()
+            };
+            reported(cli, |r| {
+                interrupt::install(r, interrupt::OnInterrupt::StopCommands);
+                commands::rollback::exec(&args, r)
+            })
+        }
+        Command::UpgradeNodes(args) => {
+            let args = cli::UpgradeNodesArgs {
+                yes: args.yes || cli.quiet,
+                ..args.clone()
+            };
+            reported(cli, |r| commands::upgrade_nodes::exec(&args, r))
+        }
+        Command::UpgradeMaster(args) => {
+            let args = cli::UpgradeMasterArgs {
+                yes: args.yes || cli.quiet,
+                ..args.clone()
+            };
+            reported(cli, |r| commands::upgrade_master::exec(&args, r))
+        }
         Command::Status(args) => {
             commands::status::exec(args, cli.output, &mut std::io::stdout().lock())
         }
@@ -47,17 +73,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// Runs a command that reports through a [`Reporter`]: the terminal printer, or with `-o json`
-/// the JSON event stream on stdout (human output on stderr) ending with a `result` event.
+/// the JSON event stream on stdout (human output on stderr) ending with a `result` event; with
+/// `-o yaml` the same events as a YAML stream, one `---` document each.
 fn reported(
     cli: &Cli,
     exec: impl FnOnce(&dyn Reporter) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let printer = Printer::new(cli.quiet, cli.verbose);
+    let printer = Printer::new(cli.silent, cli.verbose);
     let reporter: Box<dyn Reporter> = match cli.output {
         Output::Text => Box::new(printer),
         Output::Json => Box::new(JsonLines::new(
             Box::new(printer.stderr_only()),
             std::io::stdout(),
+        )),
+        Output::Yaml => Box::new(JsonLines::new(
+            Box::new(printer.stderr_only()),
+            yaml::YamlStream::new(std::io::stdout()),
         )),
     };
     let result = exec(reporter.as_ref());

@@ -97,6 +97,7 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
     let report = gather(args, &session, old, &reads)?;
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        Output::Yaml => write!(out, "{}", crate::yaml::to_string(&report)?)?,
         Output::Text => write!(out, "{}", render(&report))?,
     }
     out.flush()?;

@@ -126,6 +126,7 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
         .map(|l| LockStatus::of(l, jiff::Timestamp::now()));
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
+        Output::Yaml => write!(out, "{}", crate::yaml::to_string(&status)?)?,
         Output::Text => write!(out, "{}", render(&status))?,
     }
     Ok(())

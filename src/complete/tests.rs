@@ -86,12 +86,12 @@ fn fixed_values_with_their_help() {
     assert_eq!(offered("migrate p --strategy "), ["surge", "evict"]);
     assert_eq!(offered("rollback p --strategy e"), ["evict"]);
     assert_eq!(offered("migrate p --strategy=s"), ["--strategy=surge"]);
-    assert_eq!(offered("-o "), ["text", "json"]);
+    assert_eq!(offered("-o "), ["text", "json", "yaml"]);
     assert_eq!(offered("status -o j"), ["json"]);
     assert_eq!(offered("status -oj"), ["-ojson"]);
     assert_eq!(
         offered("status --output="),
-        ["--output=text", "--output=json"]
+        ["--output=text", "--output=json", "--output=yaml"]
     );
     assert_eq!(
         offered("completion "),
@@ -157,6 +157,27 @@ fn live_values_follow_the_cluster_named_earlier_on_the_line() {
             ..Selection::default()
         }
     );
+    // Before the subcommand too, as the parser accepts them there (and in any mix).
+    for line in [
+        "--context ctx-a --kubeconfig=/tmp/k migrate p --from ",
+        "--context=ctx-a migrate --kubeconfig /tmp/k p --from ",
+        "--kubeconfig /tmp/k plan --context ctx-a migrate p --from ",
+    ] {
+        let (source, selection, _, _) = live(line);
+        assert_eq!(source, Source::Pools, "{line}");
+        assert_eq!(selection.context.as_deref(), Some("ctx-a"), "{line}");
+        assert_eq!(selection.kubeconfig.as_deref(), Some("/tmp/k"), "{line}");
+    }
+    let (_, selection, _, _) = live("--project proj --region r upgrade-master --version ");
+    assert_eq!(selection.project.as_deref(), Some("proj"));
+    assert_eq!(selection.location.as_deref(), Some("r"));
+    // A flag given before the subcommand is not offered again after it; the rest are.
+    assert!(offered("--context c status --cont").is_empty());
+    assert_eq!(offered("--context c status --kube"), ["--kubeconfig"]);
+    // They complete before the subcommand as after it.
+    assert_eq!(live("--context ").0, Source::Contexts);
+    assert_eq!(answer(&words("--kubeconfig ")), Answer::Files);
+    assert_eq!(offered("--cont"), ["--context"]);
     // The `--zone`/`--region` aliases of --location count, as the parser reads them.
     let (source, selection, _, _) =
         live("upgrade-nodes p --project proj --zone europe-west1-b --version ");

@@ -99,6 +99,23 @@ impl KubeConfigView {
     }
 }
 
+/// What to say when the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else
+/// `~/.kube/config`) has no current context and no `--context` was given.
+pub fn no_current_context(kubeconfig: Option<&str>) -> String {
+    let file = match kubeconfig {
+        Some(file) => file.to_string(),
+        None => match std::env::var("KUBECONFIG") {
+            Ok(files) if !files.trim().is_empty() => files,
+            _ => "~/.kube/config".to_string(),
+        },
+    };
+    format!(
+        "the kubeconfig {file} has no current context, and no --context was given: pass \
+         --context NAME (`kubectl config get-contexts` lists them) or run \
+         `kubectl config use-context NAME`; nothing was changed"
+    )
+}
+
 /// Deployments, StatefulSets and ReplicaSets from one `kubectl get deployments,statefulsets,replicasets`.
 #[derive(Debug, Clone, Default)]
 pub struct Workloads {
@@ -246,9 +263,21 @@ impl<'r> Kubectl<'r> {
         Ok(list.items)
     }
 
+    /// The kubeconfig as the current (or `--context`) context sees it. Without a current
+    /// context and without `--context`, a usage error that names the kubeconfig and what to do
+    /// (kubectl's own message, "current-context must exist in order to minify", does neither).
     pub fn config_view(&self) -> Result<KubeConfigView, Error> {
-        self.command(["config", "view", "--minify", "--flatten", "-o", "json"])
-            .json(self.reporter)
+        let view = self
+            .command(["config", "view", "--minify", "--flatten", "-o", "json"])
+            .json(self.reporter);
+        match view {
+            Err(Error::Exit { stderr, .. })
+                if self.context.is_none() && stderr.contains("current-context must exist") =>
+            {
+                Err(Error::Usage(no_current_context(self.kubeconfig.as_deref())))
+            }
+            other => other,
+        }
     }
 
     pub fn pool_nodes_command(&self, pool: &str) -> Command {

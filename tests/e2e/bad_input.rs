@@ -193,9 +193,9 @@ const CONFLICTS: &[Case] = &[
     ),
     (&["status", "--context", ""], 2, "must not be empty"),
     (
-        &["migrate", "pool-two", "--yes", "--quiet", "--verbose"],
+        &["migrate", "pool-two", "--yes", "--silent", "--verbose"],
         2,
-        "'--quiet' cannot be used with '--verbose'",
+        "'--silent' cannot be used with '--verbose'",
     ),
     (
         &["migrate", "pool-two", "--yes", "--num-nodes", "0"],

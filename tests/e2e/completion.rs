@@ -161,6 +161,18 @@ fn live_values_follow_the_context_and_kubeconfig_on_the_line() {
     let (values, _) = reply(&complete(&w, &on_line));
     assert_eq!(values, pools_with_nodes(&w));
 
+    // The same flags before the subcommand, as kubectl's own flags go.
+    let before = [
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        "sim-local",
+        "migrate",
+        "",
+    ];
+    let (values, _) = reply(&complete(&w, &before));
+    assert_eq!(values, pools_with_nodes(&w));
+
     // Without --context, the kubeconfig's current context is unreachable: silently nothing.
     let r = complete(&w, &["migrate", "--kubeconfig", kubeconfig, ""]);
     assert_eq!(r.stdout, ":36\n", "{r}");
@@ -439,7 +451,10 @@ fn shipped_script_completes(shell: Shell) {
             "kubectl-zdupgrade migrate p --strategy=e",
             vec![after_equals("--strategy", "evict")],
         ),
-        ("kubectl-zdupgrade status -o ", strings(&["text", "json"])),
+        (
+            "kubectl-zdupgrade status -o ",
+            strings(&["text", "json", "yaml"]),
+        ),
         ("kubectl-zdupgrade migrate ", pools.clone()),
         ("kubectl-zdupgrade rollback pool-two --to ", pools.clone()),
         (

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod completion;
+mod conventions;
 mod faults;
 mod faults_api;
 mod guard;
