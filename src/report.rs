@@ -30,7 +30,7 @@ pub trait Reporter: Sync {
     fn command_finished(&self, command_line: &str, code: Option<i32>);
     /// One line of a streamed command's output (shown with `--verbose`).
     fn command_output(&self, line: &str);
-    /// The closing summary (stdout, so it can be kept; not shown with `--quiet`).
+    /// The closing summary (stdout, so it can be kept; not shown with `--silent`).
     fn summary(&self, text: &str);
     /// A counter towards `total` ("nodes ready 2/3").
     fn progress(&self, label: &str, total: u64) -> Box<dyn Progress + '_>;
@@ -39,7 +39,7 @@ pub trait Reporter: Sync {
     /// A machine-readable event (`node_cordoned`, `node_drained`, `pod_evicted`,
     /// `operation_progress`, ...) with its fields, for `-o json`. Human reporters ignore it.
     fn event(&self, _event: Event, _fields: serde_json::Value) {}
-    /// A `--dry-run` plan: the command's whole output (stdout, shown even with `--quiet`).
+    /// A `--dry-run` plan: the command's whole output (stdout, shown even with `--silent`).
     fn plan(&self, text: &str) {
         print!("{text}");
     }
