@@ -126,10 +126,22 @@ fn versions(source: Source, selection: &Selection) -> Option<Vec<Candidate>> {
             )
         }
     };
-    let gcloud = find_tool("gcloud").ok()?;
-    let command = Gcloud::new(&gcloud, &project, &location, &Silent).server_versions_command();
-    let config: ServerConfig =
-        serde_json::from_str(&stdout_within(&command, limit_of(GCLOUD_LIMIT))?).ok()?;
+    let cache = cache_file(&project, &location);
+    let text = match cache.as_deref().and_then(fresh_cache) {
+        Some(text) => text,
+        None => {
+            let gcloud = find_tool("gcloud").ok()?;
+            let command =
+                Gcloud::new(&gcloud, &project, &location, &Silent).server_versions_command();
+            let text = stdout_within(&command, limit_of(GCLOUD_LIMIT))?;
+            // Only an answer that parses is kept: a failure is asked again at the next TAB.
+            if let (Some(path), Ok(_)) = (&cache, serde_json::from_str::<ServerConfig>(&text)) {
+                save_cache(path, &text);
+            }
+            text
+        }
+    };
+    let config: ServerConfig = serde_json::from_str(&text).ok()?;
     let versions = match source {
         Source::MasterVersions => config.valid_master_versions,
         _ => config.valid_node_versions,
@@ -144,6 +156,71 @@ fn versions(source: Source, selection: &Selection) -> Option<Vec<Candidate>> {
             })
             .collect(),
     )
+}
+
+/// How long the versions GKE offers are reused for completion: gcloud costs a second or more
+/// a call, too slow for every TAB, and the offer changes every few weeks. Only completion reads
+/// the cache; `upgrade-master`/`upgrade-nodes` always ask GKE.
+pub const CACHE_FOR: Duration = Duration::from_secs(600);
+
+/// `$XDG_CACHE_HOME/kubectl-zdupgrade` (else `~/.cache/kubectl-zdupgrade`)
+/// `/server-config-PROJECT-LOCATION.json`, per gcloud configuration directory
+/// (`$CLOUDSDK_CONFIG`), whose account decides what GKE answers.
+fn cache_file(project: &str, location: &str) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    let safe = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let config = std::env::var("CLOUDSDK_CONFIG").unwrap_or_default();
+    let config = if config.is_empty() {
+        String::new()
+    } else {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        config.hash(&mut hasher);
+        format!("-{:016x}", hasher.finish())
+    };
+    Some(base.join("kubectl-zdupgrade").join(format!(
+        "server-config-{}-{}{config}.json",
+        safe(project),
+        safe(location)
+    )))
+}
+
+/// The cached answer, when it is younger than [`CACHE_FOR`].
+fn fresh_cache(path: &std::path::Path) -> Option<String> {
+    let age = std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()?;
+    (age < CACHE_FOR).then(|| std::fs::read_to_string(path).ok())?
+}
+
+/// Keeps gcloud's answer (written whole or not at all); any failure is silent.
+fn save_cache(path: &std::path::Path, text: &str) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Ok(mut file) = tempfile::NamedTempFile::new_in(dir) {
+        use std::io::Write as _;
+        if file.write_all(text.as_bytes()).is_ok() {
+            let _ = file.persist(path);
+        }
+    }
 }
 
 fn current_context(selection: &Selection) -> Option<String> {

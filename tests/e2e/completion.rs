@@ -237,6 +237,64 @@ fn versions_come_from_gke_for_the_cluster_on_the_line() {
     assert_eq!(values.iter().collect::<Vec<_>>(), expected);
 }
 
+/// gcloud costs a second or more a call: the versions are asked once, then reused for
+/// completion for ten minutes (per project, location and gcloud configuration).
+#[test]
+fn versions_are_asked_of_gke_once_and_reused_for_a_while() {
+    let w = World::basic();
+    let real = which::which("gcloud").expect("gcloud on PATH");
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let script = dir.path().join("gcloud");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let complete_versions = || {
+        let mut c = w.command(COMPLETER, &["upgrade-master", "--version", ""]);
+        patient(&mut c);
+        let path = format!(
+            "{}:{}:{}",
+            dir.path().display(),
+            w.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path);
+        reply(&run(c, Duration::from_secs(300))).0
+    };
+    let asked = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("get-server-config"))
+            .count()
+    };
+    let master_versions = server_versions(&w, "validMasterVersions");
+    assert_eq!(complete_versions(), master_versions);
+    assert_eq!(asked(), 1);
+    assert_eq!(complete_versions(), master_versions);
+    assert_eq!(asked(), 1, "the second TAB asked gcloud again");
+    // Older than ten minutes: asked again.
+    let home = w.env_var("HOME").expect("HOME of the world");
+    let cached = std::path::Path::new(&home).join(".cache/kubectl-zdupgrade");
+    for entry in std::fs::read_dir(&cached).unwrap() {
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "11 minutes ago"])
+            .arg(entry.unwrap().path())
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+    assert_eq!(complete_versions(), master_versions);
+    assert_eq!(asked(), 2);
+}
+
 #[test]
 fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
     let w = World::basic();
