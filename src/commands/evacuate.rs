@@ -14,7 +14,6 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
-use std::io::{BufRead, IsTerminal, Write as _};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -27,10 +26,11 @@ use crate::cli::{ClusterArgs, DrainArgs, MoveStrategy};
 use crate::errors::Error;
 use crate::parallel::joined;
 use crate::pod::Pod;
+use crate::prompt::{working_time, PROMPTS};
 use crate::report::Event;
 use crate::report::{count, human_duration, Reporter};
 use crate::target::{check_same_cluster, resolve, Target};
-use crate::tools::command::{shell_quote, Command, Early, Running};
+use crate::tools::command::{Command, Early, Running};
 use crate::tools::find_tool;
 use crate::tools::gcloud::{pool_status_of, Cluster, Gcloud, NodePool};
 use crate::tools::kubectl::{parse_drain_line, DrainEvent, DrainOptions, Kubectl, Workloads};
@@ -39,6 +39,9 @@ use crate::workloads::{
     classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pdbs_for_pod, pod_name,
     pod_node, unsettled_reason, workload_of, PodClass, WorkloadRef,
 };
+
+pub use crate::prompt::{ask, confirm_start};
+pub use crate::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
 
 /// How often kubectl lists are polled while waiting.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -408,80 +411,6 @@ fn node_calls(
     (succeeded, failed)
 }
 
-/// Builds a step failure: what failed, the cluster's state, what to do next.
-pub fn step_error(
-    step: &str,
-    cause: impl Into<anyhow::Error>,
-    state: &str,
-    next: &str,
-) -> anyhow::Error {
-    let cause: anyhow::Error = cause.into();
-    // After Ctrl-C/SIGTERM, a failing step is the interruption's doing (a killed command).
-    let code = if crate::interrupt::interrupted() {
-        crate::errors::code::INTERRUPTED
-    } else {
-        crate::errors::exit_code(&cause)
-    };
-    Error::Step {
-        step: step.to_string(),
-        cause: format!("{cause:#}"),
-        state: state.to_string(),
-        next: next.to_string(),
-        code,
-    }
-    .into()
-}
-
-/// A step that failed; the command turns it into an error with the state and the next command
-/// ([`StepFailure::explain`]).
-#[derive(Debug)]
-pub struct StepFailure {
-    pub step: String,
-    pub cause: anyhow::Error,
-}
-
-impl StepFailure {
-    pub fn new(step: &str, cause: impl Into<anyhow::Error>) -> Self {
-        StepFailure {
-            step: step.to_string(),
-            cause: cause.into(),
-        }
-    }
-
-    pub fn explain(self, state: &str, next: &str) -> anyhow::Error {
-        step_error(&self.step, self.cause, state, next)
-    }
-}
-
-pub type StepResult<T> = Result<T, StepFailure>;
-
-/// What a command says when one of its steps fails: the cluster's state and what to do next.
-pub trait Recovery {
-    fn state_text(&self) -> String;
-    fn next_text(&self) -> String;
-
-    fn fail(&self, failure: StepFailure) -> anyhow::Error {
-        failure.explain(&self.state_text(), &self.next_text())
-    }
-
-    fn fail_step(&self, step: &str, cause: impl Into<anyhow::Error>) -> anyhow::Error
-    where
-        Self: Sized,
-    {
-        self.fail(StepFailure::new(step, cause))
-    }
-}
-
-/// The command line as typed, to tell the user how to resume.
-pub fn rerun_command() -> String {
-    let mut line = String::from("kubectl zdupgrade");
-    for arg in std::env::args().skip(1) {
-        line.push(' ');
-        line.push_str(&shell_quote(&arg));
-    }
-    line
-}
-
 /// The batches `nodes` are drained in, as `migrate` drains them and `plan migrate` and
 /// `--dry-run` show them ([`crate::batches::plan_batches`]). With `--strategy surge`, the
 /// Deployments a rolling restart moves ([`super::surge::choose`], the rule the run applies
@@ -510,55 +439,6 @@ pub fn drain_batches<P: Borrow<Pod>>(
         },
         max_parallel,
     )
-}
-
-/// When each answered question was asked and how long its answer took: the summary's phase
-/// times leave that out.
-static PROMPTS: std::sync::Mutex<Vec<(Instant, Duration)>> = std::sync::Mutex::new(Vec::new());
-
-/// The time since `started` less the time spent waiting at a prompt asked since then.
-fn working_time(started: Instant, now: Instant, prompts: &[(Instant, Duration)]) -> Duration {
-    let waited: Duration = prompts
-        .iter()
-        .filter(|(asked, _)| *asked >= started)
-        .map(|(_, took)| *took)
-        .sum();
-    now.saturating_duration_since(started)
-        .saturating_sub(waited)
-}
-
-/// Asks a yes/no question on the terminal; `None` when stdin is not a terminal (the caller then
-/// refuses rather than guess).
-pub fn ask(question: &str) -> Option<bool> {
-    if !std::io::stdin().is_terminal() {
-        return None;
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let asked = Instant::now();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    PROMPTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((asked, asked.elapsed()));
-    Some(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
-}
-
-/// The confirmation before the first change: `--yes`, or "y" on a terminal. Without a terminal,
-/// refuses with `refusal` (which says what would happen and that nothing was changed).
-pub fn confirm_start(yes: bool, question: &str, refusal: &str) -> Result<(), Error> {
-    if yes {
-        return Ok(());
-    }
-    match ask(question) {
-        Some(true) => Ok(()),
-        Some(false) => Err(Error::Refused("not confirmed: nothing was changed".into())),
-        None => Err(Error::Refused(refusal.to_string())),
-    }
 }
 
 /// "waiting: pod NS/NAME blocked by PDB NS/PDB (disruptionsAllowed 0)".
@@ -818,6 +698,21 @@ impl<'a> Evacuation<'a> {
         let prompts = PROMPTS.lock().unwrap_or_else(|e| e.into_inner());
         let took = working_time(started, Instant::now(), &prompts);
         self.phases.push((name.to_string(), took));
+    }
+
+    /// Takes the cluster's lock for `what` (`migrate pool-two`) until the evacuation is dropped.
+    pub fn acquire_lock(&mut self, what: &str, break_lock: bool) -> anyhow::Result<()> {
+        self.lock = Some(crate::lock::acquire(
+            &self.session.kubectl,
+            what,
+            break_lock,
+        )?);
+        Ok(())
+    }
+
+    /// Between steps: stops the run if the lock was lost (no-op without one).
+    pub fn renew_lock(&self) -> StepResult<()> {
+        crate::lock::renew_step(self.lock.as_ref())
     }
 
     /// Reads the pool's nodes, their pods and the PDBs; warns about PDBs that allow no
@@ -1938,28 +1833,6 @@ impl<'a> Evacuation<'a> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-
-    #[test]
-    fn a_phase_leaves_out_the_prompts_asked_during_it_and_only_those() {
-        let started = Instant::now();
-        let s = Duration::from_secs;
-        let now = started + s(100);
-        // A prompt before the phase (the confirmation before the first change) is not its own.
-        let before = started
-            .checked_sub(s(5))
-            .expect("a monotonic clock past 5 s");
-        let prompts = [
-            (before, s(40)),
-            (started + s(10), s(30)),
-            (started + s(60), s(20)),
-        ];
-        assert_eq!(working_time(started, now, &prompts), s(50));
-        assert_eq!(working_time(started, now, &[]), s(100));
-        assert_eq!(
-            working_time(started, now, &[(started, s(300))]),
-            Duration::ZERO
-        );
-    }
     use super::*;
     use crate::errors::code;
     use serde::Deserialize;
@@ -2101,21 +1974,5 @@ pub(crate) mod tests {
         );
         assert!(blocked_message("x", "y", "Cannot evict", &pods, &pdbs)
             .contains("cannot be evicted yet: Cannot evict"));
-    }
-
-    #[test]
-    fn step_errors_name_state_and_next() {
-        let err = StepFailure::new("drain node n1", Error::Timeout("late".into()))
-            .explain("2 of 3 cordoned", "re-run");
-        assert_eq!(crate::errors::exit_code(&err), code::TIMEOUT);
-        assert_eq!(
-            format!("{err:#}"),
-            "drain node n1 failed: late\n  cluster state: 2 of 3 cordoned\n  next: re-run"
-        );
-    }
-
-    #[test]
-    fn yes_confirms_without_asking() {
-        assert!(confirm_start(true, "go?", "refused").is_ok());
     }
 }
