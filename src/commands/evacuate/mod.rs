@@ -1844,20 +1844,20 @@ pub(crate) mod tests {
 
     pub fn cluster() -> Cluster {
         serde_json::from_str(include_str!(
-            "../../tests/fixtures/gcloud-cluster-describe.json"
+            "../../../tests/fixtures/gcloud-cluster-describe.json"
         ))
         .unwrap()
     }
     pub fn nodes() -> Vec<Node> {
         serde_json::from_str::<List<Node>>(include_str!(
-            "../../tests/fixtures/kubectl-get-nodes.json"
+            "../../../tests/fixtures/kubectl-get-nodes.json"
         ))
         .unwrap()
         .items
     }
     pub fn pods() -> Vec<Pod> {
         serde_json::from_str::<List<Pod>>(include_str!(
-            "../../tests/fixtures/kubectl-get-pods.json"
+            "../../../tests/fixtures/kubectl-get-pods.json"
         ))
         .unwrap()
         .items
@@ -1907,12 +1907,12 @@ pub(crate) mod tests {
             evictable,
             blockers: Vec::new(),
             pdbs: serde_json::from_str::<List<PodDisruptionBudget>>(include_str!(
-                "../../tests/fixtures/kubectl-get-pdb.json"
+                "../../../tests/fixtures/kubectl-get-pdb.json"
             ))
             .unwrap()
             .items,
             workloads: Workloads::from_list_json(include_str!(
-                "../../tests/fixtures/kubectl-get-workloads.json"
+                "../../../tests/fixtures/kubectl-get-workloads.json"
             ))
             .unwrap(),
         }
@@ -1964,7 +1964,7 @@ pub(crate) mod tests {
     fn blocked_pod_names_its_pdb() {
         let pods = pods();
         let pdbs = serde_json::from_str::<List<PodDisruptionBudget>>(include_str!(
-            "../../tests/fixtures/kubectl-get-pdb.json"
+            "../../../tests/fixtures/kubectl-get-pdb.json"
         ))
         .unwrap()
         .items;
