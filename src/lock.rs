@@ -21,10 +21,10 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use serde_json::json;
 
-use crate::commands::evacuate::{rerun_command, Evacuation, StepFailure, StepResult};
 use crate::errors::Error;
 use crate::report::Event;
 use crate::report::{human_duration, Reporter};
+use crate::step::{rerun_command, StepFailure, StepResult};
 use crate::tools::command::{Backoff, Command};
 use crate::tools::kubectl::Kubectl;
 
@@ -456,7 +456,7 @@ pub fn acquire<'a>(
 }
 
 fn lock_error(step: &str, e: Error) -> anyhow::Error {
-    crate::commands::evacuate::step_error(step, e, "nothing was changed", "re-run the same command")
+    crate::step::step_error(step, e, "nothing was changed", "re-run the same command")
 }
 
 fn is_conflict(e: &Error) -> bool {
@@ -733,19 +733,6 @@ impl ClusterLock<'_> {
 impl Drop for ClusterLock<'_> {
     fn drop(&mut self) {
         self.release();
-    }
-}
-
-impl Evacuation<'_> {
-    /// Takes the cluster's lock for `what` (`migrate pool-two`) until the evacuation is dropped.
-    pub fn acquire_lock(&mut self, what: &str, break_lock: bool) -> anyhow::Result<()> {
-        self.lock = Some(acquire(&self.session.kubectl, what, break_lock)?);
-        Ok(())
-    }
-
-    /// Between steps: stops the run if the lock was lost (no-op without one).
-    pub fn renew_lock(&self) -> StepResult<()> {
-        renew_step(self.lock.as_ref())
     }
 }
 

@@ -1,0 +1,365 @@
+//! Draining the pool batch by batch: the drain settings, the pool listed again before each batch
+//! (nodes that appeared are cordoned, nodes gone are left out), the pods of upcoming nodes listed
+//! ahead, and one batch's drains run at once between two health gates.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use serde_json::json;
+
+use crate::batches::Batch;
+use crate::cli::{DrainArgs, MoveStrategy};
+use crate::errors::Error;
+use crate::parallel::joined;
+use crate::pod::Pod;
+use crate::report::{count, human_duration, Event};
+use crate::tools::kubectl::{DrainOptions, Kubectl, Workloads};
+use crate::workloads::{classify, controller_of, workload_of, PodClass, WorkloadRef};
+
+use super::gate::FRESH_GATE;
+use super::node_drain::NodeDrain;
+use super::nodes::node_name;
+use super::{Evacuation, StepFailure, StepResult};
+
+/// How to drain: kubectl's flags and how long displaced workloads may take to settle.
+#[derive(Debug, Clone)]
+pub struct DrainSettings {
+    pub options: DrainOptions,
+    pub settle_timeout: Duration,
+    /// `--disable-eviction-after`: how long a node's drain may stay unfinished before its
+    /// remaining pods are deleted instead of evicted (bypassing PodDisruptionBudgets).
+    pub disable_eviction_after: Option<Duration>,
+    /// `--max-parallel`: the most nodes drained at once.
+    pub max_parallel: usize,
+    /// `--strategy`: how Deployments leave a node.
+    pub strategy: MoveStrategy,
+}
+
+impl DrainSettings {
+    /// From the drain flags `migrate` and `rollback` share.
+    pub fn from_args(args: &DrainArgs) -> Self {
+        DrainSettings {
+            options: DrainOptions {
+                force: args.force,
+                delete_emptydir_data: args.delete_emptydir_data,
+                grace_period: args.grace_period,
+                timeout: args.drain_timeout,
+            },
+            settle_timeout: args.settle_timeout,
+            disable_eviction_after: args.disable_eviction_after,
+            max_parallel: args.max_parallel as usize,
+            strategy: args.strategy,
+        }
+    }
+}
+
+/// `--disable-eviction-after` must end before `--drain-timeout`, or the fallback never runs.
+pub fn check_disable_eviction_after(
+    after: Option<Duration>,
+    drain_timeout: Duration,
+) -> Result<(), Error> {
+    match after {
+        Some(after) if after >= drain_timeout => Err(Error::Usage(format!(
+            "--disable-eviction-after {} is not shorter than --drain-timeout {}: the drain would give up before falling back to deleting pods; nothing was changed",
+            human_duration(after),
+            human_duration(drain_timeout)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Nodes whose pods are listed at once, ahead of their batch: a run of nodes with nothing to
+/// move costs one round of calls per this many nodes.
+const PREFETCH_NODES: usize = 4;
+
+impl Evacuation<'_> {
+    /// Lists the pool's nodes again: cordons the nodes that appeared since the last look (and
+    /// returns them, to be drained) and forgets the nodes that are gone (returned too).
+    pub(super) fn relist_pool(&mut self) -> StepResult<(Vec<String>, HashSet<String>)> {
+        let step = format!("list the nodes of pool {}", self.pool);
+        let nodes = self
+            .session
+            .kubectl
+            .pool_nodes(&self.pool)
+            .map_err(|e| StepFailure::new(&step, e))?;
+        let now: HashSet<String> = nodes.iter().map(node_name).collect();
+        let gone: HashSet<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !now.contains(*n))
+            .cloned()
+            .collect();
+        let known: HashSet<&String> = self.nodes.iter().collect();
+        let appeared: Vec<Node> = nodes
+            .into_iter()
+            .filter(|n| !known.contains(&node_name(n)))
+            .collect();
+        self.nodes.retain(|n| now.contains(n));
+        if appeared.is_empty() {
+            return Ok((Vec::new(), gone));
+        }
+        let names: Vec<String> = appeared.iter().map(node_name).collect();
+        self.reporter().warn(&format!(
+            "{} ({}) appeared in pool {} during the migration (the cluster autoscaler adds nodes to a pool whose pods are Pending): cordoned now, drained after the others",
+            count(names.len(), "node", "nodes"),
+            names.join(", "),
+            self.pool
+        ));
+        for name in &names {
+            self.reporter().event(
+                Event::NodeAppeared,
+                json!({"node": name, "pool": self.pool}),
+            );
+        }
+        self.cordon(&appeared)?;
+        self.nodes.extend(names.iter().cloned());
+        Ok((names, gone))
+    }
+
+    /// The workloads `pods` belong to. The owners read earlier serve unless a pod's owner is not
+    /// among them (a ReplicaSet created since): then they are read again.
+    fn workloads_of(&mut self, pods: &[&Pod]) -> Result<BTreeSet<WorkloadRef>, Error> {
+        let resolve = |known: &Workloads| -> Option<BTreeSet<WorkloadRef>> {
+            pods.iter()
+                .map(|p| match controller_of(p) {
+                    None => Some(None),
+                    Some(_) => workload_of(p, known).map(Some),
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|refs| refs.into_iter().flatten().collect())
+        };
+        if let Some(gated) = self.known.as_ref().and_then(resolve) {
+            return Ok(gated);
+        }
+        let known = self.session.kubectl.workloads()?;
+        let gated = pods.iter().filter_map(|p| workload_of(p, &known)).collect();
+        self.known = Some(known);
+        Ok(gated)
+    }
+
+    /// Each node of `batch` with its position among the pool's nodes and the pods a drain would
+    /// still evict there (not DaemonSet pods, not pods already terminating).
+    fn pods_to_drain(
+        &mut self,
+        batch: &Batch,
+        first: usize,
+        upcoming: &[Batch],
+    ) -> Result<Vec<(String, usize, Vec<Pod>)>, Error> {
+        if batch.nodes.iter().any(|n| !self.prefetched.contains_key(n)) {
+            let mut nodes: Vec<String> = batch.nodes.clone();
+            nodes.extend(self.ahead(upcoming, PREFETCH_NODES.saturating_sub(nodes.len())));
+            self.prefetch(&nodes);
+        }
+        let listed: Vec<Result<Vec<Pod>, Error>> = batch
+            .nodes
+            .iter()
+            .map(|n| self.prefetched.remove(n).expect("listed above"))
+            .collect();
+        let mut out = Vec::new();
+        for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
+            let evictable = pods?
+                .into_iter()
+                .filter(|p| {
+                    classify(p) == PodClass::Evictable && p.metadata.deletion_timestamp.is_none()
+                })
+                .collect();
+            out.push((node.clone(), first + i, evictable));
+        }
+        Ok(out)
+    }
+
+    /// Up to `count` nodes of the `upcoming` batches whose pods are not listed yet.
+    fn ahead(&self, upcoming: &[Batch], count: usize) -> Vec<String> {
+        upcoming
+            .iter()
+            .flat_map(|b| &b.nodes)
+            .filter(|n| !self.prefetched.contains_key(*n))
+            .take(count)
+            .cloned()
+            .collect()
+    }
+
+    /// Lists the pods of `nodes` at once and keeps them for their batches.
+    fn prefetch(&mut self, nodes: &[String]) {
+        let listed = list_node_pods(&self.session.kubectl, nodes);
+        self.prefetched.extend(nodes.iter().cloned().zip(listed));
+    }
+
+    /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
+    /// waiting for the workloads they displace to be fully ready before and after. `first` is
+    /// the position of the batch's first node among all the pool's nodes, for messages.
+    pub(super) fn drain_batch(
+        &mut self,
+        batch: &Batch,
+        batch_count: usize,
+        first: usize,
+        upcoming: &[Batch],
+    ) -> StepResult<()> {
+        let reporter = self.reporter();
+        let total = self.nodes.len();
+        let single = batch.nodes.len() == 1;
+        let label = if single {
+            format!("node {} ({first}/{total})", batch.nodes[0])
+        } else {
+            format!(
+                "batch {}/{batch_count} ({}: {})",
+                batch.index,
+                batch.zone_text(),
+                batch.nodes.join(", ")
+            )
+        };
+        let step = format!("drain {label}");
+        let fail = |e| StepFailure::new(&step, e);
+        let mut to_drain = self.pods_to_drain(batch, first, upcoming).map_err(fail)?;
+        if self.settings.strategy == MoveStrategy::Surge {
+            let pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
+            if crate::commands::surge::move_deployments(self, &label, &pods)? {
+                // The restarted Deployments' old pods are going away by themselves, from the
+                // nodes listed ahead too.
+                self.prefetched.clear();
+                to_drain = self.pods_to_drain(batch, first, &[]).map_err(fail)?;
+            }
+        }
+        let (empty, to_drain): (Vec<_>, Vec<_>) =
+            to_drain.into_iter().partition(|(_, _, p)| p.is_empty());
+        for (node, index, _) in empty {
+            self.drained += 1;
+            reporter.done(&format!(
+                "node {node} ({index}/{total}) holds no pods to move: skipped"
+            ));
+            reporter.event(
+                Event::NodeDrained,
+                json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
+            );
+        }
+        if to_drain.is_empty() {
+            return Ok(());
+        }
+        let pods: usize = to_drain.iter().map(|(_, _, p)| p.len()).sum();
+        let names: Vec<&str> = to_drain.iter().map(|(n, _, _)| n.as_str()).collect();
+        if single {
+            reporter.step(&format!("Draining {label}: {}", count(pods, "pod", "pods")));
+        } else {
+            reporter.step(&format!(
+                "Draining batch {}/{batch_count} ({}): {} nodes at once, {}: {}",
+                batch.index,
+                batch.zone_text(),
+                names.len(),
+                count(pods, "pod", "pods"),
+                names.join(", ")
+            ));
+        }
+        let batch_pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
+        let gated = self.workloads_of(&batch_pods).map_err(fail)?;
+        let (what, which) = if single {
+            (format!("node {}", names[0]), "node")
+        } else {
+            (format!("batch {}", batch.index), "batch")
+        };
+        // Gate before evicting too: after an interruption, the previous batch's replacements may
+        // still be starting, and evicting more of the same workloads now would cut capacity.
+        // Not needed when the previous gate found them all healthy a moment ago.
+        let fresh = self
+            .last_healthy
+            .as_ref()
+            .is_some_and(|(at, healthy)| at.elapsed() < FRESH_GATE && gated.is_subset(healthy));
+        if !fresh {
+            self.wait_workloads_healthy(
+                &gated,
+                &format!("before draining {what}"),
+                &format!("{what} was not drained"),
+            )?;
+        }
+        reporter.event(
+            Event::BatchStarted,
+            json!({"index": batch.index, "nodes": names, "zone": batch.zone}),
+        );
+        let drain = NodeDrain {
+            session: &self.session,
+            settings: &self.settings,
+            pool: &self.pool,
+            pdbs: std::sync::OnceLock::new(),
+        };
+        let results = in_parallel(&to_drain, |(node, index, pods)| {
+            drain.run(node, *index, total, pods)
+        });
+        let mut failures = Vec::new();
+        for ((node, _, pods), result) in to_drain.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    self.drained += 1;
+                    self.nodes_drained += 1;
+                    self.pods_moved += pods.len();
+                }
+                Err(failure) => failures.push((node.as_str(), failure)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(batch_failure(&step, failures, to_drain.len()));
+        }
+        reporter.event(
+            Event::BatchDrained,
+            json!({"index": batch.index, "nodes": names, "pods_evicted": pods}),
+        );
+        // Meanwhile, the next batches' pods are listed: kubectl calls less between batches.
+        // The gate decides first; a lost lock stops the run before the next batch.
+        let ahead = self.ahead(upcoming, PREFETCH_NODES);
+        let kubectl = self.session.kubectl.clone();
+        let gated = std::thread::scope(|scope| {
+            let listing =
+                (!ahead.is_empty()).then(|| scope.spawn(|| list_node_pods(&kubectl, &ahead)));
+            let healthy = self.wait_workloads_healthy(
+                &gated,
+                &format!("after draining {what}"),
+                &format!("stopped before draining another {which}"),
+            );
+            if let Some(listing) = listing {
+                let listed = joined(listing);
+                self.prefetched.extend(ahead.iter().cloned().zip(listed));
+            }
+            healthy
+        });
+        gated.and_then(|()| self.renew_lock())
+    }
+}
+
+/// The pods on each of `nodes`, one kubectl call per node, all at once.
+pub(super) fn list_node_pods(kubectl: &Kubectl, nodes: &[String]) -> Vec<Result<Vec<Pod>, Error>> {
+    in_parallel(nodes, |node| kubectl.node_pods(node))
+}
+
+/// Runs `f` on every item at once (the nodes of one batch), results in the items' order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    crate::parallel::map(items, items.len(), f)
+}
+
+/// A batch's failure: a lone node's failure as it is; for several nodes, the first failure,
+/// saying which nodes failed and that the others of the batch were drained.
+fn batch_failure(
+    step: &str,
+    mut failures: Vec<(&str, StepFailure)>,
+    attempted: usize,
+) -> StepFailure {
+    if attempted == 1 {
+        return failures.remove(0).1;
+    }
+    let failed: Vec<&str> = failures.iter().map(|(n, _)| *n).collect();
+    let context = format!(
+        "{} of the batch's {attempted} nodes failed ({}), the other {} were drained; no further batch was started",
+        failed.len(),
+        failed.join(", "),
+        attempted - failed.len()
+    );
+    let (first_node, first) = failures.remove(0);
+    let others: String = failures
+        .iter()
+        .map(|(node, f)| format!("; node {node}: {:#}", f.cause))
+        .collect();
+    StepFailure {
+        step: step.to_string(),
+        cause: first
+            .cause
+            .context(format!("{context}{others}; node {first_node}")),
+    }
+}
