@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MoveStrategy};
-use crate::clone::{config_drift, taint_effect};
+use crate::clone::config_drift;
 use crate::commands::surge::{left_to_eviction, surge_strategy};
 use crate::pod::{Container, Pod, PodSpec, Volume};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
@@ -32,6 +32,10 @@ use crate::workloads::{
     resolve_int_or_percent, selector_matches, workload_of, workload_replicas, PodClass, Rounding,
     WorkloadRef,
 };
+
+mod new_pool;
+
+pub use new_pool::{default_num_nodes, nodes_per_zone, pool_zones, target_version, NewPool};
 
 /// Stable finding codes (scripts may match on them).
 pub mod codes {
@@ -219,108 +223,6 @@ impl Accepted {
                 && f.override_flag.is_some_and(|flag| self.0.contains(flag));
         }
     }
-}
-
-/// The pool the workloads would move to: the existing one, or the clone `migrate` would create.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewPool {
-    pub name: String,
-    pub exists: bool,
-    pub machine_type: String,
-    pub zones: Vec<String>,
-    /// Nodes it will have (per zone × zones, or more if more are registered).
-    pub node_count: u64,
-    /// Kubernetes node labels from the pool's config.
-    pub labels: BTreeMap<String, String>,
-    /// Taints with the API's effects (`NoSchedule`, ...).
-    pub taints: Vec<Taint>,
-    pub spot: bool,
-    pub preemptible: bool,
-    /// The node version it would run (`latest` and partial versions as the user gave them).
-    pub version: String,
-}
-
-impl NewPool {
-    /// An existing pool, as GKE describes it.
-    pub fn existing(pool: &NodePool, cluster: &Cluster, registered: usize) -> Self {
-        let zones = pool_zones(pool, cluster);
-        let per_zone = pool.initial_node_count.unwrap_or(1).max(1);
-        NewPool {
-            name: pool.name.clone(),
-            exists: true,
-            machine_type: pool.config.machine_type.clone().unwrap_or_default(),
-            node_count: (per_zone * zones.len().max(1) as u64).max(registered as u64),
-            zones,
-            labels: pool.config.labels.clone(),
-            taints: api_taints(pool),
-            spot: pool.config.spot,
-            preemptible: pool.config.preemptible,
-            version: pool
-                .version
-                .clone()
-                .or_else(|| cluster.current_master_version.clone())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The clone of `old` that `migrate NAME` would create with these flags (same defaults as
-    /// migrate: the old machine type, the most nodes the old pool has in any zone, the control
-    /// plane's version).
-    pub fn clone_of(
-        name: &str,
-        old: &NodePool,
-        cluster: &Cluster,
-        old_nodes: &[Node],
-        args: &MigrateArgs,
-    ) -> Self {
-        let zones = pool_zones(old, cluster);
-        let per_zone = args
-            .num_nodes
-            .map(u64::from)
-            .unwrap_or_else(|| crate::commands::migrate::default_num_nodes(old_nodes, old));
-        NewPool {
-            name: name.to_string(),
-            exists: false,
-            machine_type: args
-                .machine_type
-                .clone()
-                .or_else(|| old.config.machine_type.clone())
-                .unwrap_or_default(),
-            node_count: per_zone * zones.len().max(1) as u64,
-            zones,
-            labels: old.config.labels.clone(),
-            taints: api_taints(old),
-            spot: old.config.spot,
-            preemptible: old.config.preemptible,
-            version: args
-                .node_version
-                .clone()
-                .or_else(|| cluster.current_master_version.clone())
-                .unwrap_or_else(|| "latest".into()),
-        }
-    }
-}
-
-/// The pool's zones, else the cluster's.
-pub fn pool_zones(pool: &NodePool, cluster: &Cluster) -> Vec<String> {
-    if pool.locations.is_empty() {
-        cluster.locations.clone()
-    } else {
-        pool.locations.clone()
-    }
-}
-
-fn api_taints(pool: &NodePool) -> Vec<Taint> {
-    pool.config
-        .taints
-        .iter()
-        .map(|t| Taint {
-            key: t.key.clone(),
-            value: (!t.value.is_empty()).then(|| t.value.clone()),
-            effect: taint_effect(&t.effect).to_string(),
-            time_added: None,
-        })
-        .collect()
 }
 
 /// Everything the analysis reads, as kubectl and gcloud returned it.
@@ -1667,20 +1569,6 @@ pub fn newer(version: &str, than: &str) -> bool {
     let t = version_key(than);
     let n = v.len().min(t.len());
     v[..n] > t[..n]
-}
-
-/// The version the new pool would run: `latest` is the newest node version GKE offers.
-pub fn target_version(new: &NewPool, server: &ServerConfig) -> String {
-    if new.version == "latest" {
-        if let Some(v) = server
-            .valid_node_versions
-            .iter()
-            .max_by_key(|v| version_key(v))
-        {
-            return v.clone();
-        }
-    }
-    new.version.clone()
 }
 
 fn version_skew(input: &PlanInput) -> Vec<Finding> {
