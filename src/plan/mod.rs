@@ -23,7 +23,6 @@ use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MoveStrategy};
 use crate::clone::config_drift;
-use crate::commands::surge::{left_to_eviction, surge_strategy};
 use crate::pod::{Container, Pod, PodSpec, Volume};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Workloads, POOL_LABEL};
@@ -34,8 +33,10 @@ use crate::workloads::{
 };
 
 mod new_pool;
+pub(crate) mod rollout;
 
 pub use new_pool::{default_num_nodes, nodes_per_zone, pool_zones, target_version, NewPool};
+pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy, MOVE_ANNOTATION};
 
 /// Stable finding codes (scripts may match on them).
 pub mod codes {
