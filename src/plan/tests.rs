@@ -1,0 +1,954 @@
+//! The hand-built cluster ([`World`]) the analysis's unit tests run on, and the tests of the
+//! whole analysis (what a quiet cluster gives, the order of the findings).
+
+use super::*;
+use serde_json::{json, Value};
+
+const OLD: &str = "default-pool";
+const NEW: &str = "pool-two";
+const ZONE: &str = "us-central1-a";
+
+fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+fn node(name: &str, pool: &str, zone: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {
+            POOL_LABEL: pool,
+            "topology.kubernetes.io/zone": zone,
+            "kubernetes.io/hostname": name,
+            "node.kubernetes.io/instance-type": "e2-standard-4",
+        }},
+        "status": {
+            "allocatable": {"cpu": "3920m", "memory": "13948Mi", "pods": "110"},
+            "nodeInfo": {"kubeletVersion": "v1.30.5-gke.1014001", "architecture": "amd64",
+                "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "", "kubeProxyVersion": "",
+                "machineID": "", "operatingSystem": "linux", "osImage": "", "systemUUID": ""}
+        }
+    })
+}
+
+/// A running pod of `owner` (`("ReplicaSet", "web-abc")`, or none) on `node`.
+fn pod(name: &str, node: &str, owner: Option<(&str, &str)>, spec: Value) -> Value {
+    let mut spec = spec;
+    if spec.get("containers").is_none() {
+        spec["containers"] =
+            json!([{"name": "c", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]);
+    }
+    spec["nodeName"] = node.into();
+    let mut meta = json!({"name": name, "namespace": "default", "labels": {"app": name.split('-').next().unwrap()}});
+    if let Some((kind, owner)) = owner {
+        meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}]);
+    }
+    json!({"metadata": meta, "spec": spec, "status": {"phase": "Running"}})
+}
+
+/// A cluster, its pools and everything kubectl would list.
+#[derive(Clone)]
+struct World {
+    cluster: Cluster,
+    location: String,
+    new_pool: Option<NewPool>,
+    nodes: Vec<Node>,
+    pods: Vec<Pod>,
+    pdbs: Vec<PodDisruptionBudget>,
+    workloads: Workloads,
+    daemon_sets: Vec<DaemonSet>,
+    pvcs: Vec<PersistentVolumeClaim>,
+    pvs: Vec<PersistentVolume>,
+    server_config: ServerConfig,
+    args: Vec<&'static str>,
+}
+
+impl World {
+    /// A zonal cluster with pool default-pool (e2-standard-4, two nodes old-1 and old-2) and
+    /// nothing running.
+    fn new() -> Self {
+        World {
+            cluster: from(json!({
+                "name": "demo", "location": ZONE, "locations": [ZONE],
+                "currentMasterVersion": "1.30.5-gke.1014001",
+                "nodePools": [{"name": OLD, "initialNodeCount": 2, "locations": [ZONE],
+                    "config": {"machineType": "e2-standard-4"}}]
+            })),
+            location: ZONE.into(),
+            new_pool: None,
+            nodes: vec![
+                from(node("old-1", OLD, ZONE)),
+                from(node("old-2", OLD, ZONE)),
+            ],
+            pods: Vec::new(),
+            pdbs: Vec::new(),
+            workloads: Workloads::default(),
+            daemon_sets: Vec::new(),
+            pvcs: Vec::new(),
+            pvs: Vec::new(),
+            server_config: ServerConfig::default(),
+            args: Vec::new(),
+        }
+    }
+
+    fn pod(mut self, p: Value) -> Self {
+        self.pods.push(from(p));
+        self
+    }
+
+    /// A Deployment NAME with `replicas`, its ReplicaSet NAME-rs and pods NAME-rs-0.. on the
+    /// old nodes, each with `spec`.
+    fn deployment(mut self, name: &str, replicas: i32, spec: Value) -> Self {
+        self.workloads.deployments.push(from(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                "template": {"spec": {"containers": []}}}
+        })));
+        let rs = format!("{name}-rs");
+        self.workloads.replica_sets.push(from(json!({
+            "metadata": {"name": rs, "namespace": "default", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": "d", "controller": true}]},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}}
+        })));
+        for i in 0..replicas {
+            let node = if i % 2 == 0 { "old-1" } else { "old-2" };
+            self = self.pod(pod(
+                &format!("{rs}-{i}"),
+                node,
+                Some(("ReplicaSet", &rs)),
+                spec.clone(),
+            ));
+        }
+        self
+    }
+
+    fn pdb(mut self, app: &str, spec: Value, allowed: Option<i32>) -> Self {
+        let mut spec = spec;
+        spec["selector"] = json!({"matchLabels": {"app": app}});
+        let mut pdb = json!({"metadata": {"name": format!("{app}-pdb"), "namespace": "default"}, "spec": spec});
+        if let Some(allowed) = allowed {
+            pdb["status"] = json!({"disruptionsAllowed": allowed, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3});
+        }
+        self.pdbs.push(from(pdb));
+        self
+    }
+
+    /// A copy run with these `plan migrate` flags.
+    fn args(&self, args: &[&'static str]) -> Self {
+        let mut w = self.clone();
+        w.args = args.to_vec();
+        w
+    }
+
+    fn migrate_args(&self) -> MigrateArgs {
+        let mut argv = vec!["kubectl-zdupgrade", "plan", "migrate", NEW];
+        argv.extend_from_slice(&self.args);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Plan(crate::cli::PlanCommand::Migrate(a)) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn findings(&self) -> Vec<Finding> {
+        let old = self.cluster.pool(OLD).unwrap();
+        let args = self.migrate_args();
+        let new = self
+            .new_pool
+            .clone()
+            .unwrap_or_else(|| match self.cluster.pool(NEW) {
+                Some(p) => NewPool::existing(p, &self.cluster, 0),
+                None => {
+                    let old_nodes: Vec<Node> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| node_pool(n) == Some(OLD))
+                        .cloned()
+                        .collect();
+                    NewPool::clone_of(NEW, old, &self.cluster, &old_nodes, &args)
+                }
+            });
+        let input = PlanInput {
+            cluster: &self.cluster,
+            location: &self.location,
+            old_pool: old,
+            new_pool: &new,
+            nodes: &self.nodes,
+            pods: &self.pods,
+            pdbs: &self.pdbs,
+            workloads: &self.workloads,
+            daemon_sets: &self.daemon_sets,
+            pvcs: &self.pvcs,
+            pvs: &self.pvs,
+            server_config: &self.server_config,
+            strategy: args.drain.strategy,
+        };
+        let mut findings = analyze(&input);
+        Accepted::from_migrate_args(&args).apply(&mut findings);
+        findings
+    }
+
+    fn with_code(&self, code: &str) -> Vec<Finding> {
+        self.findings()
+            .into_iter()
+            .filter(|f| f.code == code)
+            .collect()
+    }
+}
+
+fn names(f: &Finding, kind: &str) -> Vec<String> {
+    f.objects
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| o.name.clone())
+        .collect()
+}
+
+use clap::Parser;
+
+#[test]
+fn a_quiet_cluster_has_only_notes() {
+    let w = World::new().deployment("web", 2, json!({}));
+    let findings = w.findings();
+    assert!(
+        findings.iter().all(|f| f.severity == Severity::Info),
+        "{findings:#?}"
+    );
+    let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
+    assert_eq!(
+        codes,
+        [codes::NEW_POOL_CAPACITY, codes::ZONAL_CONTROL_PLANE]
+    );
+}
+
+#[test]
+fn standalone_pods_on_the_old_pool_are_blockers_accepted_by_force() {
+    let w = World::new()
+        .pod(pod("debug", "old-1", None, json!({})))
+        .pod(pod("elsewhere", "other-node", None, json!({})))
+        .pod(pod(
+            "agent-x",
+            "old-1",
+            Some(("DaemonSet", "agent")),
+            json!({}),
+        ))
+        .deployment("web", 1, json!({}));
+    let mut done = pod("job-done", "old-2", None, json!({}));
+    done["status"]["phase"] = "Succeeded".into();
+    let w = w.pod(done);
+    let found = w.with_code(codes::STANDALONE_POD);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].severity, Severity::Blocker);
+    assert_eq!(names(&found[0], "Pod"), ["debug"]);
+    assert_eq!(found[0].override_flag, Some("--force"));
+    assert!(found[0].refuses());
+    assert!(found[0].message.contains("old-1"), "{}", found[0].message);
+
+    let accepted = w.args(&["--force"]).with_code(codes::STANDALONE_POD);
+    assert!(accepted[0].accepted && !accepted[0].refuses());
+}
+
+#[test]
+fn emptydir_pods_are_blockers_grouped_by_workload() {
+    let scratch = json!({"volumes": [{"name": "scratch", "emptyDir": {}}]});
+    let w = World::new().deployment("cache", 2, scratch).deployment(
+        "web",
+        2,
+        json!({"volumes": [{"name": "cfg", "configMap": {"name": "x"}}]}),
+    );
+    let found = w.with_code(codes::EMPTYDIR_DATA);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].severity, Severity::Blocker);
+    assert_eq!(names(&found[0], "Deployment"), ["cache"]);
+    assert_eq!(names(&found[0], "Pod"), ["cache-rs-0", "cache-rs-1"]);
+    assert_eq!(found[0].override_flag, Some("--delete-emptydir-data"));
+    assert!(found[0].message.contains("scratch"));
+    assert!(
+        w.args(&["--delete-emptydir-data"])
+            .with_code(codes::EMPTYDIR_DATA)[0]
+            .accepted
+    );
+    assert!(
+        !w.args(&["--force"]).with_code(codes::EMPTYDIR_DATA)[0].accepted,
+        "another flag does not accept it"
+    );
+}
+
+#[test]
+fn hostpath_is_a_warning() {
+    let w = World::new().deployment(
+        "logs",
+        1,
+        json!({"volumes": [{"name": "host", "hostPath": {"path": "/var/log"}}]}),
+    );
+    let found = w.with_code(codes::HOSTPATH_VOLUME);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert_eq!(found[0].override_flag, None);
+    assert!(World::new()
+        .deployment("web", 1, json!({}))
+        .with_code(codes::HOSTPATH_VOLUME)
+        .is_empty());
+}
+
+fn claim_spec(claim: &str) -> Value {
+    json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]})
+}
+
+fn bind(w: &mut World, claim: &str, pv: Value) {
+    let name = pv["metadata"]["name"].as_str().unwrap().to_string();
+    w.pvcs.push(from(json!({
+        "metadata": {"name": claim, "namespace": "default"},
+        "spec": {"volumeName": name}
+    })));
+    w.pvs.push(from(pv));
+}
+
+fn zonal_pv(name: &str, zone: &str) -> Value {
+    json!({"metadata": {"name": name}, "spec": {"csi": {"driver": "pd.csi.storage.gke.io", "volumeHandle": "h"},
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "topology.gke.io/zone", "operator": "In", "values": [zone]}]}]}}}})
+}
+
+#[test]
+fn local_volumes_are_blockers() {
+    let mut w = World::new()
+        .deployment("db", 1, claim_spec("data-db"))
+        .deployment("pd", 1, claim_spec("data-pd"));
+    bind(
+        &mut w,
+        "data-db",
+        json!({"metadata": {"name": "local-pv"}, "spec": {"local": {"path": "/mnt/disks/ssd0"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["old-1"]}]}]}}}}),
+    );
+    bind(&mut w, "data-pd", zonal_pv("pd-pv", ZONE));
+    let found = w.with_code(codes::LOCAL_VOLUME);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].severity, Severity::Blocker);
+    assert_eq!(names(&found[0], "Deployment"), ["db"]);
+    assert_eq!(names(&found[0], "PersistentVolume"), ["local-pv"]);
+    assert_eq!(found[0].override_flag, Some("--allow-local-volumes"));
+    assert!(
+        w.args(&["--allow-local-volumes"])
+            .with_code(codes::LOCAL_VOLUME)[0]
+            .accepted
+    );
+    assert!(
+        w.with_code(codes::ZONAL_VOLUME_NOT_COVERED).is_empty(),
+        "local volumes are not also zonal findings"
+    );
+}
+
+#[test]
+fn structural_pdbs_are_blockers() {
+    for (spec, rule) in [
+        (json!({"maxUnavailable": 0}), "maxUnavailable 0"),
+        (json!({"maxUnavailable": "0%"}), "maxUnavailable 0%"),
+        (json!({"minAvailable": 3}), "minAvailable 3 with 3 expected"),
+        (
+            json!({"minAvailable": "100%"}),
+            "minAvailable 100% with 3 expected",
+        ),
+    ] {
+        // disruptionsAllowed 1 in the status does not matter: the spec can never allow one.
+        let w = World::new()
+            .deployment("web", 3, json!({}))
+            .pdb("web", spec.clone(), Some(1));
+        let found = w.with_code(codes::PDB_BLOCKS_EVICTION);
+        assert_eq!(found.len(), 1, "{spec}: {found:#?}");
+        assert_eq!(found[0].severity, Severity::Blocker, "{spec}");
+        assert_eq!(found[0].override_flag, Some("--disable-eviction-after"));
+        assert!(
+            found[0].message.contains(rule),
+            "{spec}: {}",
+            found[0].message
+        );
+        assert_eq!(names(&found[0], "PodDisruptionBudget"), ["web-pdb"]);
+        assert_eq!(names(&found[0], "Pod").len(), 3, "names the pods it holds");
+        assert!(found[0].refuses());
+        let accepted = w
+            .args(&["--disable-eviction-after", "5m"])
+            .with_code(codes::PDB_BLOCKS_EVICTION);
+        assert!(accepted[0].accepted && !accepted[0].refuses(), "{spec}");
+    }
+}
+
+#[test]
+fn momentary_pdbs_are_warnings_and_healthy_ones_nothing() {
+    let blocked_now = World::new().deployment("web", 3, json!({})).pdb(
+        "web",
+        json!({"minAvailable": 2}),
+        Some(0),
+    );
+    let found = blocked_now.with_code(codes::PDB_BLOCKS_EVICTION);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert!(found[0].message.contains("right now"));
+
+    let no_status =
+        World::new()
+            .deployment("web", 3, json!({}))
+            .pdb("web", json!({"minAvailable": 2}), None);
+    let found = no_status.with_code(codes::PDB_BLOCKS_EVICTION);
+    assert_eq!(found.len(), 1, "a missing disruptionsAllowed means 0");
+    assert_eq!(found[0].severity, Severity::Warning);
+
+    for spec in [
+        json!({"minAvailable": 2}),
+        json!({"maxUnavailable": 1}),
+        json!({"minAvailable": "50%"}),
+    ] {
+        let fine = World::new()
+            .deployment("web", 3, json!({}))
+            .pdb("web", spec.clone(), Some(1));
+        assert!(
+            fine.with_code(codes::PDB_BLOCKS_EVICTION).is_empty(),
+            "{spec}"
+        );
+    }
+    // A PDB whose pods are not on the old pool does not hold the drain.
+    let mut elsewhere = World::new().pdb("web", json!({"maxUnavailable": 0}), Some(0));
+    elsewhere = elsewhere.pod(pod(
+        "web-x",
+        "other-node",
+        Some(("ReplicaSet", "web-rs")),
+        json!({}),
+    ));
+    assert!(elsewhere.with_code(codes::PDB_BLOCKS_EVICTION).is_empty());
+}
+
+#[test]
+fn single_replicas_warn_with_their_readiness_time() {
+    let probe = json!({"containers": [{"name": "c", "readinessProbe": {
+        "httpGet": {"path": "/", "port": 80}, "initialDelaySeconds": 10, "periodSeconds": 5}}]});
+    let w = World::new()
+        .deployment("solo", 1, probe)
+        .deployment("plain", 1, json!({}))
+        .deployment("web", 2, json!({}));
+    let found = w.with_code(codes::SINGLE_REPLICA);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found.iter().all(|f| f.severity == Severity::Warning));
+    let solo = found
+        .iter()
+        .find(|f| names(f, "Deployment") == ["solo"])
+        .unwrap();
+    assert!(solo.message.contains("about 15s"), "{}", solo.message);
+    let plain = found
+        .iter()
+        .find(|f| names(f, "Deployment") == ["plain"])
+        .unwrap();
+    assert!(
+        plain.message.contains("its start-up time"),
+        "{}",
+        plain.message
+    );
+}
+
+#[test]
+fn readiness_time_is_the_slowest_container_and_period_defaults_to_10s() {
+    let spec: PodSpec = from(json!({"containers": [
+        {"name": "a", "readinessProbe": {"initialDelaySeconds": 3}},
+        {"name": "b", "readinessProbe": {"initialDelaySeconds": 20, "periodSeconds": 2}},
+        {"name": "c"}
+    ]}));
+    assert_eq!(readiness_seconds(&spec), Some((20, 2)));
+    let spec: PodSpec = from(json!({"containers": [{"name": "a", "readinessProbe": {}}]}));
+    assert_eq!(readiness_seconds(&spec), Some((0, 10)));
+    let spec: PodSpec = from(json!({"containers": [{"name": "a"}]}));
+    assert_eq!(readiness_seconds(&spec), None);
+}
+
+#[test]
+fn quantities() {
+    assert_eq!(parse_quantity("250m"), Some(0.25));
+    assert_eq!(parse_quantity("2"), Some(2.0));
+    assert_eq!(parse_quantity("1.5"), Some(1.5));
+    assert_eq!(parse_quantity("256Mi"), Some(256.0 * 1024.0 * 1024.0));
+    assert_eq!(parse_quantity("1G"), Some(1e9));
+    assert_eq!(parse_quantity("1e3"), Some(1000.0));
+    assert_eq!(parse_quantity("12x"), None);
+    let spec: PodSpec = from(json!({
+        "containers": [
+            {"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
+            {"name": "b", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+        ],
+        "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "64Mi"}}}],
+        "overhead": {"cpu": "10m"}
+    }));
+    let r = pod_requests(&spec);
+    assert_eq!(r.cpu_millis, 2010, "init container max, plus overhead");
+    assert_eq!(
+        r.memory_bytes,
+        1280 * MIB,
+        "limits stand in for missing requests"
+    );
+    assert_eq!(r.pods, 1);
+}
+
+#[test]
+fn allocatable_estimates() {
+    let mib = |(cpu, mem): (i64, i64)| (cpu, mem / MIB);
+    // 4 cores: 60 + 10 + 5 + 5 = 80m; 16 GiB: 1024 + 819.2 + 819.2 + 100.
+    assert_eq!(
+        mib(estimate_allocatable("e2-standard-4").unwrap()),
+        (3920, 13621)
+    );
+    // 8 cores: 80 + 4 × 2.5 = 90m; 32 GiB: 1024 + 819.2 + 819.2 + 983.04 + 100.
+    assert_eq!(
+        mib(estimate_allocatable("n2-standard-8").unwrap()),
+        (7910, 29022)
+    );
+    // n1: 3.75 GiB per vCPU; 1 core: 60m reserved.
+    assert_eq!(
+        mib(estimate_allocatable("n1-standard-1").unwrap()),
+        (940, 3840 - 960 - 100)
+    );
+    assert_eq!(
+        mib(estimate_allocatable("n2d-highcpu-2").unwrap()),
+        (1930, 2048 - 512 - 100)
+    );
+    assert_eq!(mib(estimate_allocatable("c3-highmem-4").unwrap()).0, 3920);
+    // Shared-core e2: 940m.
+    assert_eq!(
+        mib(estimate_allocatable("e2-small").unwrap()),
+        (940, 2048 - 512 - 100)
+    );
+    assert_eq!(
+        mib(estimate_allocatable("e2-micro").unwrap()),
+        (940, 1024 - 256 - 100)
+    );
+    assert_eq!(
+        mib(estimate_allocatable("e2-medium").unwrap()),
+        (940, 4096 - 1024 - 100)
+    );
+    // 8 GiB: 1024 + 819.2 + 100 reserved → 6248.8 MiB, truncated.
+    assert_eq!(
+        mib(estimate_allocatable("n2-custom-4-8192").unwrap()),
+        (3920, 6248)
+    );
+    // 256 GiB: reservations up to 128 GiB (9543.68) plus 2% of the next 128 GiB (2621.44)
+    // plus 100 → 249878.88 MiB.
+    assert_eq!(
+        mib(estimate_allocatable("n2-highmem-32").unwrap()).1,
+        249878
+    );
+    for unknown in ["m1-ultramem-40", "c2-highmem-4", "e2-standard", "whatever"] {
+        assert_eq!(estimate_allocatable(unknown), None, "{unknown}");
+    }
+}
+
+#[test]
+fn capacity_uses_the_old_nodes_allocatable_for_the_same_machine_type() {
+    // Two old nodes → the clone has 2 nodes (the most per zone) of 3920m / 13948Mi each.
+    let big = json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "3", "memory": "1Gi"}}}]});
+    let w = World::new().deployment("web", 2, big.clone());
+    let found = w.with_code(codes::NEW_POOL_CAPACITY);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0]
+            .message
+            .contains("7840m CPU, 27896Mi memory allocatable"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[0].message.contains("needs 6000m CPU"),
+        "{}",
+        found[0].message
+    );
+    assert!(w.with_code(codes::INSUFFICIENT_CAPACITY).is_empty());
+
+    // A DaemonSet on every new node tips it over.
+    let mut w = World::new().deployment("web", 2, big);
+    w.daemon_sets.push(from(json!({
+        "metadata": {"name": "agent", "namespace": "kube-system"},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [
+            {"name": "a", "resources": {"requests": {"cpu": "1", "memory": "64Mi"}}}]}}}
+    })));
+    let found = w.with_code(codes::INSUFFICIENT_CAPACITY);
+    assert_eq!(
+        found.len(),
+        2,
+        "the pool total and the pods that fit no node: {found:#?}"
+    );
+    let total = found
+        .iter()
+        .find(|f| names(f, "NodePool") == [NEW])
+        .unwrap();
+    assert_eq!(total.severity, Severity::Blocker);
+    assert_eq!(total.override_flag, Some("--allow-insufficient-capacity"));
+    assert!(
+        total.message.contains("short of CPU by 160m"),
+        "{}",
+        total.message
+    );
+    let per_pod = found
+        .iter()
+        .find(|f| names(f, "Deployment") == ["web"])
+        .unwrap();
+    assert!(per_pod.message.contains("3000m CPU"), "{}", per_pod.message);
+}
+
+#[test]
+fn capacity_of_another_machine_type_is_an_estimate() {
+    let w = World::new()
+        .deployment("web", 2, json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]}))
+        .args(&["--machine-type", "e2-small", "--num-nodes", "1"]);
+    let found = w.with_code(codes::INSUFFICIENT_CAPACITY);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let m = &found[0].message;
+    assert!(m.contains("estimate for machine type e2-small"), "{m}");
+    assert!(m.contains("940m CPU, 1436Mi memory allocatable"), "{m}");
+    assert!(m.contains("short of CPU by 60m, memory by 612Mi"), "{m}");
+    assert!(
+        w.args(&[
+            "--machine-type",
+            "e2-small",
+            "--num-nodes",
+            "1",
+            "--allow-insufficient-capacity"
+        ])
+        .with_code(codes::INSUFFICIENT_CAPACITY)[0]
+            .accepted
+    );
+    let roomy = World::new().deployment("web", 2, json!({})).args(&[
+        "--machine-type",
+        "e2-small",
+        "--num-nodes",
+        "1",
+    ]);
+    assert!(roomy.with_code(codes::INSUFFICIENT_CAPACITY).is_empty());
+}
+
+#[test]
+fn capacity_counts_what_already_runs_on_an_existing_new_pool() {
+    let mut w = World::new().deployment("web", 1, json!({}));
+    w.cluster.node_pools.push(from(
+        json!({"name": NEW, "initialNodeCount": 1, "locations": [ZONE],
+        "config": {"machineType": "e2-small"}}),
+    ));
+    let mut n = node("new-1", NEW, ZONE);
+    n["status"]["allocatable"] = json!({"cpu": "940m", "memory": "1436Mi", "pods": "110"});
+    w.nodes.push(from(n));
+    w = w.pod(pod(
+        "hog-1",
+        "new-1",
+        Some(("ReplicaSet", "hog-rs")),
+        json!({"containers": [
+        {"name": "c", "resources": {"requests": {"cpu": "900m", "memory": "64Mi"}}}]}),
+    ));
+    let found = w.with_code(codes::INSUFFICIENT_CAPACITY);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].message.contains("already on the pool: 900m CPU"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[0]
+            .message
+            .contains("from the allocatable of pool pool-two's nodes"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn scheduling_constraints_the_new_pool_does_not_meet() {
+    let taint = json!({"key": "dedicated", "value": "payments", "effect": "NO_SCHEDULE"});
+    let tolerate = json!([{"key": "dedicated", "operator": "Equal", "value": "payments", "effect": "NoSchedule"}]);
+    let mut w = World::new()
+        .deployment("tolerant", 1, json!({"tolerations": tolerate}))
+        .deployment("intolerant", 1, json!({}))
+        .deployment("anything", 1, json!({"tolerations": [{"operator": "Exists"}]}))
+        .deployment("selective", 1, json!({"nodeSelector": {"team": "payments"}, "tolerations": [{"operator": "Exists"}]}))
+        .deployment("zonal", 1, json!({"tolerations": [{"operator": "Exists"}], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["europe-west1-b"]}]},
+            ]}}}}))
+        .deployment("affine", 1, json!({"tolerations": [{"operator": "Exists"}], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "cloud.google.com/gke-nodepool", "operator": "NotIn", "values": [OLD]}]},
+            ]}}}}));
+    // An existing new pool with a taint and no `team` label.
+    w.cluster.node_pools.push(from(
+        json!({"name": NEW, "initialNodeCount": 1, "locations": [ZONE],
+        "config": {"machineType": "e2-standard-4", "taints": [taint]}}),
+    ));
+    let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
+    let mut stuck: Vec<String> = found.iter().flat_map(|f| names(f, "Deployment")).collect();
+    stuck.sort();
+    assert_eq!(stuck, ["intolerant", "selective", "zonal"], "{found:#?}");
+    assert!(found.iter().all(
+        |f| f.severity == Severity::Blocker && f.override_flag == Some("--allow-unschedulable")
+    ));
+    let intolerant = found
+        .iter()
+        .find(|f| names(f, "Deployment") == ["intolerant"])
+        .unwrap();
+    assert!(
+        intolerant
+            .message
+            .contains("taint dedicated=payments:NoSchedule"),
+        "{}",
+        intolerant.message
+    );
+    let selective = found
+        .iter()
+        .find(|f| names(f, "Deployment") == ["selective"])
+        .unwrap();
+    assert!(
+        selective.message.contains("nodeSelector team=payments"),
+        "{}",
+        selective.message
+    );
+}
+
+/// Nodes of the new pool that are still booting (a re-run after a kill) or cordoned (the
+/// destination of a rollback) carry taints Kubernetes takes off again: not the pool's.
+#[test]
+fn taints_of_booting_or_cordoned_nodes_are_not_the_pools() {
+    let mut w = World::new().deployment("web", 2, json!({}));
+    w.cluster
+        .node_pools
+        .push(from(json!({"name": NEW, "initialNodeCount": 1,
+        "locations": [ZONE], "config": {"machineType": "e2-standard-4"}})));
+    let mut booting = node("new-1", NEW, ZONE);
+    booting["spec"] = json!({"taints": [
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+        {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}]});
+    let mut cordoned = node("new-2", NEW, ZONE);
+    cordoned["spec"] = json!({"unschedulable": true, "taints": [
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+        {"key": "ToBeDeletedByClusterAutoscaler", "value": "1", "effect": "NoSchedule"}]});
+    w.nodes.push(from(booting));
+    w.nodes.push(from(cordoned.clone()));
+    assert!(
+        w.with_code(codes::UNSATISFIABLE_SCHEDULING).is_empty(),
+        "{:#?}",
+        w.with_code(codes::UNSATISFIABLE_SCHEDULING)
+    );
+    // A taint of the pool's own still counts, beside them.
+    cordoned["spec"]["taints"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "dedicated", "value": "batch", "effect": "NoSchedule"}));
+    w.nodes
+        .retain(|n| n.metadata.name.as_deref() != Some("new-2"));
+    w.nodes.push(from(cordoned));
+    w.nodes
+        .retain(|n| n.metadata.name.as_deref() != Some("new-1"));
+    let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .contains("taint dedicated=batch:NoSchedule"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        !found[0].message.contains("node.kubernetes.io"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn a_clone_keeps_the_labels_and_taints_its_pods_need() {
+    let mut w = World::new().deployment(
+        "payments",
+        2,
+        json!({
+        "nodeSelector": {"team": "payments"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}),
+    );
+    w.cluster.node_pools[0].config = from(json!({"machineType": "e2-standard-4",
+        "labels": {"team": "payments"},
+        "taints": [{"key": "dedicated", "value": "payments", "effect": "NO_SCHEDULE"}]}));
+    for n in &mut w.nodes {
+        n.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("team".into(), "payments".into());
+    }
+    assert!(w.with_code(codes::UNSATISFIABLE_SCHEDULING).is_empty());
+    // A pod pinned to an old node's hostname cannot follow.
+    let w = w.deployment(
+        "pinned",
+        1,
+        json!({"nodeSelector": {"kubernetes.io/hostname": "old-1"},
+        "tolerations": [{"operator": "Exists"}]}),
+    );
+    let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
+    assert_eq!(found.len(), 1);
+    assert_eq!(names(&found[0], "Deployment"), ["pinned"]);
+}
+
+#[test]
+fn zonal_volumes_outside_the_new_pools_zones() {
+    let mut w = World::new()
+        .deployment("db", 1, claim_spec("data-db"))
+        .deployment("ok", 1, claim_spec("data-ok"))
+        .deployment("legacy", 1, claim_spec("data-legacy"))
+        .deployment("regional", 1, claim_spec("data-regional"));
+    bind(&mut w, "data-db", zonal_pv("pv-db", "us-central1-b"));
+    bind(&mut w, "data-ok", zonal_pv("pv-ok", ZONE));
+    bind(
+        &mut w,
+        "data-legacy",
+        json!({"metadata": {"name": "pv-legacy",
+        "labels": {"failure-domain.beta.kubernetes.io/zone": "us-central1-c"}}, "spec": {}}),
+    );
+    bind(
+        &mut w,
+        "data-regional",
+        json!({"metadata": {"name": "pv-regional",
+        "labels": {"topology.kubernetes.io/zone": "us-central1-b__us-central1-a"}}, "spec": {}}),
+    );
+    let found = w.with_code(codes::ZONAL_VOLUME_NOT_COVERED);
+    let mut stuck: Vec<String> = found.iter().flat_map(|f| names(f, "Deployment")).collect();
+    stuck.sort();
+    assert_eq!(stuck, ["db", "legacy"], "{found:#?}");
+    let db = found
+        .iter()
+        .find(|f| names(f, "Deployment") == ["db"])
+        .unwrap();
+    assert_eq!(db.severity, Severity::Blocker);
+    assert_eq!(db.override_flag, Some("--allow-unschedulable"));
+    assert_eq!(names(db, "PersistentVolumeClaim"), ["data-db"]);
+    assert!(
+        db.message.contains("us-central1-b") && db.message.contains(ZONE),
+        "{}",
+        db.message
+    );
+
+    // A new pool that also covers zone b only leaves the legacy volume.
+    w.cluster.node_pools[0].locations = vec![ZONE.into(), "us-central1-b".into()];
+    let stuck: Vec<String> = w
+        .with_code(codes::ZONAL_VOLUME_NOT_COVERED)
+        .iter()
+        .flat_map(|f| names(f, "Deployment"))
+        .collect();
+    assert_eq!(stuck, ["legacy"]);
+}
+
+#[test]
+fn nodes_newer_than_the_control_plane_cannot_be_overridden() {
+    let mut w = World::new();
+    let mut n = node("new-ish", "pool-x", ZONE);
+    n["status"]["nodeInfo"]["kubeletVersion"] = "v1.31.1-gke.1146000".into();
+    w.nodes.push(from(n));
+    let found = w.with_code(codes::NODE_NEWER_THAN_MASTER);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Blocker);
+    assert_eq!(found[0].override_flag, None);
+    assert_eq!(names(&found[0], "Node"), ["new-ish"]);
+    assert!(found[0].refuses());
+}
+
+#[test]
+fn a_target_newer_than_the_control_plane_needs_upgrade_master_first() {
+    let w = World::new();
+    assert!(
+        w.with_code(codes::MASTER_OLDER_THAN_TARGET).is_empty(),
+        "default: the master's"
+    );
+    let found = w
+        .args(&["--node-version", "1.31"])
+        .with_code(codes::MASTER_OLDER_THAN_TARGET);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Blocker);
+    assert_eq!(found[0].override_flag, None);
+    assert!(
+        found[0].remedy.contains("kubectl zdupgrade upgrade-master"),
+        "{}",
+        found[0].remedy
+    );
+    assert!(World::new()
+        .args(&["--node-version", "1.30"])
+        .with_code(codes::MASTER_OLDER_THAN_TARGET)
+        .is_empty());
+    assert!(World::new()
+        .args(&["--node-version", "1.29.9-gke.1496000"])
+        .with_code(codes::MASTER_OLDER_THAN_TARGET)
+        .is_empty());
+    let mut latest = World::new().args(&["--node-version", "latest"]);
+    latest.server_config.valid_node_versions =
+        vec!["1.31.1-gke.1146000".into(), "1.30.5-gke.1014001".into()];
+    let found = latest.with_code(codes::MASTER_OLDER_THAN_TARGET);
+    assert_eq!(found.len(), 1, "latest is 1.31.1");
+    assert!(found[0].message.contains("1.31.1-gke.1146000"));
+}
+
+#[test]
+fn versions_compare_on_the_parts_given() {
+    assert!(newer("1.31", "1.30.5-gke.1014001"));
+    assert!(!newer("1.30", "1.30.5-gke.1014001"));
+    assert!(newer("1.30.6", "1.30.5-gke.1014001"));
+    assert!(newer("1.30.5-gke.1014002", "1.30.5-gke.1014001"));
+    assert!(!newer("1.29.9-gke.1496000", "1.30.5-gke.1014001"));
+    assert!(!newer("1.9", "1.10.0"), "numeric, not lexicographic");
+}
+
+#[test]
+fn zonal_clusters_get_a_note() {
+    let found = World::new().with_code(codes::ZONAL_CONTROL_PLANE);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Info);
+    assert!(found[0].remedy.contains("regional"));
+    let mut regional = World::new();
+    regional.cluster.location = Some("us-central1".into());
+    regional.location = "us-central1".into();
+    assert!(regional.with_code(codes::ZONAL_CONTROL_PLANE).is_empty());
+}
+
+#[test]
+fn autoscaling_on_the_old_pool_warns_and_says_what_migrate_does() {
+    let mut w = World::new();
+    assert!(w.with_code(codes::AUTOSCALER_ON_OLD_POOL).is_empty());
+    w.cluster.node_pools[0].autoscaling = Some(from(
+        json!({"enabled": true, "minNodeCount": 1, "maxNodeCount": 5}),
+    ));
+    let found = w.with_code(codes::AUTOSCALER_ON_OLD_POOL);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert!(found[0].message.contains("1-5 nodes per zone"));
+    assert!(found[0].message.contains(
+        "migrate re-lists the old pool before each drain and cordons any node that appeared"
+    ));
+}
+
+#[test]
+fn config_drift_blocks_only_a_clone() {
+    let mut w = World::new();
+    w.cluster.node_pools[0].config =
+        from(json!({"machineType": "e2-standard-4", "sandboxConfig": {"type": "GVISOR"}}));
+    let found = w.with_code(codes::CONFIG_DRIFT);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].override_flag, Some("--allow-config-drift"));
+    assert!(found[0].message.contains("config.sandboxConfig"));
+    assert!(
+        w.args(&["--allow-config-drift"])
+            .with_code(codes::CONFIG_DRIFT)[0]
+            .accepted
+    );
+    let mut reuse = World::new();
+    reuse.cluster.node_pools[0].config = w.cluster.node_pools[0].config.clone();
+    reuse.cluster.node_pools.push(from(
+        json!({"name": NEW, "config": {"machineType": "e2-standard-4"}}),
+    ));
+    assert!(reuse.with_code(codes::CONFIG_DRIFT).is_empty());
+}
+
+#[test]
+fn blockers_come_first() {
+    let w = World::new()
+        .pod(pod("debug", "old-1", None, json!({})))
+        .deployment("solo", 1, json!({}));
+    let severities: Vec<Severity> = w.findings().iter().map(|f| f.severity).collect();
+    let mut sorted = severities.clone();
+    sorted.sort();
+    assert_eq!(severities, sorted);
+    assert_eq!(severities[0], Severity::Blocker);
+}
