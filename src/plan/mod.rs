@@ -23,19 +23,24 @@ use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MoveStrategy};
 use crate::clone::config_drift;
-use crate::pod::{Container, Pod, PodSpec, Volume};
+use crate::pod::{Container, Pod, PodSpec};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Workloads, POOL_LABEL};
 use crate::workloads::{
-    classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pod_node,
-    resolve_int_or_percent, selector_matches, workload_of, workload_replicas, PodClass, Rounding,
-    WorkloadRef,
+    classify, controller_of, disruptions_allowed, pdb_name, pod_node, resolve_int_or_percent,
+    selector_matches, workload_of, workload_replicas, PodClass, Rounding, WorkloadRef,
 };
 
+mod findings;
 mod moves;
 mod new_pool;
 pub(crate) mod rollout;
 
+pub use findings::volumes::pv_zones;
+use findings::volumes::{
+    emptydir_pods, hostpath_pods, local_volumes, standalone_pods, zonal_volumes,
+};
+use findings::{pod_list, subject_and_pods};
 use moves::surged;
 pub use moves::{moves, MovedBy, WorkloadMove};
 pub use new_pool::{default_num_nodes, nodes_per_zone, pool_zones, target_version, NewPool};
@@ -338,178 +343,6 @@ pub fn analyze(input: &PlanInput) -> Vec<Finding> {
     findings
         .sort_by(|a, b| (a.severity, a.code, &a.objects).cmp(&(b.severity, b.code, &b.objects)));
     findings
-}
-
-/// Groups pods by the workload that owns them (the pod itself when it has none).
-fn by_workload<'p>(input: &PlanInput, pods: Vec<&'p Pod>) -> BTreeMap<ObjectRef, Vec<&'p Pod>> {
-    let mut groups: BTreeMap<ObjectRef, Vec<&Pod>> = BTreeMap::new();
-    for pod in pods {
-        groups
-            .entry(input.workload_label(pod))
-            .or_default()
-            .push(pod);
-    }
-    groups
-}
-
-fn pod_list(pods: &[&Pod]) -> String {
-    pods.iter()
-        .map(|p| {
-            format!(
-                "{} (node {})",
-                p.metadata.name.as_deref().unwrap_or("?"),
-                pod_node(p).unwrap_or("?")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn subject_and_pods(subject: &ObjectRef, pods: &[&Pod]) -> Vec<ObjectRef> {
-    let mut objects = vec![subject.clone()];
-    for pod in pods {
-        let pod = ObjectRef::pod(pod);
-        if &pod != subject {
-            objects.push(pod);
-        }
-    }
-    objects
-}
-
-fn volume_names(pod: &Pod, pick: impl Fn(&Volume) -> bool) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|v| pick(v))
-        .map(|v| v.name.clone())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Pods with no controller: a drain deletes them and nothing recreates them.
-fn standalone_pods(input: &PlanInput) -> Vec<Finding> {
-    input
-        .evictable_on_old()
-        .into_iter()
-        .filter(|p| controller_of(p).is_none())
-        .map(|pod| {
-            let object = ObjectRef::pod(pod);
-            Finding::new(Severity::Blocker, codes::STANDALONE_POD, vec![object.clone()])
-                .message(format!(
-                    "{object} on node {} has no controller: a drain deletes it and nothing recreates it (kubectl drain refuses it without --force)",
-                    pod_node(pod).unwrap_or("?")
-                ))
-                .remedy(format!(
-                    "run it under a Deployment or StatefulSet, or delete it yourself; pass {} to accept losing it",
-                    flags::FORCE
-                ))
-                .override_flag(flags::FORCE)
-        })
-        .collect()
-}
-
-/// Pods with emptyDir volumes: the data is lost with the node.
-fn emptydir_pods(input: &PlanInput) -> Vec<Finding> {
-    let pods = input
-        .evictable_on_old()
-        .into_iter()
-        .filter(|p| has_empty_dir(p))
-        .collect();
-    by_workload(input, pods)
-        .into_iter()
-        .map(|(subject, pods)| {
-            let volumes = volume_names(pods[0], |v| v.empty_dir.is_some());
-            Finding::new(
-                Severity::Blocker,
-                codes::EMPTYDIR_DATA,
-                subject_and_pods(&subject, &pods),
-            )
-            .message(format!(
-                "{subject}: {} pod(s) use emptyDir volumes ({volumes}) whose data is lost when drained (kubectl drain refuses them without --delete-emptydir-data): {}",
-                pods.len(),
-                pod_list(&pods)
-            ))
-            .remedy(format!(
-                "move data that must survive to a PersistentVolumeClaim; pass {} if it is scratch data",
-                flags::DELETE_EMPTYDIR_DATA
-            ))
-            .override_flag(flags::DELETE_EMPTYDIR_DATA)
-        })
-        .collect()
-}
-
-/// Pods with hostPath volumes: what they wrote on the old node stays there.
-fn hostpath_pods(input: &PlanInput) -> Vec<Finding> {
-    let pods = input
-        .evictable_on_old()
-        .into_iter()
-        .filter(|p| {
-            p.spec
-                .as_ref()
-                .and_then(|s| s.volumes.as_ref())
-                .is_some_and(|v| v.iter().any(|v| v.host_path.is_some()))
-        })
-        .collect();
-    by_workload(input, pods)
-        .into_iter()
-        .map(|(subject, pods)| {
-            let volumes = volume_names(pods[0], |v| v.host_path.is_some());
-            Finding::new(
-                Severity::Warning,
-                codes::HOSTPATH_VOLUME,
-                subject_and_pods(&subject, &pods),
-            )
-            .message(format!(
-                "{subject}: {} pod(s) mount hostPath volumes ({volumes}): on the new nodes they see a fresh directory; what they wrote stays on the old nodes and is gone with the old pool",
-                pods.len()
-            ))
-            .remedy("copy anything that must survive off the old nodes before the old pool is deleted (or use --keep-old-pool)")
-        })
-        .collect()
-}
-
-fn is_local_pv(pv: &PersistentVolume) -> bool {
-    pv.spec
-        .as_ref()
-        .is_some_and(|s| s.local.is_some() || s.host_path.is_some())
-}
-
-/// Pods whose claims are bound to node-local volumes: they cannot follow to another node.
-fn local_volumes(input: &PlanInput) -> Vec<Finding> {
-    let pods = input
-        .evictable_on_old()
-        .into_iter()
-        .filter(|p| input.bound_volumes(p).iter().any(|(_, pv)| is_local_pv(pv)))
-        .collect();
-    by_workload(input, pods)
-        .into_iter()
-        .map(|(subject, pods)| {
-            let mut objects = subject_and_pods(&subject, &pods);
-            for pod in &pods {
-                for (_, pv) in input.bound_volumes(pod) {
-                    if is_local_pv(pv) {
-                        objects.push(ObjectRef::new(
-                            "PersistentVolume",
-                            None,
-                            pv.metadata.name.as_deref().unwrap_or("?"),
-                        ));
-                    }
-                }
-            }
-            Finding::new(Severity::Blocker, codes::LOCAL_VOLUME, objects)
-                .message(format!(
-                    "{subject}: {} pod(s) use local PersistentVolumes bound to their node: once drained they stay Pending (the volume is on an old node) and the data is deleted with the old pool",
-                    pods.len()
-                ))
-                .remedy(format!(
-                    "back the data up and recreate the claims on the new pool (or use network storage); pass {} to accept it",
-                    flags::ALLOW_LOCAL_VOLUMES
-                ))
-                .override_flag(flags::ALLOW_LOCAL_VOLUMES)
-        })
-        .collect()
 }
 
 /// `minAvailable`/`maxUnavailable` scaled like the disruption controller (percentages round up).
@@ -1133,102 +966,6 @@ fn unsatisfiable_scheduling(input: &PlanInput) -> Vec<Finding> {
             ))
             .remedy(format!(
                 "give pool {new} the labels/taints the pods need (create it yourself; migrate reuses it) or change the pods' scheduling constraints; pass {} to go on anyway",
-                flags::ALLOW_UNSCHEDULABLE
-            ))
-            .override_flag(flags::ALLOW_UNSCHEDULABLE)
-        })
-        .collect()
-}
-
-/// The zones a volume is pinned to (required node affinity on a zone key, else its zone labels;
-/// GKE writes a regional disk's zones as `a__b`). `None` when it is not zonal.
-pub fn pv_zones(pv: &PersistentVolume) -> Option<BTreeSet<String>> {
-    let mut zones = BTreeSet::new();
-    let terms = pv
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_affinity.as_ref())
-        .and_then(|a| a.required.as_ref())
-        .map(|r| r.node_selector_terms.as_slice())
-        .unwrap_or(&[]);
-    for term in terms {
-        for r in term.match_expressions.iter().flatten() {
-            if ZONE_KEYS.contains(&r.key.as_str()) && r.operator == "In" {
-                zones.extend(r.values.iter().flatten().cloned());
-            }
-        }
-    }
-    if zones.is_empty() {
-        for key in ZONE_KEYS {
-            if let Some(v) = pv.metadata.labels.as_ref().and_then(|l| l.get(key)) {
-                zones.extend(v.split("__").map(str::to_string));
-            }
-        }
-    }
-    (!zones.is_empty()).then_some(zones)
-}
-
-/// Pods whose persistent volumes are in zones the new pool has no node in.
-fn zonal_volumes(input: &PlanInput) -> Vec<Finding> {
-    let covered: BTreeSet<&str> = input.new_pool.zones.iter().map(String::as_str).collect();
-    let mut stuck: BTreeMap<ObjectRef, Vec<(&Pod, String, String)>> = BTreeMap::new();
-    for pod in input.moving() {
-        for (claim, pv) in input.bound_volumes(pod) {
-            if is_local_pv(pv) {
-                continue;
-            }
-            let Some(zones) = pv_zones(pv) else {
-                continue;
-            };
-            if !zones.iter().any(|z| covered.contains(z.as_str())) {
-                let zones = zones.into_iter().collect::<Vec<_>>().join(",");
-                stuck
-                    .entry(input.workload_label(pod))
-                    .or_default()
-                    .push((pod, claim, zones));
-            }
-        }
-    }
-    let new = input.new_pool;
-    stuck
-        .into_iter()
-        .map(|(subject, entries)| {
-            let pods: Vec<&Pod> = entries.iter().map(|(p, _, _)| *p).collect();
-            let mut objects = subject_and_pods(&subject, &pods);
-            objects.extend(entries.iter().map(|(p, claim, _)| {
-                ObjectRef::new(
-                    "PersistentVolumeClaim",
-                    Some(p.metadata.namespace.as_deref().unwrap_or("default")),
-                    claim,
-                )
-            }));
-            let detail = entries
-                .iter()
-                .map(|(p, claim, zones)| {
-                    format!(
-                        "{} (claim {claim} in {zones})",
-                        p.metadata.name.as_deref().unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            Finding::new(
-                Severity::Blocker,
-                codes::ZONAL_VOLUME_NOT_COVERED,
-                objects,
-            )
-            .message(format!(
-                "{subject}: pool {} has nodes only in {} but {detail}: zonal disks cannot follow to another zone, so once drained these pods stay Pending",
-                new.name,
-                if new.zones.is_empty() {
-                    "no known zone".to_string()
-                } else {
-                    new.zones.join(", ")
-                }
-            ))
-            .remedy(format!(
-                "give pool {} nodes in those zones (--node-locations when you create it; migrate reuses it), or move the data; pass {} to go on anyway",
-                new.name,
                 flags::ALLOW_UNSCHEDULABLE
             ))
             .override_flag(flags::ALLOW_UNSCHEDULABLE)

@@ -4,15 +4,15 @@
 use super::*;
 use serde_json::{json, Value};
 
-const OLD: &str = "default-pool";
-const NEW: &str = "pool-two";
-const ZONE: &str = "us-central1-a";
+pub(super) const OLD: &str = "default-pool";
+pub(super) const NEW: &str = "pool-two";
+pub(super) const ZONE: &str = "us-central1-a";
 
-fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+pub(super) fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
-fn node(name: &str, pool: &str, zone: &str) -> Value {
+pub(super) fn node(name: &str, pool: &str, zone: &str) -> Value {
     json!({
         "metadata": {"name": name, "labels": {
             POOL_LABEL: pool,
@@ -30,7 +30,7 @@ fn node(name: &str, pool: &str, zone: &str) -> Value {
 }
 
 /// A running pod of `owner` (`("ReplicaSet", "web-abc")`, or none) on `node`.
-fn pod(name: &str, node: &str, owner: Option<(&str, &str)>, spec: Value) -> Value {
+pub(super) fn pod(name: &str, node: &str, owner: Option<(&str, &str)>, spec: Value) -> Value {
     let mut spec = spec;
     if spec.get("containers").is_none() {
         spec["containers"] =
@@ -46,25 +46,25 @@ fn pod(name: &str, node: &str, owner: Option<(&str, &str)>, spec: Value) -> Valu
 
 /// A cluster, its pools and everything kubectl would list.
 #[derive(Clone)]
-struct World {
-    cluster: Cluster,
-    location: String,
-    new_pool: Option<NewPool>,
-    nodes: Vec<Node>,
-    pods: Vec<Pod>,
-    pdbs: Vec<PodDisruptionBudget>,
-    workloads: Workloads,
-    daemon_sets: Vec<DaemonSet>,
-    pvcs: Vec<PersistentVolumeClaim>,
-    pvs: Vec<PersistentVolume>,
-    server_config: ServerConfig,
-    args: Vec<&'static str>,
+pub(super) struct World {
+    pub(super) cluster: Cluster,
+    pub(super) location: String,
+    pub(super) new_pool: Option<NewPool>,
+    pub(super) nodes: Vec<Node>,
+    pub(super) pods: Vec<Pod>,
+    pub(super) pdbs: Vec<PodDisruptionBudget>,
+    pub(super) workloads: Workloads,
+    pub(super) daemon_sets: Vec<DaemonSet>,
+    pub(super) pvcs: Vec<PersistentVolumeClaim>,
+    pub(super) pvs: Vec<PersistentVolume>,
+    pub(super) server_config: ServerConfig,
+    pub(super) args: Vec<&'static str>,
 }
 
 impl World {
     /// A zonal cluster with pool default-pool (e2-standard-4, two nodes old-1 and old-2) and
     /// nothing running.
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         World {
             cluster: from(json!({
                 "name": "demo", "location": ZONE, "locations": [ZONE],
@@ -89,14 +89,14 @@ impl World {
         }
     }
 
-    fn pod(mut self, p: Value) -> Self {
+    pub(super) fn pod(mut self, p: Value) -> Self {
         self.pods.push(from(p));
         self
     }
 
     /// A Deployment NAME with `replicas`, its ReplicaSet NAME-rs and pods NAME-rs-0.. on the
     /// old nodes, each with `spec`.
-    fn deployment(mut self, name: &str, replicas: i32, spec: Value) -> Self {
+    pub(super) fn deployment(mut self, name: &str, replicas: i32, spec: Value) -> Self {
         self.workloads.deployments.push(from(json!({
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
@@ -120,7 +120,7 @@ impl World {
         self
     }
 
-    fn pdb(mut self, app: &str, spec: Value, allowed: Option<i32>) -> Self {
+    pub(super) fn pdb(mut self, app: &str, spec: Value, allowed: Option<i32>) -> Self {
         let mut spec = spec;
         spec["selector"] = json!({"matchLabels": {"app": app}});
         let mut pdb = json!({"metadata": {"name": format!("{app}-pdb"), "namespace": "default"}, "spec": spec});
@@ -132,7 +132,7 @@ impl World {
     }
 
     /// A copy run with these `plan migrate` flags.
-    fn args(&self, args: &[&'static str]) -> Self {
+    pub(super) fn args(&self, args: &[&'static str]) -> Self {
         let mut w = self.clone();
         w.args = args.to_vec();
         w
@@ -147,7 +147,7 @@ impl World {
         }
     }
 
-    fn findings(&self) -> Vec<Finding> {
+    pub(super) fn findings(&self) -> Vec<Finding> {
         let old = self.cluster.pool(OLD).unwrap();
         let args = self.migrate_args();
         let new = self
@@ -185,7 +185,7 @@ impl World {
         findings
     }
 
-    fn with_code(&self, code: &str) -> Vec<Finding> {
+    pub(super) fn with_code(&self, code: &str) -> Vec<Finding> {
         self.findings()
             .into_iter()
             .filter(|f| f.code == code)
@@ -193,7 +193,7 @@ impl World {
     }
 }
 
-fn names(f: &Finding, kind: &str) -> Vec<String> {
+pub(super) fn names(f: &Finding, kind: &str) -> Vec<String> {
     f.objects
         .iter()
         .filter(|o| o.kind == kind)
@@ -215,125 +215,6 @@ fn a_quiet_cluster_has_only_notes() {
     assert_eq!(
         codes,
         [codes::NEW_POOL_CAPACITY, codes::ZONAL_CONTROL_PLANE]
-    );
-}
-
-#[test]
-fn standalone_pods_on_the_old_pool_are_blockers_accepted_by_force() {
-    let w = World::new()
-        .pod(pod("debug", "old-1", None, json!({})))
-        .pod(pod("elsewhere", "other-node", None, json!({})))
-        .pod(pod(
-            "agent-x",
-            "old-1",
-            Some(("DaemonSet", "agent")),
-            json!({}),
-        ))
-        .deployment("web", 1, json!({}));
-    let mut done = pod("job-done", "old-2", None, json!({}));
-    done["status"]["phase"] = "Succeeded".into();
-    let w = w.pod(done);
-    let found = w.with_code(codes::STANDALONE_POD);
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].severity, Severity::Blocker);
-    assert_eq!(names(&found[0], "Pod"), ["debug"]);
-    assert_eq!(found[0].override_flag, Some("--force"));
-    assert!(found[0].refuses());
-    assert!(found[0].message.contains("old-1"), "{}", found[0].message);
-
-    let accepted = w.args(&["--force"]).with_code(codes::STANDALONE_POD);
-    assert!(accepted[0].accepted && !accepted[0].refuses());
-}
-
-#[test]
-fn emptydir_pods_are_blockers_grouped_by_workload() {
-    let scratch = json!({"volumes": [{"name": "scratch", "emptyDir": {}}]});
-    let w = World::new().deployment("cache", 2, scratch).deployment(
-        "web",
-        2,
-        json!({"volumes": [{"name": "cfg", "configMap": {"name": "x"}}]}),
-    );
-    let found = w.with_code(codes::EMPTYDIR_DATA);
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].severity, Severity::Blocker);
-    assert_eq!(names(&found[0], "Deployment"), ["cache"]);
-    assert_eq!(names(&found[0], "Pod"), ["cache-rs-0", "cache-rs-1"]);
-    assert_eq!(found[0].override_flag, Some("--delete-emptydir-data"));
-    assert!(found[0].message.contains("scratch"));
-    assert!(
-        w.args(&["--delete-emptydir-data"])
-            .with_code(codes::EMPTYDIR_DATA)[0]
-            .accepted
-    );
-    assert!(
-        !w.args(&["--force"]).with_code(codes::EMPTYDIR_DATA)[0].accepted,
-        "another flag does not accept it"
-    );
-}
-
-#[test]
-fn hostpath_is_a_warning() {
-    let w = World::new().deployment(
-        "logs",
-        1,
-        json!({"volumes": [{"name": "host", "hostPath": {"path": "/var/log"}}]}),
-    );
-    let found = w.with_code(codes::HOSTPATH_VOLUME);
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].severity, Severity::Warning);
-    assert_eq!(found[0].override_flag, None);
-    assert!(World::new()
-        .deployment("web", 1, json!({}))
-        .with_code(codes::HOSTPATH_VOLUME)
-        .is_empty());
-}
-
-fn claim_spec(claim: &str) -> Value {
-    json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]})
-}
-
-fn bind(w: &mut World, claim: &str, pv: Value) {
-    let name = pv["metadata"]["name"].as_str().unwrap().to_string();
-    w.pvcs.push(from(json!({
-        "metadata": {"name": claim, "namespace": "default"},
-        "spec": {"volumeName": name}
-    })));
-    w.pvs.push(from(pv));
-}
-
-fn zonal_pv(name: &str, zone: &str) -> Value {
-    json!({"metadata": {"name": name}, "spec": {"csi": {"driver": "pd.csi.storage.gke.io", "volumeHandle": "h"},
-        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "topology.gke.io/zone", "operator": "In", "values": [zone]}]}]}}}})
-}
-
-#[test]
-fn local_volumes_are_blockers() {
-    let mut w = World::new()
-        .deployment("db", 1, claim_spec("data-db"))
-        .deployment("pd", 1, claim_spec("data-pd"));
-    bind(
-        &mut w,
-        "data-db",
-        json!({"metadata": {"name": "local-pv"}, "spec": {"local": {"path": "/mnt/disks/ssd0"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["old-1"]}]}]}}}}),
-    );
-    bind(&mut w, "data-pd", zonal_pv("pd-pv", ZONE));
-    let found = w.with_code(codes::LOCAL_VOLUME);
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].severity, Severity::Blocker);
-    assert_eq!(names(&found[0], "Deployment"), ["db"]);
-    assert_eq!(names(&found[0], "PersistentVolume"), ["local-pv"]);
-    assert_eq!(found[0].override_flag, Some("--allow-local-volumes"));
-    assert!(
-        w.args(&["--allow-local-volumes"])
-            .with_code(codes::LOCAL_VOLUME)[0]
-            .accepted
-    );
-    assert!(
-        w.with_code(codes::ZONAL_VOLUME_NOT_COVERED).is_empty(),
-        "local volumes are not also zonal findings"
     );
 }
 
@@ -783,54 +664,6 @@ fn a_clone_keeps_the_labels_and_taints_its_pods_need() {
     let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
     assert_eq!(found.len(), 1);
     assert_eq!(names(&found[0], "Deployment"), ["pinned"]);
-}
-
-#[test]
-fn zonal_volumes_outside_the_new_pools_zones() {
-    let mut w = World::new()
-        .deployment("db", 1, claim_spec("data-db"))
-        .deployment("ok", 1, claim_spec("data-ok"))
-        .deployment("legacy", 1, claim_spec("data-legacy"))
-        .deployment("regional", 1, claim_spec("data-regional"));
-    bind(&mut w, "data-db", zonal_pv("pv-db", "us-central1-b"));
-    bind(&mut w, "data-ok", zonal_pv("pv-ok", ZONE));
-    bind(
-        &mut w,
-        "data-legacy",
-        json!({"metadata": {"name": "pv-legacy",
-        "labels": {"failure-domain.beta.kubernetes.io/zone": "us-central1-c"}}, "spec": {}}),
-    );
-    bind(
-        &mut w,
-        "data-regional",
-        json!({"metadata": {"name": "pv-regional",
-        "labels": {"topology.kubernetes.io/zone": "us-central1-b__us-central1-a"}}, "spec": {}}),
-    );
-    let found = w.with_code(codes::ZONAL_VOLUME_NOT_COVERED);
-    let mut stuck: Vec<String> = found.iter().flat_map(|f| names(f, "Deployment")).collect();
-    stuck.sort();
-    assert_eq!(stuck, ["db", "legacy"], "{found:#?}");
-    let db = found
-        .iter()
-        .find(|f| names(f, "Deployment") == ["db"])
-        .unwrap();
-    assert_eq!(db.severity, Severity::Blocker);
-    assert_eq!(db.override_flag, Some("--allow-unschedulable"));
-    assert_eq!(names(db, "PersistentVolumeClaim"), ["data-db"]);
-    assert!(
-        db.message.contains("us-central1-b") && db.message.contains(ZONE),
-        "{}",
-        db.message
-    );
-
-    // A new pool that also covers zone b only leaves the legacy volume.
-    w.cluster.node_pools[0].locations = vec![ZONE.into(), "us-central1-b".into()];
-    let stuck: Vec<String> = w
-        .with_code(codes::ZONAL_VOLUME_NOT_COVERED)
-        .iter()
-        .flat_map(|f| names(f, "Deployment"))
-        .collect();
-    assert_eq!(stuck, ["legacy"]);
 }
 
 #[test]
