@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MoveStrategy};
@@ -26,22 +25,20 @@ use crate::clone::config_drift;
 use crate::pod::{Container, Pod, PodSpec};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Workloads, POOL_LABEL};
-use crate::workloads::{
-    classify, controller_of, disruptions_allowed, pdb_name, pod_node, resolve_int_or_percent,
-    selector_matches, workload_of, workload_replicas, PodClass, Rounding, WorkloadRef,
-};
+use crate::workloads::{classify, controller_of, pod_node, workload_of, PodClass, WorkloadRef};
 
 mod findings;
 mod moves;
 mod new_pool;
 pub(crate) mod rollout;
 
+pub use findings::budgets::readiness_seconds;
+use findings::budgets::{blocking_pdbs, single_replicas};
+use findings::subject_and_pods;
 pub use findings::volumes::pv_zones;
 use findings::volumes::{
     emptydir_pods, hostpath_pods, local_volumes, standalone_pods, zonal_volumes,
 };
-use findings::{pod_list, subject_and_pods};
-use moves::surged;
 pub use moves::{moves, MovedBy, WorkloadMove};
 pub use new_pool::{default_num_nodes, nodes_per_zone, pool_zones, target_version, NewPool};
 pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy, MOVE_ANNOTATION};
@@ -342,187 +339,6 @@ pub fn analyze(input: &PlanInput) -> Vec<Finding> {
     }
     findings
         .sort_by(|a, b| (a.severity, a.code, &a.objects).cmp(&(b.severity, b.code, &b.objects)));
-    findings
-}
-
-/// `minAvailable`/`maxUnavailable` scaled like the disruption controller (percentages round up).
-fn scaled(value: &IntOrString, expected: i32) -> i32 {
-    resolve_int_or_percent(value, expected, Rounding::Up)
-}
-
-fn int_or_string(value: &IntOrString) -> String {
-    match value {
-        IntOrString::Int(n) => n.to_string(),
-        IntOrString::String(s) => s.clone(),
-    }
-}
-
-/// The replicas a PDB expects, as the disruption controller counts them: the scale of the
-/// controllers of the pods it selects (a pod without one counts once), else its status.
-fn pdb_expected_pods(input: &PlanInput, pdb: &PodDisruptionBudget) -> i32 {
-    let empty = BTreeMap::new();
-    let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
-    let mut owners = BTreeSet::new();
-    let mut loose = 0;
-    for pod in input.pods.iter().filter(|p| {
-        p.metadata.namespace == pdb.metadata.namespace
-            && classify(p) != PodClass::Finished
-            && selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&empty))
-    }) {
-        match workload_of(pod, input.workloads) {
-            Some(w) => {
-                owners.insert(w);
-            }
-            None => loose += 1,
-        }
-    }
-    let mut expected = loose;
-    for w in &owners {
-        expected += workload_replicas(input.workloads, w).unwrap_or(1);
-    }
-    if expected == 0 {
-        pdb.status.as_ref().map_or(0, |s| s.expected_pods)
-    } else {
-        expected
-    }
-}
-
-/// PodDisruptionBudgets covering pods to drain that allow no eviction: structurally (the drain can
-/// never proceed) or right now.
-fn blocking_pdbs(input: &PlanInput) -> Vec<Finding> {
-    // Pods moved by a rolling restart are never evicted.
-    let surged = surged(input);
-    let evictable: Vec<&Pod> = input
-        .evictable_on_old()
-        .into_iter()
-        .filter(|p| workload_of(p, input.workloads).is_none_or(|w| !surged.contains(&w)))
-        .collect();
-    let empty = BTreeMap::new();
-    let mut findings = Vec::new();
-    for pdb in input.pdbs {
-        let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
-        let covered: Vec<&Pod> = evictable
-            .iter()
-            .copied()
-            .filter(|p| p.metadata.namespace == pdb.metadata.namespace)
-            .filter(|p| selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&empty)))
-            .collect();
-        if covered.is_empty() {
-            continue;
-        }
-        let expected = pdb_expected_pods(input, pdb);
-        let spec = pdb.spec.as_ref();
-        let min_available = spec.and_then(|s| s.min_available.as_ref());
-        let max_unavailable = spec.and_then(|s| s.max_unavailable.as_ref());
-        let structural = if let Some(max) = max_unavailable.filter(|m| scaled(m, expected) <= 0) {
-            Some(format!("maxUnavailable {}", int_or_string(max)))
-        } else {
-            min_available
-                .filter(|m| expected > 0 && scaled(m, expected) >= expected)
-                .map(|m| {
-                    format!(
-                        "minAvailable {} with {expected} expected pod(s)",
-                        int_or_string(m)
-                    )
-                })
-        };
-        let allowed = disruptions_allowed(pdb);
-        let name = pdb_name(pdb);
-        let subject = ObjectRef::new(
-            "PodDisruptionBudget",
-            Some(pdb.metadata.namespace.as_deref().unwrap_or("default")),
-            pdb.metadata.name.as_deref().unwrap_or("?"),
-        );
-        let objects = subject_and_pods(&subject, &covered);
-        if let Some(rule) = structural {
-            findings.push(
-                Finding::new(Severity::Blocker, codes::PDB_BLOCKS_EVICTION, objects)
-                    .message(format!(
-                        "PDB {name} ({rule}) never allows an eviction: the drain would retry forever on {}",
-                        pod_list(&covered)
-                    ))
-                    .remedy(format!(
-                        "relax the budget (e.g. `kubectl patch pdb {} -n {} --type=merge -p '{{\"spec\":{{\"maxUnavailable\":1,\"minAvailable\":null}}}}'`) or scale the workload up; or pass {} DURATION to delete the pods (ignoring the budget) after that long",
-                        pdb.metadata.name.as_deref().unwrap_or("?"),
-                        pdb.metadata.namespace.as_deref().unwrap_or("default"),
-                        flags::DISABLE_EVICTION_AFTER
-                    ))
-                    .override_flag(flags::DISABLE_EVICTION_AFTER),
-            );
-        } else if allowed <= 0 {
-            let (healthy, desired) = pdb
-                .status
-                .as_ref()
-                .map_or((0, 0), |s| (s.current_healthy, s.desired_healthy));
-            findings.push(
-                Finding::new(Severity::Warning, codes::PDB_BLOCKS_EVICTION, objects)
-                    .message(format!(
-                        "PDB {name} allows no disruption right now (disruptionsAllowed 0, {healthy} healthy of {desired} required): evicting {} waits until it does",
-                        pod_list(&covered)
-                    ))
-                    .remedy(format!(
-                        "find out why the workload is not fully healthy (`kubectl get pods -n {}`); migrate waits up to --drain-timeout per node",
-                        pdb.metadata.namespace.as_deref().unwrap_or("default")
-                    )),
-            );
-        }
-    }
-    findings
-}
-
-/// How long a pod takes to become Ready after it starts, from its readiness probes:
-/// `initialDelaySeconds + periodSeconds` (period defaults to 10 s), the longest container.
-pub fn readiness_seconds(spec: &PodSpec) -> Option<(i32, i32)> {
-    spec.containers
-        .iter()
-        .filter_map(|c| c.readiness_probe.as_ref())
-        .map(|p| {
-            (
-                p.initial_delay_seconds.unwrap_or(0),
-                p.period_seconds.unwrap_or(10),
-            )
-        })
-        .max_by_key(|(delay, period)| delay + period)
-}
-
-/// Workloads with one replica that are evicted: unavailable while their pod restarts elsewhere.
-fn single_replicas(input: &PlanInput) -> Vec<Finding> {
-    // A rolling restart moves them without a gap.
-    let mut seen = surged(input);
-    let mut findings = Vec::new();
-    for pod in input.moving() {
-        let Some(w) = workload_of(pod, input.workloads) else {
-            continue;
-        };
-        if workload_replicas(input.workloads, &w) != Some(1) || !seen.insert(w.clone()) {
-            continue;
-        }
-        let how_long = match pod.spec.as_ref().and_then(readiness_seconds) {
-            Some((delay, period)) => format!(
-                "about {}s plus scheduling and image pull (readinessProbe initialDelaySeconds {delay} + periodSeconds {period})",
-                delay + period
-            ),
-            None => "for its start-up time (it has no readiness probe to tell how long)".into(),
-        };
-        let subject = ObjectRef::workload(&w);
-        findings.push(
-            Finding::new(
-                Severity::Warning,
-                codes::SINGLE_REPLICA,
-                subject_and_pods(&subject, &[pod]),
-            )
-            .message(format!(
-                "{subject} has 1 replica: it is unavailable while its pod is evicted and restarts on pool {}, {how_long}",
-                input.new_pool.name
-            ))
-            .remedy(format!(
-                "scale it to 2 or more replicas before migrating if it must stay up (`kubectl scale {} {} -n {} --replicas=2`)",
-                w.kind.to_ascii_lowercase(),
-                w.name,
-                w.namespace
-            )),
-        );
-    }
     findings
 }
 

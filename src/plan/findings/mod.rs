@@ -7,6 +7,7 @@ use super::{ObjectRef, PlanInput};
 use crate::pod::Pod;
 use crate::workloads::pod_node;
 
+pub(super) mod budgets;
 pub(super) mod volumes;
 
 /// Groups pods by the workload that owns them (the pod itself when it has none).
