@@ -12,10 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{
-    Node, NodeSelector, NodeSelectorRequirement, PersistentVolume, PersistentVolumeClaim, Taint,
-    Toleration,
-};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
@@ -24,7 +21,7 @@ use crate::cli::{MigrateArgs, MoveStrategy};
 use crate::clone::config_drift;
 use crate::pod::{Container, Pod, PodSpec};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
-use crate::tools::kubectl::{node_pool, Workloads, POOL_LABEL};
+use crate::tools::kubectl::{node_pool, Workloads};
 use crate::workloads::{classify, controller_of, pod_node, workload_of, PodClass, WorkloadRef};
 
 mod findings;
@@ -34,6 +31,8 @@ pub(crate) mod rollout;
 
 pub use findings::budgets::readiness_seconds;
 use findings::budgets::{blocking_pdbs, single_replicas};
+pub use findings::scheduling::is_lifecycle_taint;
+use findings::scheduling::{misfit, prospects, unsatisfiable_scheduling};
 use findings::subject_and_pods;
 pub use findings::volumes::pv_zones;
 use findings::volumes::{
@@ -552,241 +551,6 @@ pub fn estimate_allocatable(machine_type: &str) -> Option<(i64, i64)> {
     };
     let memory = ((memory_mib - reserved_mib - 100.0) * MIB as f64) as i64;
     Some((cpu, memory))
-}
-
-/// A node the moving pods could land on: an existing node of the new pool, or one it will have.
-#[derive(Debug, Clone)]
-struct Prospect {
-    name: Option<String>,
-    labels: BTreeMap<String, String>,
-    taints: Vec<Taint>,
-}
-
-/// The new pool's nodes: the registered ones, else one synthesized per zone from an old node's
-/// labels with the new pool's name, zone, machine type, node labels and taints.
-fn prospects(input: &PlanInput) -> Vec<Prospect> {
-    let registered = input.pool_nodes(&input.new_pool.name);
-    if !registered.is_empty() {
-        return registered
-            .into_iter()
-            .map(|n| Prospect {
-                name: n.metadata.name.clone(),
-                labels: n.metadata.labels.clone().unwrap_or_default(),
-                taints: n
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.taints.clone())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|t| !is_lifecycle_taint(&t.key))
-                    .collect(),
-            })
-            .collect();
-    }
-    let new = input.new_pool;
-    let template = input
-        .pool_nodes(&input.old_pool.name)
-        .first()
-        .and_then(|n| n.metadata.labels.clone())
-        .unwrap_or_default();
-    let mut base: BTreeMap<String, String> = template
-        .into_iter()
-        .filter(|(k, _)| !input.old_pool.config.labels.contains_key(k))
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "kubernetes.io/hostname"
-                    | "cloud.google.com/gke-spot"
-                    | "cloud.google.com/gke-preemptible"
-            )
-        })
-        .collect();
-    base.extend(new.labels.clone());
-    base.insert(POOL_LABEL.into(), new.name.clone());
-    for key in [
-        "node.kubernetes.io/instance-type",
-        "beta.kubernetes.io/instance-type",
-    ] {
-        base.insert(key.into(), new.machine_type.clone());
-    }
-    if let Some(family) = new.machine_type.split('-').next() {
-        base.insert("cloud.google.com/machine-family".into(), family.into());
-    }
-    if new.spot {
-        base.insert("cloud.google.com/gke-spot".into(), "true".into());
-    }
-    if new.preemptible {
-        base.insert("cloud.google.com/gke-preemptible".into(), "true".into());
-    }
-    let zones = if new.zones.is_empty() {
-        vec![String::new()]
-    } else {
-        new.zones.clone()
-    };
-    zones
-        .into_iter()
-        .map(|zone| {
-            let mut labels = base.clone();
-            for key in ZONE_KEYS {
-                labels.remove(key);
-            }
-            if !zone.is_empty() {
-                labels.insert("topology.kubernetes.io/zone".into(), zone.clone());
-                labels.insert("failure-domain.beta.kubernetes.io/zone".into(), zone);
-            }
-            Prospect {
-                name: None,
-                labels,
-                taints: new.taints.clone(),
-            }
-        })
-        .collect()
-}
-
-/// Whether `key` is a taint Kubernetes puts on a node for a while and takes off again, not one
-/// of its pool: not Ready yet (a booting node), unreachable, cordoned, under memory/disk/PID
-/// pressure, network unavailable, not initialised by the cloud provider, being removed by the
-/// cluster autoscaler. Pods are not expected to tolerate them.
-pub fn is_lifecycle_taint(key: &str) -> bool {
-    key.starts_with("node.kubernetes.io/")
-        || key.starts_with("node.cloudprovider.kubernetes.io/")
-        || matches!(
-            key,
-            "ToBeDeletedByClusterAutoscaler" | "DeletionCandidateOfClusterAutoscaler"
-        )
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-/// A required node selector (terms ORed, requirements ANDed; an empty term matches nothing).
-fn node_selector_matches(selector: &NodeSelector, prospect: &Prospect) -> bool {
-    selector.node_selector_terms.iter().any(|term| {
-        let expressions = term.match_expressions.as_deref().unwrap_or(&[]);
-        let fields = term.match_fields.as_deref().unwrap_or(&[]);
-        (!expressions.is_empty() || !fields.is_empty())
-            && expressions
-                .iter()
-                .all(|r| requirement_matches(r, prospect.labels.get(&r.key).map(String::as_str)))
-            && fields.iter().all(|r| {
-                let value = (r.key == "metadata.name")
-                    .then_some(prospect.name.as_deref())
-                    .flatten();
-                requirement_matches(r, value)
-            })
-    })
-}
-
-fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = toleration
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key = toleration.key.as_deref().unwrap_or("");
-    let exists = toleration.operator.as_deref() == Some("Exists");
-    let key_ok = (key.is_empty() && exists) || key == taint.key;
-    let value_ok =
-        exists || toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
-    effect_ok && key_ok && value_ok
-}
-
-/// Why the pod could not be scheduled on the prospective node, or `None` if it could (labels and
-/// taints only; resources and volumes are other findings).
-fn misfit(spec: &PodSpec, prospect: &Prospect) -> Option<String> {
-    for (k, v) in spec.node_selector.iter().flatten() {
-        if prospect.labels.get(k) != Some(v) {
-            return Some(format!("nodeSelector {k}={v}"));
-        }
-    }
-    if let Some(required) = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-    {
-        if !node_selector_matches(required, prospect) {
-            return Some("its required node affinity".into());
-        }
-    }
-    let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
-    for taint in prospect
-        .taints
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-    {
-        if !tolerations.iter().any(|t| tolerates(t, taint)) {
-            return Some(format!(
-                "taint {}={}:{} (not tolerated)",
-                taint.key,
-                taint.value.as_deref().unwrap_or(""),
-                taint.effect
-            ));
-        }
-    }
-    None
-}
-
-/// Pods whose nodeSelector, required node affinity or tolerations no node of the new pool
-/// satisfies.
-fn unsatisfiable_scheduling(input: &PlanInput) -> Vec<Finding> {
-    let prospects = prospects(input);
-    let mut misfits: BTreeMap<ObjectRef, (Vec<&Pod>, String)> = BTreeMap::new();
-    for pod in input.moving() {
-        let Some(spec) = pod.spec.as_ref() else {
-            continue;
-        };
-        let reasons: Vec<String> = prospects.iter().filter_map(|p| misfit(spec, p)).collect();
-        if reasons.len() == prospects.len() && !reasons.is_empty() {
-            let entry = misfits
-                .entry(input.workload_label(pod))
-                .or_insert_with(|| (Vec::new(), reasons[0].clone()));
-            entry.0.push(pod);
-        }
-    }
-    let new = &input.new_pool.name;
-    misfits
-        .into_iter()
-        .map(|(subject, (pods, reason))| {
-            Finding::new(
-                Severity::Blocker,
-                codes::UNSATISFIABLE_SCHEDULING,
-                subject_and_pods(&subject, &pods),
-            )
-            .message(format!(
-                "{subject}: {} pod(s) cannot run on pool {new}: no node of it matches {reason}; once drained they stay Pending",
-                pods.len()
-            ))
-            .remedy(format!(
-                "give pool {new} the labels/taints the pods need (create it yourself; migrate reuses it) or change the pods' scheduling constraints; pass {} to go on anyway",
-                flags::ALLOW_UNSCHEDULABLE
-            ))
-            .override_flag(flags::ALLOW_UNSCHEDULABLE)
-        })
-        .collect()
 }
 
 fn node_allocatable(node: &Node) -> Resources {

@@ -2,6 +2,7 @@
 //! whole analysis (what a quiet cluster gives, the order of the findings).
 
 use super::*;
+use crate::tools::kubectl::POOL_LABEL;
 use serde_json::{json, Value};
 
 pub(super) const OLD: &str = "default-pool";
@@ -411,140 +412,6 @@ fn capacity_counts_what_already_runs_on_an_existing_new_pool() {
         "{}",
         found[0].message
     );
-}
-
-#[test]
-fn scheduling_constraints_the_new_pool_does_not_meet() {
-    let taint = json!({"key": "dedicated", "value": "payments", "effect": "NO_SCHEDULE"});
-    let tolerate = json!([{"key": "dedicated", "operator": "Equal", "value": "payments", "effect": "NoSchedule"}]);
-    let mut w = World::new()
-        .deployment("tolerant", 1, json!({"tolerations": tolerate}))
-        .deployment("intolerant", 1, json!({}))
-        .deployment("anything", 1, json!({"tolerations": [{"operator": "Exists"}]}))
-        .deployment("selective", 1, json!({"nodeSelector": {"team": "payments"}, "tolerations": [{"operator": "Exists"}]}))
-        .deployment("zonal", 1, json!({"tolerations": [{"operator": "Exists"}], "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["europe-west1-b"]}]},
-            ]}}}}))
-        .deployment("affine", 1, json!({"tolerations": [{"operator": "Exists"}], "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "cloud.google.com/gke-nodepool", "operator": "NotIn", "values": [OLD]}]},
-            ]}}}}));
-    // An existing new pool with a taint and no `team` label.
-    w.cluster.node_pools.push(from(
-        json!({"name": NEW, "initialNodeCount": 1, "locations": [ZONE],
-        "config": {"machineType": "e2-standard-4", "taints": [taint]}}),
-    ));
-    let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
-    let mut stuck: Vec<String> = found.iter().flat_map(|f| names(f, "Deployment")).collect();
-    stuck.sort();
-    assert_eq!(stuck, ["intolerant", "selective", "zonal"], "{found:#?}");
-    assert!(found.iter().all(
-        |f| f.severity == Severity::Blocker && f.override_flag == Some("--allow-unschedulable")
-    ));
-    let intolerant = found
-        .iter()
-        .find(|f| names(f, "Deployment") == ["intolerant"])
-        .unwrap();
-    assert!(
-        intolerant
-            .message
-            .contains("taint dedicated=payments:NoSchedule"),
-        "{}",
-        intolerant.message
-    );
-    let selective = found
-        .iter()
-        .find(|f| names(f, "Deployment") == ["selective"])
-        .unwrap();
-    assert!(
-        selective.message.contains("nodeSelector team=payments"),
-        "{}",
-        selective.message
-    );
-}
-
-/// Nodes of the new pool that are still booting (a re-run after a kill) or cordoned (the
-/// destination of a rollback) carry taints Kubernetes takes off again: not the pool's.
-#[test]
-fn taints_of_booting_or_cordoned_nodes_are_not_the_pools() {
-    let mut w = World::new().deployment("web", 2, json!({}));
-    w.cluster
-        .node_pools
-        .push(from(json!({"name": NEW, "initialNodeCount": 1,
-        "locations": [ZONE], "config": {"machineType": "e2-standard-4"}})));
-    let mut booting = node("new-1", NEW, ZONE);
-    booting["spec"] = json!({"taints": [
-        {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
-        {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}]});
-    let mut cordoned = node("new-2", NEW, ZONE);
-    cordoned["spec"] = json!({"unschedulable": true, "taints": [
-        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
-        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
-        {"key": "ToBeDeletedByClusterAutoscaler", "value": "1", "effect": "NoSchedule"}]});
-    w.nodes.push(from(booting));
-    w.nodes.push(from(cordoned.clone()));
-    assert!(
-        w.with_code(codes::UNSATISFIABLE_SCHEDULING).is_empty(),
-        "{:#?}",
-        w.with_code(codes::UNSATISFIABLE_SCHEDULING)
-    );
-    // A taint of the pool's own still counts, beside them.
-    cordoned["spec"]["taints"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"key": "dedicated", "value": "batch", "effect": "NoSchedule"}));
-    w.nodes
-        .retain(|n| n.metadata.name.as_deref() != Some("new-2"));
-    w.nodes.push(from(cordoned));
-    w.nodes
-        .retain(|n| n.metadata.name.as_deref() != Some("new-1"));
-    let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert!(
-        found[0]
-            .message
-            .contains("taint dedicated=batch:NoSchedule"),
-        "{}",
-        found[0].message
-    );
-    assert!(
-        !found[0].message.contains("node.kubernetes.io"),
-        "{}",
-        found[0].message
-    );
-}
-
-#[test]
-fn a_clone_keeps_the_labels_and_taints_its_pods_need() {
-    let mut w = World::new().deployment(
-        "payments",
-        2,
-        json!({
-        "nodeSelector": {"team": "payments"},
-        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}),
-    );
-    w.cluster.node_pools[0].config = from(json!({"machineType": "e2-standard-4",
-        "labels": {"team": "payments"},
-        "taints": [{"key": "dedicated", "value": "payments", "effect": "NO_SCHEDULE"}]}));
-    for n in &mut w.nodes {
-        n.metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert("team".into(), "payments".into());
-    }
-    assert!(w.with_code(codes::UNSATISFIABLE_SCHEDULING).is_empty());
-    // A pod pinned to an old node's hostname cannot follow.
-    let w = w.deployment(
-        "pinned",
-        1,
-        json!({"nodeSelector": {"kubernetes.io/hostname": "old-1"},
-        "tolerations": [{"operator": "Exists"}]}),
-    );
-    let found = w.with_code(codes::UNSATISFIABLE_SCHEDULING);
-    assert_eq!(found.len(), 1);
-    assert_eq!(names(&found[0], "Deployment"), ["pinned"]);
 }
 
 #[test]

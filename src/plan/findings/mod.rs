@@ -8,6 +8,7 @@ use crate::pod::Pod;
 use crate::workloads::pod_node;
 
 pub(super) mod budgets;
+pub(super) mod scheduling;
 pub(super) mod volumes;
 
 /// Groups pods by the workload that owns them (the pod itself when it has none).
