@@ -8,18 +8,17 @@
 //! migrate` prints them; no I/O happens here, so every rule is unit-tested on small hand-built
 //! objects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MoveStrategy};
 use crate::clone::config_drift;
-use crate::pod::{Container, Pod, PodSpec};
+use crate::pod::Pod;
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Workloads};
 use crate::workloads::{classify, controller_of, pod_node, workload_of, PodClass, WorkloadRef};
@@ -27,19 +26,21 @@ use crate::workloads::{classify, controller_of, pod_node, workload_of, PodClass,
 mod findings;
 mod moves;
 mod new_pool;
+mod resources;
 pub(crate) mod rollout;
 
 pub use findings::budgets::readiness_seconds;
 use findings::budgets::{blocking_pdbs, single_replicas};
+use findings::capacity::capacity;
 pub use findings::scheduling::is_lifecycle_taint;
-use findings::scheduling::{misfit, prospects, unsatisfiable_scheduling};
-use findings::subject_and_pods;
+use findings::scheduling::unsatisfiable_scheduling;
 pub use findings::volumes::pv_zones;
 use findings::volumes::{
     emptydir_pods, hostpath_pods, local_volumes, standalone_pods, zonal_volumes,
 };
 pub use moves::{moves, MovedBy, WorkloadMove};
 pub use new_pool::{default_num_nodes, nodes_per_zone, pool_zones, target_version, NewPool};
+pub use resources::{estimate_allocatable, parse_quantity, pod_requests, Resources};
 pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy, MOVE_ANNOTATION};
 
 /// Stable finding codes (scripts may match on them).
@@ -338,413 +339,6 @@ pub fn analyze(input: &PlanInput) -> Vec<Finding> {
     }
     findings
         .sort_by(|a, b| (a.severity, a.code, &a.objects).cmp(&(b.severity, b.code, &b.objects)));
-    findings
-}
-
-/// CPU (millicores), memory (bytes) and pod slots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resources {
-    pub cpu_millis: i64,
-    pub memory_bytes: i64,
-    pub pods: i64,
-}
-
-impl std::ops::Add for Resources {
-    type Output = Resources;
-    fn add(self, o: Resources) -> Resources {
-        Resources {
-            cpu_millis: self.cpu_millis + o.cpu_millis,
-            memory_bytes: self.memory_bytes + o.memory_bytes,
-            pods: self.pods + o.pods,
-        }
-    }
-}
-
-impl std::ops::Mul<i64> for Resources {
-    type Output = Resources;
-    fn mul(self, n: i64) -> Resources {
-        Resources {
-            cpu_millis: self.cpu_millis * n,
-            memory_bytes: self.memory_bytes * n,
-            pods: self.pods * n,
-        }
-    }
-}
-
-impl std::iter::Sum for Resources {
-    fn sum<I: Iterator<Item = Resources>>(iter: I) -> Resources {
-        iter.fold(Resources::default(), |a, b| a + b)
-    }
-}
-
-impl fmt::Display for Resources {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} CPU, {} memory",
-            cpu_text(self.cpu_millis),
-            memory_text(self.memory_bytes)
-        )
-    }
-}
-
-fn cpu_text(millis: i64) -> String {
-    format!("{millis}m")
-}
-
-fn memory_text(bytes: i64) -> String {
-    format!("{}Mi", bytes / MIB)
-}
-
-const MIB: i64 = 1024 * 1024;
-
-/// A Kubernetes quantity (`250m`, `1.5`, `256Mi`, `1G`, `1e3`) in base units.
-pub fn parse_quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0_f64.powi(3),
-        "Ti" => 1024.0_f64.powi(4),
-        "Pi" => 1024.0_f64.powi(5),
-        "Ei" => 1024.0_f64.powi(6),
-        _ => return None,
-    };
-    number.parse::<f64>().ok().map(|n| n * multiplier)
-}
-
-fn resources_of(map: Option<&BTreeMap<String, Quantity>>) -> Resources {
-    let get = |key: &str| {
-        map.and_then(|m| m.get(key))
-            .and_then(|q| parse_quantity(&q.0))
-            .unwrap_or(0.0)
-    };
-    Resources {
-        cpu_millis: (get("cpu") * 1000.0).ceil() as i64,
-        memory_bytes: get("memory").ceil() as i64,
-        pods: get("pods") as i64,
-    }
-}
-
-/// What the scheduler reserves for a pod: the sum of its containers' requests (limits when a
-/// request is missing), at least each init container's, plus the pod overhead; one pod slot.
-pub fn pod_requests(spec: &PodSpec) -> Resources {
-    let container = |c: &Container| {
-        let r = c.resources.as_ref();
-        let requests = resources_of(r.and_then(|r| r.requests.as_ref()));
-        let limits = resources_of(r.and_then(|r| r.limits.as_ref()));
-        Resources {
-            cpu_millis: if requests.cpu_millis > 0 {
-                requests.cpu_millis
-            } else {
-                limits.cpu_millis
-            },
-            memory_bytes: if requests.memory_bytes > 0 {
-                requests.memory_bytes
-            } else {
-                limits.memory_bytes
-            },
-            pods: 0,
-        }
-    };
-    let mut total: Resources = spec.containers.iter().map(container).sum();
-    for init in spec.init_containers.iter().flatten() {
-        let r = container(init);
-        total.cpu_millis = total.cpu_millis.max(r.cpu_millis);
-        total.memory_bytes = total.memory_bytes.max(r.memory_bytes);
-    }
-    total = total + resources_of(spec.overhead.as_ref());
-    total.pods = 1;
-    total
-}
-
-/// Estimated allocatable CPU (millicores) and memory (bytes) of a GKE node of a machine type:
-/// the machine's vCPUs and memory (GCE families e2, n1, n2, n2d, c2, c3 in their `standard`,
-/// `highmem`, `highcpu` and `custom-CPU-MiB` shapes, and the shared-core e2-micro/small/medium)
-/// minus GKE's reservations:
-/// - CPU: 6% of the first core, 1% of the next, 0.5% of the next 2, 0.25% of any core above 4;
-///   shared-core e2 machines have 940m allocatable.
-/// - Memory: 255 MiB on machines under 1 GiB; otherwise 25% of the first 4 GiB, 20% of the next
-///   4 GiB, 10% of the next 8 GiB, 6% of the next 112 GiB and 2% above 128 GiB; plus the kubelet's
-///   100 MiB eviction threshold.
-///
-/// An estimate (GKE's real figures differ by a few MiB per machine type); `None` for a machine
-/// type it does not know.
-pub fn estimate_allocatable(machine_type: &str) -> Option<(i64, i64)> {
-    let (vcpus, memory_mib, shared_core): (i64, f64, bool) = match machine_type {
-        "e2-micro" => (2, 1024.0, true),
-        "e2-small" => (2, 2048.0, true),
-        "e2-medium" => (2, 4096.0, true),
-        _ => {
-            let parts: Vec<&str> = machine_type.split('-').collect();
-            let family = *parts.first()?;
-            if parts.len() == 4 && parts[1] == "custom" {
-                let cpus: i64 = parts[2].parse().ok()?;
-                let mib: f64 = parts[3].parse().ok()?;
-                (cpus, mib, false)
-            } else if parts.len() == 3 {
-                let cpus: i64 = parts[2].parse().ok().filter(|n| *n > 0)?;
-                let gib_per_cpu = match (family, parts[1]) {
-                    ("n1", "standard") => 3.75,
-                    ("n1", "highmem") => 6.5,
-                    ("n1", "highcpu") => 0.9,
-                    ("e2" | "n2" | "n2d" | "c2" | "c3", "standard") => 4.0,
-                    ("e2" | "n2" | "n2d" | "c3", "highmem") => 8.0,
-                    ("e2" | "n2" | "n2d", "highcpu") => 1.0,
-                    ("c3", "highcpu") => 2.0,
-                    _ => return None,
-                };
-                (cpus, cpus as f64 * gib_per_cpu * 1024.0, false)
-            } else {
-                return None;
-            }
-        }
-    };
-    let cpu = if shared_core {
-        940
-    } else {
-        let mut reserved = 0.0;
-        for core in 1..=vcpus {
-            reserved += match core {
-                1 => 0.06,
-                2 => 0.01,
-                3 | 4 => 0.005,
-                _ => 0.0025,
-            };
-        }
-        vcpus * 1000 - (reserved * 1000.0_f64).round() as i64
-    };
-    let reserved_mib = if memory_mib < 1024.0 {
-        255.0
-    } else {
-        let mut rest = memory_mib;
-        let mut reserved = 0.0;
-        for (size, fraction) in [
-            (4096.0, 0.25),
-            (4096.0, 0.20),
-            (8192.0, 0.10),
-            (114688.0, 0.06),
-            (f64::INFINITY, 0.02),
-        ] {
-            let take = rest.min(size);
-            reserved += take * fraction;
-            rest -= take;
-            if rest <= 0.0 {
-                break;
-            }
-        }
-        reserved
-    };
-    let memory = ((memory_mib - reserved_mib - 100.0) * MIB as f64) as i64;
-    Some((cpu, memory))
-}
-
-fn node_allocatable(node: &Node) -> Resources {
-    resources_of(node.status.as_ref().and_then(|s| s.allocatable.as_ref()))
-}
-
-/// Where the per-node allocatable figure comes from.
-fn allocatable_per_node(input: &PlanInput) -> (Resources, String) {
-    let new = input.new_pool;
-    let max_pods = input
-        .old_pool
-        .max_pods_constraint
-        .as_ref()
-        .and_then(|m| m.max_pods_per_node)
-        .unwrap_or(110) as i64;
-    if let Some(node) = input.pool_nodes(&new.name).first() {
-        return (
-            node_allocatable(node),
-            format!("from the allocatable of pool {}'s nodes", new.name),
-        );
-    }
-    let old_machine = input.old_pool.config.machine_type.as_deref().unwrap_or("");
-    if new.machine_type == old_machine {
-        if let Some(node) = input.pool_nodes(&input.old_pool.name).first() {
-            let mut r = node_allocatable(node);
-            if r.pods == 0 {
-                r.pods = max_pods;
-            }
-            return (
-                r,
-                format!(
-                    "as the old nodes' allocatable ({} is the old pool's machine type)",
-                    new.machine_type
-                ),
-            );
-        }
-    }
-    match estimate_allocatable(&new.machine_type) {
-        Some((cpu, memory)) => (
-            Resources {
-                cpu_millis: cpu,
-                memory_bytes: memory,
-                pods: max_pods,
-            },
-            format!(
-                "an estimate for machine type {} after GKE's reservations",
-                new.machine_type
-            ),
-        ),
-        None => (Resources::default(), String::new()),
-    }
-}
-
-/// The new pool's allocatable CPU/memory/pods against what it must hold: the pods that move,
-/// what already runs there, and the DaemonSet pods each of its nodes will run.
-fn capacity(input: &PlanInput) -> Vec<Finding> {
-    let new = input.new_pool;
-    let (per_node, source) = allocatable_per_node(input);
-    let pool_ref = ObjectRef::new("NodePool", None, &new.name);
-    if source.is_empty() {
-        return vec![Finding::new(Severity::Warning, codes::NEW_POOL_CAPACITY, vec![pool_ref])
-            .message(format!(
-                "machine type {:?} is unknown to the capacity estimate: the new pool's capacity was not checked",
-                new.machine_type
-            ))
-            .remedy("check by hand that the new pool can hold the old pool's pods")];
-    }
-    let registered = input.pool_nodes(&new.name);
-    let registered_names: BTreeSet<&str> = registered
-        .iter()
-        .filter_map(|n| n.metadata.name.as_deref())
-        .collect();
-    let missing_nodes = (new.node_count as i64 - registered.len() as i64).max(0);
-    let capacity: Resources = registered
-        .iter()
-        .map(|n| node_allocatable(n))
-        .sum::<Resources>()
-        + per_node * missing_nodes;
-
-    let moving = input.moving();
-    let moving_requests: Resources = moving
-        .iter()
-        .filter_map(|p| p.spec.as_ref())
-        .map(pod_requests)
-        .sum();
-    let already: Resources = input
-        .pods
-        .iter()
-        .filter(|p| pod_node(p).is_some_and(|n| registered_names.contains(n)))
-        .filter(|p| classify(p) != PodClass::Finished)
-        .filter_map(|p| p.spec.as_ref())
-        .map(pod_requests)
-        .sum();
-    let prospect = prospects(input).into_iter().next();
-    let daemons_per_node: Resources = input
-        .daemon_sets
-        .iter()
-        .filter_map(|d| d.spec.as_ref()?.template.spec.as_ref())
-        .map(PodSpec::from_api)
-        .filter(|spec| prospect.as_ref().is_some_and(|p| misfit(spec, p).is_none()))
-        .map(|spec| pod_requests(&spec))
-        .sum();
-    let daemons = daemons_per_node * missing_nodes;
-    let needed = moving_requests + already + daemons;
-
-    let nodes_text = format!(
-        "{} node(s) of {}{}",
-        new.node_count,
-        new.machine_type,
-        if new.exists { "" } else { " (to be created)" }
-    );
-    let breakdown = format!(
-        "the {} pod(s) to move request {moving_requests}; already on the pool: {already}; DaemonSet pods on the {missing_nodes} node(s) to come: {daemons}",
-        moving.len()
-    );
-    let mut short = Vec::new();
-    if needed.cpu_millis > capacity.cpu_millis {
-        short.push(format!(
-            "CPU by {}",
-            cpu_text(needed.cpu_millis - capacity.cpu_millis)
-        ));
-    }
-    if needed.memory_bytes > capacity.memory_bytes {
-        short.push(format!(
-            "memory by {}",
-            memory_text(needed.memory_bytes - capacity.memory_bytes)
-        ));
-    }
-    if needed.pods > capacity.pods {
-        short.push(format!("pod slots by {}", needed.pods - capacity.pods));
-    }
-    let mut findings = Vec::new();
-    if !short.is_empty() {
-        findings.push(
-            Finding::new(Severity::Blocker, codes::INSUFFICIENT_CAPACITY, vec![pool_ref.clone()])
-                .message(format!(
-                    "pool {} ({nodes_text}, {} per node, {source}) has {capacity} allocatable but needs {needed}: {breakdown}; short of {}: pods that do not fit stay Pending and migrate stops at --settle-timeout",
-                    new.name,
-                    per_node,
-                    short.join(", ")
-                ))
-                .remedy(format!(
-                    "use a larger --machine-type or more --num-nodes (per zone), or resize pool {} if it exists; pass {} to go on anyway",
-                    new.name,
-                    flags::ALLOW_INSUFFICIENT_CAPACITY
-                ))
-                .override_flag(flags::ALLOW_INSUFFICIENT_CAPACITY),
-        );
-    }
-    // A pod bigger than what one node has left after its DaemonSets fits nowhere.
-    let room = Resources {
-        cpu_millis: per_node.cpu_millis - daemons_per_node.cpu_millis,
-        memory_bytes: per_node.memory_bytes - daemons_per_node.memory_bytes,
-        pods: per_node.pods,
-    };
-    let mut too_big: BTreeMap<ObjectRef, Vec<&Pod>> = BTreeMap::new();
-    for pod in &moving {
-        let r = pod.spec.as_ref().map(pod_requests).unwrap_or_default();
-        if r.cpu_millis > room.cpu_millis || r.memory_bytes > room.memory_bytes {
-            too_big
-                .entry(input.workload_label(pod))
-                .or_default()
-                .push(pod);
-        }
-    }
-    for (subject, pods) in too_big {
-        let r = pods[0].spec.as_ref().map(pod_requests).unwrap_or_default();
-        findings.push(
-            Finding::new(
-                Severity::Blocker,
-                codes::INSUFFICIENT_CAPACITY,
-                subject_and_pods(&subject, &pods),
-            )
-            .message(format!(
-                "{subject}: each pod requests {r}, more than one node of pool {} offers after its DaemonSets ({room}; {source})",
-                new.name
-            ))
-            .remedy(format!(
-                "use a larger --machine-type; pass {} to go on anyway",
-                flags::ALLOW_INSUFFICIENT_CAPACITY
-            ))
-            .override_flag(flags::ALLOW_INSUFFICIENT_CAPACITY),
-        );
-    }
-    if findings.is_empty() {
-        findings.push(
-            Finding::new(Severity::Info, codes::NEW_POOL_CAPACITY, vec![pool_ref])
-                .message(format!(
-                    "pool {} ({nodes_text}, {per_node} per node, {source}) has {capacity} allocatable and needs {needed}: {breakdown}",
-                    new.name
-                ))
-                .remedy("nothing to do"),
-        );
-    }
     findings
 }
 

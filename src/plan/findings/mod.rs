@@ -8,6 +8,7 @@ use crate::pod::Pod;
 use crate::workloads::pod_node;
 
 pub(super) mod budgets;
+pub(super) mod capacity;
 pub(super) mod scheduling;
 pub(super) mod volumes;
 
@@ -23,7 +24,7 @@ fn by_workload<'p>(input: &PlanInput, pods: Vec<&'p Pod>) -> BTreeMap<ObjectRef,
     groups
 }
 
-pub(super) fn pod_list(pods: &[&Pod]) -> String {
+fn pod_list(pods: &[&Pod]) -> String {
     pods.iter()
         .map(|p| {
             format!(
@@ -36,7 +37,7 @@ pub(super) fn pod_list(pods: &[&Pod]) -> String {
         .join(", ")
 }
 
-pub(super) fn subject_and_pods(subject: &ObjectRef, pods: &[&Pod]) -> Vec<ObjectRef> {
+fn subject_and_pods(subject: &ObjectRef, pods: &[&Pod]) -> Vec<ObjectRef> {
     let mut objects = vec![subject.clone()];
     for pod in pods {
         let pod = ObjectRef::pod(pod);
