@@ -7,6 +7,11 @@
 //! a blocker, the `migrate` flag that accepts it (some blockers have none). `kubectl zdupgrade plan
 //! migrate` prints them; no I/O happens here, so every rule is unit-tested on small hand-built
 //! objects.
+//!
+//! By concern: the pool the workloads move to (`new_pool`), how each workload moves (`moves`,
+//! with the rolling-update decisions `commands::surge` shares in `rollout`), what pods request
+//! and nodes offer (`resources`), and one module per family of findings under `findings`. What
+//! other code uses is re-exported here.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -17,7 +22,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MoveStrategy};
-use crate::clone::config_drift;
 use crate::pod::Pod;
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Workloads};
@@ -32,6 +36,8 @@ pub(crate) mod rollout;
 pub use findings::budgets::readiness_seconds;
 use findings::budgets::{blocking_pdbs, single_replicas};
 use findings::capacity::capacity;
+use findings::cluster::{autoscaler, drift, version_skew, zonal_control_plane};
+pub use findings::cluster::{is_zonal_location, newer, version_key};
 pub use findings::scheduling::is_lifecycle_taint;
 use findings::scheduling::unsatisfiable_scheduling;
 pub use findings::volumes::pv_zones;
@@ -340,158 +346,6 @@ pub fn analyze(input: &PlanInput) -> Vec<Finding> {
     findings
         .sort_by(|a, b| (a.severity, a.code, &a.objects).cmp(&(b.severity, b.code, &b.objects)));
     findings
-}
-
-/// Comparable numbers of a version (`v1.30.5-gke.1014001` → 1, 30, 5, 1014001).
-pub fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
-/// Whether `version` (possibly partial: `1.31`) is newer than `than`, comparing only the parts
-/// `version` gives.
-pub fn newer(version: &str, than: &str) -> bool {
-    let v = version_key(version);
-    let t = version_key(than);
-    let n = v.len().min(t.len());
-    v[..n] > t[..n]
-}
-
-fn version_skew(input: &PlanInput) -> Vec<Finding> {
-    let Some(master) = input.cluster.current_master_version.as_deref() else {
-        return Vec::new();
-    };
-    let mut findings = Vec::new();
-    let mut newer_nodes: Vec<(&Node, &str)> = input
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let v = n
-                .status
-                .as_ref()?
-                .node_info
-                .as_ref()?
-                .kubelet_version
-                .as_str();
-            let v = v.trim_start_matches('v');
-            (version_key(v) > version_key(master)).then_some((n, v))
-        })
-        .collect();
-    newer_nodes.sort_by_key(|(n, _)| n.metadata.name.clone());
-    if !newer_nodes.is_empty() {
-        let objects = newer_nodes
-            .iter()
-            .map(|(n, _)| ObjectRef::new("Node", None, n.metadata.name.as_deref().unwrap_or("?")))
-            .collect();
-        let list = newer_nodes
-            .iter()
-            .map(|(n, v)| format!("{} ({v})", n.metadata.name.as_deref().unwrap_or("?")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        findings.push(
-            Finding::new(Severity::Blocker, codes::NODE_NEWER_THAN_MASTER, objects)
-                .message(format!(
-                    "node(s) newer than the control plane ({master}): {list}; Kubernetes does not support kubelets newer than the API server"
-                ))
-                .remedy("upgrade the control plane first: `kubectl zdupgrade upgrade-master`"),
-        );
-    }
-    let target = target_version(input.new_pool, input.server_config);
-    if newer(&target, master) {
-        findings.push(
-            Finding::new(
-                Severity::Blocker,
-                codes::MASTER_OLDER_THAN_TARGET,
-                vec![ObjectRef::new("NodePool", None, &input.new_pool.name)],
-            )
-            .message(format!(
-                "pool {} would run {target}, newer than the control plane ({master}): GKE refuses nodes newer than the control plane",
-                input.new_pool.name
-            ))
-            .remedy(format!(
-                "run `kubectl zdupgrade upgrade-master --version {target}` first, or pick --node-version {master}"
-            )),
-        );
-    }
-    findings
-}
-
-/// A zone has two hyphens (`us-central1-a`), a region one.
-pub fn is_zonal_location(location: &str) -> bool {
-    location.matches('-').count() >= 2
-}
-
-fn zonal_control_plane(input: &PlanInput) -> Vec<Finding> {
-    let location = input.cluster.location.as_deref().unwrap_or(input.location);
-    if !is_zonal_location(location) {
-        return Vec::new();
-    }
-    vec![Finding::new(
-        Severity::Info,
-        codes::ZONAL_CONTROL_PLANE,
-        vec![ObjectRef::new("Cluster", None, &input.cluster.name)],
-    )
-    .message(format!(
-        "cluster {} is zonal ({location}): it has one control-plane replica, so the Kubernetes API is unavailable for minutes during a control-plane upgrade (workloads keep serving; the migration itself does not touch the control plane)",
-        input.cluster.name
-    ))
-    .remedy("consider a regional cluster (a new cluster with --region), whose control plane stays available during upgrades")]
-}
-
-fn autoscaler(input: &PlanInput) -> Vec<Finding> {
-    let old = input.old_pool;
-    let Some(a) = old.autoscaling.as_ref().filter(|a| a.enabled) else {
-        return Vec::new();
-    };
-    let range = match (a.total_min_node_count, a.total_max_node_count) {
-        (Some(min), Some(max)) => format!("{min}-{max} nodes in total"),
-        _ => format!(
-            "{}-{} nodes per zone",
-            a.min_node_count.unwrap_or(0),
-            a.max_node_count.unwrap_or(0)
-        ),
-    };
-    vec![Finding::new(
-        Severity::Warning,
-        codes::AUTOSCALER_ON_OLD_POOL,
-        vec![ObjectRef::new("NodePool", None, &old.name)],
-    )
-    .message(format!(
-        "pool {} has autoscaling on ({range}): while it is drained the cluster autoscaler may add nodes to it for the pods it sees Pending, and those would take pods back; migrate re-lists the old pool before each drain and cordons any node that appeared",
-        old.name
-    ))
-    .remedy(format!(
-        "nothing required; to keep the old pool from growing at all, turn its autoscaling off first (`gcloud container node-pools update {} --cluster {} --no-enable-autoscaling`)",
-        old.name, input.cluster.name
-    ))]
-}
-
-fn drift(input: &PlanInput) -> Vec<Finding> {
-    if input.new_pool.exists {
-        return Vec::new();
-    }
-    let drift = config_drift(input.old_pool);
-    if drift.is_empty() {
-        return Vec::new();
-    }
-    vec![Finding::new(
-        Severity::Blocker,
-        codes::CONFIG_DRIFT,
-        vec![ObjectRef::new("NodePool", None, &input.old_pool.name)],
-    )
-    .message(format!(
-        "pool {} has settings the clone cannot reproduce: {}",
-        input.old_pool.name,
-        drift.join(", ")
-    ))
-    .remedy(format!(
-        "create pool {} yourself with those settings (migrate reuses it); pass {} to create the clone without them",
-        input.new_pool.name,
-        flags::ALLOW_CONFIG_DRIFT
-    ))
-    .override_flag(flags::ALLOW_CONFIG_DRIFT)]
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::workloads::pod_node;
 
 pub(super) mod budgets;
 pub(super) mod capacity;
+pub(super) mod cluster;
 pub(super) mod scheduling;
 pub(super) mod volumes;
 
