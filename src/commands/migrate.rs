@@ -7,7 +7,6 @@
 //! exact commands the real run would execute. The cordon/drain/gate/delete machinery is shared
 //! with `rollback` ([`super::evacuate`]).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::thread::sleep;
 use std::time::Instant;
@@ -30,7 +29,7 @@ use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::{Cluster, NodePool};
 
-const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+pub use crate::plan::{default_num_nodes, nodes_per_zone};
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
@@ -168,35 +167,6 @@ pub fn pick_old_pool<'c>(
             cluster.name
         )),
     })
-}
-
-/// Number of the pool's nodes per zone (Ready or not).
-pub fn nodes_per_zone(nodes: &[Node]) -> BTreeMap<String, u64> {
-    let mut zones = BTreeMap::new();
-    for node in nodes {
-        let zone = node
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| {
-                l.get(ZONE_LABEL)
-                    .or_else(|| l.get("failure-domain.beta.kubernetes.io/zone"))
-            })
-            .cloned()
-            .unwrap_or_default();
-        *zones.entry(zone).or_insert(0) += 1;
-    }
-    zones
-}
-
-/// `--num-nodes` for the clone: never fewer per zone than the old pool has now in any zone.
-pub fn default_num_nodes(old_nodes: &[Node], old: &NodePool) -> u64 {
-    nodes_per_zone(old_nodes)
-        .values()
-        .copied()
-        .max()
-        .unwrap_or_else(|| old.initial_node_count.unwrap_or(1))
-        .max(1)
 }
 
 struct Migration<'a> {

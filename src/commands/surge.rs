@@ -16,95 +16,25 @@ use std::time::{Duration, Instant};
 
 use crate::pod::Pod;
 use crate::report::Event;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{json, Value};
 
 use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
 use crate::cli::MoveStrategy;
 use crate::errors::Error;
 use crate::parallel;
+use crate::plan::rollout::annotation;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
 use crate::watch::Waker;
-use crate::workloads::{
-    controller_of, pending_pod_reason, pod_is_ready, resolve_int_or_percent, workload_of, Rounding,
-    WorkloadRef,
-};
+use crate::workloads::{controller_of, pending_pod_reason, workload_of, WorkloadRef};
+
+pub use crate::plan::{left_to_eviction, resolve_rolling, surge_strategy, MOVE_ANNOTATION};
 
 /// Where the strategy a run replaced is kept until it is put back (JSON of `spec.strategy`).
 pub const ORIGINAL_STRATEGY: &str = "kubectl-zdupgrade/original-strategy";
-/// `kubectl-zdupgrade/move: evict` on a Deployment leaves its pods to eviction.
-pub const MOVE_ANNOTATION: &str = "kubectl-zdupgrade/move";
 /// The pod-template annotation `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-/// maxSurge and maxUnavailable resolved against `replicas` as the Deployment controller does
-/// (percentages: surge rounds up, unavailable down; both 0 means maxUnavailable 1); `None` for
-/// Recreate. A missing strategy is the API's default, RollingUpdate 25%/25%.
-pub fn resolve_rolling(strategy: Option<&DeploymentStrategy>, replicas: i32) -> Option<(i32, i32)> {
-    let strategy = strategy.cloned().unwrap_or_default();
-    if strategy.type_.as_deref() == Some("Recreate") {
-        return None;
-    }
-    let rolling = strategy.rolling_update.unwrap_or_default();
-    let quarter = IntOrString::String("25%".into());
-    let surge = resolve_int_or_percent(
-        rolling.max_surge.as_ref().unwrap_or(&quarter),
-        replicas,
-        Rounding::Up,
-    );
-    let unavailable = resolve_int_or_percent(
-        rolling.max_unavailable.as_ref().unwrap_or(&quarter),
-        replicas,
-        Rounding::Down,
-    );
-    if surge == 0 && unavailable == 0 {
-        Some((0, 1))
-    } else {
-        Some((surge, unavailable))
-    }
-}
-
-/// The strategy to roll out with when the Deployment's own could lower its ready count:
-/// RollingUpdate with maxUnavailable 0 and its own maxSurge (at least 1). `None` when its own
-/// already keeps each old pod until a new one is Ready.
-pub fn surge_strategy(d: &Deployment) -> Option<Value> {
-    let spec = d.spec.as_ref()?;
-    let surge = match resolve_rolling(spec.strategy.as_ref(), spec.replicas.unwrap_or(1)) {
-        Some((_, unavailable)) if unavailable <= 0 => return None,
-        Some((surge, _)) => surge,
-        None => 0,
-    };
-    Some(json!({
-        "type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": surge.max(1), "maxUnavailable": 0}
-    }))
-}
-
-fn annotation<'d>(d: &'d Deployment, key: &str) -> Option<&'d str> {
-    d.metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
-}
-
-/// Why a Deployment with `pods` on the node is left to eviction; `None`: it is restarted.
-pub fn left_to_eviction(d: &Deployment, pods: &[&Pod]) -> Option<&'static str> {
-    let spec = d.spec.as_ref();
-    if annotation(d, MOVE_ANNOTATION) == Some("evict") {
-        Some("opted out (annotation kubectl-zdupgrade/move=evict)")
-    } else if spec.and_then(|s| s.paused) == Some(true) {
-        Some("paused: a restart would not roll out")
-    } else if spec.and_then(|s| s.replicas) == Some(0) {
-        Some("scaled to 0 replicas")
-    } else if pods.iter().any(|p| !pod_is_ready(p)) {
-        Some("its pods there are not Ready: they serve nothing to keep")
-    } else {
-        None
-    }
-}
 
 pub fn deployment_ref(d: &Deployment) -> WorkloadRef {
     WorkloadRef {
@@ -721,6 +651,7 @@ pub fn plan_moves(out: &mut String, ev: &Evacuation, preflight: &Preflight) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::rollout::tests::{deployment, rolling};
 
     #[test]
     fn the_longest_rollouts_are_expected_first() {
@@ -759,79 +690,6 @@ mod tests {
                 json_merge(object.entry(key.clone()).or_insert(Value::Null), value);
             }
         }
-    }
-
-    fn deployment(replicas: i32, strategy: Value) -> Deployment {
-        serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "default", "generation": 3},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}},
-                "strategy": strategy
-            }
-        }))
-        .unwrap()
-    }
-
-    fn rolling(surge: Value, unavailable: Value) -> Value {
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}})
-    }
-
-    fn resolved(replicas: i32, strategy: Value) -> Option<(i32, i32)> {
-        let d = deployment(replicas, strategy);
-        resolve_rolling(d.spec.as_ref().unwrap().strategy.as_ref(), replicas)
-    }
-
-    #[test]
-    fn percentages_round_like_the_deployment_controller() {
-        // 25% of 1: surge rounds up to 1, unavailable down to 0.
-        assert_eq!(
-            resolved(1, rolling(json!("25%"), json!("25%"))),
-            Some((1, 0))
-        );
-        assert_eq!(
-            resolved(10, rolling(json!("25%"), json!("25%"))),
-            Some((3, 2))
-        );
-        assert_eq!(
-            resolved(3, rolling(json!("50%"), json!("50%"))),
-            Some((2, 1))
-        );
-        assert_eq!(resolved(4, rolling(json!(2), json!("0%"))), Some((2, 0)));
-        // The API's default when the strategy is missing.
-        assert_eq!(resolve_rolling(None, 4), Some((1, 1)));
-    }
-
-    #[test]
-    fn both_zero_means_one_unavailable_and_recreate_has_none() {
-        assert_eq!(resolved(1, rolling(json!(0), json!(0))), Some((0, 1)));
-        assert_eq!(
-            resolved(3, rolling(json!("10%"), json!("10%"))),
-            Some((1, 0))
-        );
-        assert_eq!(
-            resolved(1, rolling(json!("10%"), json!("10%"))),
-            Some((1, 0))
-        );
-        assert_eq!(
-            resolved(1, rolling(json!("0%"), json!("10%"))),
-            Some((0, 1))
-        );
-        assert_eq!(resolved(2, json!({"type": "Recreate"})), None);
-    }
-
-    #[test]
-    fn strategy_replaced_only_when_it_could_lower_the_ready_count() {
-        let keep = |r, s| surge_strategy(&deployment(r, s));
-        assert_eq!(keep(1, rolling(json!("25%"), json!("25%"))), None);
-        let zero_unavailable = |surge: i32| Some(rolling(json!(surge), json!(0)));
-        assert_eq!(keep(1, json!({"type": "Recreate"})), zero_unavailable(1));
-        assert_eq!(keep(1, rolling(json!(0), json!(1))), zero_unavailable(1));
-        assert_eq!(
-            keep(4, rolling(json!("50%"), json!("50%"))),
-            zero_unavailable(2)
-        );
     }
 
     #[test]
@@ -913,22 +771,5 @@ mod tests {
         );
         d.status = Some(status(3, 2, 2, 2));
         assert_eq!(rollout_pending(&d), None);
-    }
-
-    #[test]
-    fn opted_out_paused_and_unready_are_left_to_eviction() {
-        let mut d = deployment(1, rolling(json!(1), json!(0)));
-        assert_eq!(left_to_eviction(&d, &[]), None);
-        let unready: Pod = serde_json::from_value(
-            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
-        )
-        .unwrap();
-        assert!(left_to_eviction(&d, &[&unready])
-            .unwrap()
-            .contains("not Ready"));
-        d.spec.as_mut().unwrap().paused = Some(true);
-        assert!(left_to_eviction(&d, &[]).unwrap().starts_with("paused"));
-        d.metadata.annotations = Some([(MOVE_ANNOTATION.to_string(), "evict".to_string())].into());
-        assert!(left_to_eviction(&d, &[]).unwrap().starts_with("opted out"));
     }
 }

@@ -1,0 +1,159 @@
+//! The pool the workloads would move to ([`NewPool`]): an existing pool as GKE describes it, or
+//! the clone `migrate` would create (its zones, node count, labels, taints and version), and the
+//! defaults `migrate` gives a clone ([`default_num_nodes`], [`target_version`]).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Taint};
+
+use super::version_key;
+use crate::cli::MigrateArgs;
+use crate::clone::taint_effect;
+use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
+
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// The pool the workloads would move to: the existing one, or the clone `migrate` would create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPool {
+    pub name: String,
+    pub exists: bool,
+    pub machine_type: String,
+    pub zones: Vec<String>,
+    /// Nodes it will have (per zone × zones, or more if more are registered).
+    pub node_count: u64,
+    /// Kubernetes node labels from the pool's config.
+    pub labels: BTreeMap<String, String>,
+    /// Taints with the API's effects (`NoSchedule`, ...).
+    pub taints: Vec<Taint>,
+    pub spot: bool,
+    pub preemptible: bool,
+    /// The node version it would run (`latest` and partial versions as the user gave them).
+    pub version: String,
+}
+
+impl NewPool {
+    /// An existing pool, as GKE describes it.
+    pub fn existing(pool: &NodePool, cluster: &Cluster, registered: usize) -> Self {
+        let zones = pool_zones(pool, cluster);
+        let per_zone = pool.initial_node_count.unwrap_or(1).max(1);
+        NewPool {
+            name: pool.name.clone(),
+            exists: true,
+            machine_type: pool.config.machine_type.clone().unwrap_or_default(),
+            node_count: (per_zone * zones.len().max(1) as u64).max(registered as u64),
+            zones,
+            labels: pool.config.labels.clone(),
+            taints: api_taints(pool),
+            spot: pool.config.spot,
+            preemptible: pool.config.preemptible,
+            version: pool
+                .version
+                .clone()
+                .or_else(|| cluster.current_master_version.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The clone of `old` that `migrate NAME` would create with these flags (same defaults as
+    /// migrate: the old machine type, the most nodes the old pool has in any zone, the control
+    /// plane's version).
+    pub fn clone_of(
+        name: &str,
+        old: &NodePool,
+        cluster: &Cluster,
+        old_nodes: &[Node],
+        args: &MigrateArgs,
+    ) -> Self {
+        let zones = pool_zones(old, cluster);
+        let per_zone = args
+            .num_nodes
+            .map(u64::from)
+            .unwrap_or_else(|| default_num_nodes(old_nodes, old));
+        NewPool {
+            name: name.to_string(),
+            exists: false,
+            machine_type: args
+                .machine_type
+                .clone()
+                .or_else(|| old.config.machine_type.clone())
+                .unwrap_or_default(),
+            node_count: per_zone * zones.len().max(1) as u64,
+            zones,
+            labels: old.config.labels.clone(),
+            taints: api_taints(old),
+            spot: old.config.spot,
+            preemptible: old.config.preemptible,
+            version: args
+                .node_version
+                .clone()
+                .or_else(|| cluster.current_master_version.clone())
+                .unwrap_or_else(|| "latest".into()),
+        }
+    }
+}
+
+/// The pool's zones, else the cluster's.
+pub fn pool_zones(pool: &NodePool, cluster: &Cluster) -> Vec<String> {
+    if pool.locations.is_empty() {
+        cluster.locations.clone()
+    } else {
+        pool.locations.clone()
+    }
+}
+
+fn api_taints(pool: &NodePool) -> Vec<Taint> {
+    pool.config
+        .taints
+        .iter()
+        .map(|t| Taint {
+            key: t.key.clone(),
+            value: (!t.value.is_empty()).then(|| t.value.clone()),
+            effect: taint_effect(&t.effect).to_string(),
+            time_added: None,
+        })
+        .collect()
+}
+
+/// The version the new pool would run: `latest` is the newest node version GKE offers.
+pub fn target_version(new: &NewPool, server: &ServerConfig) -> String {
+    if new.version == "latest" {
+        if let Some(v) = server
+            .valid_node_versions
+            .iter()
+            .max_by_key(|v| version_key(v))
+        {
+            return v.clone();
+        }
+    }
+    new.version.clone()
+}
+
+/// Number of the pool's nodes per zone (Ready or not).
+pub fn nodes_per_zone(nodes: &[Node]) -> BTreeMap<String, u64> {
+    let mut zones = BTreeMap::new();
+    for node in nodes {
+        let zone = node
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| {
+                l.get(ZONE_LABEL)
+                    .or_else(|| l.get("failure-domain.beta.kubernetes.io/zone"))
+            })
+            .cloned()
+            .unwrap_or_default();
+        *zones.entry(zone).or_insert(0) += 1;
+    }
+    zones
+}
+
+/// `--num-nodes` for the clone: never fewer per zone than the old pool has now in any zone.
+pub fn default_num_nodes(old_nodes: &[Node], old: &NodePool) -> u64 {
+    nodes_per_zone(old_nodes)
+        .values()
+        .copied()
+        .max()
+        .unwrap_or_else(|| old.initial_node_count.unwrap_or(1))
+        .max(1)
+}
