@@ -31,20 +31,7 @@ use crate::workloads::{
     Rounding, WorkloadRef,
 };
 
-/// The node label with the node's zone (and its deprecated predecessor).
-const ZONE_LABELS: [&str; 2] = [
-    "topology.kubernetes.io/zone",
-    "failure-domain.beta.kubernetes.io/zone",
-];
-
-/// The node's zone label, if any.
-pub fn node_zone(node: &Node) -> Option<&str> {
-    let labels = node.metadata.labels.as_ref()?;
-    ZONE_LABELS
-        .iter()
-        .find_map(|key| labels.get(*key))
-        .map(String::as_str)
-}
+pub use crate::model::node::node_zone;
 
 /// Nodes drained at the same time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

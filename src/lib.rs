@@ -9,6 +9,7 @@ pub mod complete;
 pub mod errors;
 pub mod interrupt;
 pub mod lock;
+pub(crate) mod model;
 pub mod parallel;
 pub mod plan;
 pub mod pod;

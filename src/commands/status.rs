@@ -13,6 +13,8 @@ use serde_json::Value;
 
 use crate::cli::{Output, StatusArgs};
 use crate::lock::LockStatus;
+use crate::model::node::{is_cordoned, is_ready};
+use crate::model::version::{is_zonal_location, version_key};
 use crate::pod::Pod;
 use crate::report::Silent;
 use crate::target::{check_same_cluster, resolve};
@@ -130,24 +132,6 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
         Output::Text => write!(out, "{}", render(&status))?,
     }
     Ok(())
-}
-
-fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
-fn is_cordoned(n: &Node) -> bool {
-    n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
-}
-
-fn is_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Everything `status` shows, from what gcloud and kubectl returned.
@@ -269,7 +253,7 @@ pub fn build(
             )
         })
         .collect();
-    let regional = location.matches('-').count() < 2;
+    let regional = !is_zonal_location(location);
     Status {
         project: project.to_string(),
         location: location.to_string(),

@@ -7,8 +7,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
-
 use crate::errors::Error;
 use crate::report::Reporter;
 use crate::tools::command::{Command, Running};
@@ -44,37 +42,10 @@ pub fn install_interrupt_handler(reporter: &dyn Reporter) {
 }
 
 pub use crate::interrupt::{interrupted, sleep_unless_interrupted};
-
-pub fn is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-pub fn is_cordoned(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-/// `(major, minor, patch, gke)` of `1.30.5-gke.1014001` (or `v1.30.5-gke.1014001`), for
-/// comparisons.
-pub fn version_key(version: &str) -> Option<(u32, u32, u32, u64)> {
-    let version = version.strip_prefix('v').unwrap_or(version);
-    let (base, gke) = version.split_once("-gke.").unwrap_or((version, "0"));
-    let mut parts = base.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let patch = parts.next().unwrap_or("0").parse().ok()?;
-    Some((major, minor, patch, gke.parse().ok()?))
-}
-
-/// `1.30` of `1.30.5-gke.1014001`.
-pub fn minor_of(version: &str) -> Option<(u32, u32)> {
-    version_key(version).map(|(major, minor, _, _)| (major, minor))
-}
+pub use crate::model::node::{is_cordoned, is_ready};
+pub use crate::model::version::{
+    gke_version as version_key, is_zonal_location as is_zone, minor_of,
+};
 
 /// The offered version `requested` names: itself, or for a prefix (`1.31`, `1.31.1`) the newest
 /// offered version that starts with it.
@@ -100,11 +71,6 @@ pub fn max_node_skew(master_minor: (u32, u32)) -> u32 {
     } else {
         2
     }
-}
-
-/// A location is a zone (`us-central1-a`, a zonal cluster) or a region (`us-central1`).
-pub fn is_zone(location: &str) -> bool {
-    location.matches('-').count() >= 2
 }
 
 /// The running operation found among `ops` by `matches`, the newest first.
@@ -217,13 +183,6 @@ mod tests {
 
     #[test]
     fn versions_compare_and_resolve() {
-        assert!(version_key("1.31.1-gke.1146000") > version_key("1.30.5-gke.1014001"));
-        assert_eq!(
-            version_key("v1.30.5-gke.1014001"),
-            Some((1, 30, 5, 1014001))
-        );
-        assert_eq!(minor_of("1.29.9-gke.1496000"), Some((1, 29)));
-        assert_eq!(version_key("banana"), None);
         let offered: Vec<String> = ["1.31.1-gke.1146000", "1.31.2-gke.1", "1.30.5-gke.1014001"]
             .map(String::from)
             .to_vec();
@@ -244,10 +203,6 @@ mod tests {
         assert_eq!(max_node_skew((1, 27)), 2);
         assert_eq!(max_node_skew((1, 28)), 3);
         assert_eq!(max_node_skew((1, 31)), 3);
-        assert!(is_zone("us-central1-a"));
-        assert!(is_zone("northamerica-northeast1-b"));
-        assert!(!is_zone("us-central1"));
-        assert!(!is_zone("northamerica-northeast1"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use super::upgrade::{
 };
 use crate::cli::UpgradeNodesArgs;
 use crate::errors::Error;
+use crate::model::node::node_name;
 use crate::pod::Pod;
 use crate::report::Event;
 use crate::report::{human_duration, Reporter};
@@ -133,10 +134,6 @@ fn kubelet_version(node: &Node) -> String {
         .and_then(|s| s.node_info.as_ref())
         .map(|i| i.kubelet_version.clone())
         .unwrap_or_default()
-}
-
-fn node_name(node: &Node) -> String {
-    node.metadata.name.clone().unwrap_or_default()
 }
 
 /// The pool's nodes as the progress line shows them.

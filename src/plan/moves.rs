@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::findings::budgets::{pdb_expected_pods, scaled};
+use super::availability::{pdb_expected_pods, readiness_seconds, scaled};
+use super::input::PlanInput;
 use super::rollout::{left_to_eviction, surge_strategy};
-use super::{readiness_seconds, PlanInput};
 use crate::cli::MoveStrategy;
 use crate::pod::Pod;
 use crate::workloads::{selector_matches, workload_of, workload_replicas, WorkloadRef};

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
 
-use super::version_key;
 use crate::cli::MigrateArgs;
 use crate::clone::taint_effect;
+use crate::model::node::node_zone;
+use crate::model::version::version_key;
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
-
-const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// The pool the workloads would move to: the existing one, or the clone `migrate` would create.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,16 +132,7 @@ pub fn target_version(new: &NewPool, server: &ServerConfig) -> String {
 pub fn nodes_per_zone(nodes: &[Node]) -> BTreeMap<String, u64> {
     let mut zones = BTreeMap::new();
     for node in nodes {
-        let zone = node
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| {
-                l.get(ZONE_LABEL)
-                    .or_else(|| l.get("failure-domain.beta.kubernetes.io/zone"))
-            })
-            .cloned()
-            .unwrap_or_default();
+        let zone = node_zone(node).unwrap_or_default().to_string();
         *zones.entry(zone).or_insert(0) += 1;
     }
     zones

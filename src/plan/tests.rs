@@ -2,7 +2,14 @@
 //! whole analysis (what a quiet cluster gives, the order of the findings).
 
 use super::*;
-use crate::tools::kubectl::POOL_LABEL;
+use crate::cli::MigrateArgs;
+use crate::pod::Pod;
+use crate::tools::gcloud::{Cluster, ServerConfig};
+use crate::tools::kubectl::Workloads;
+use crate::tools::kubectl::{node_pool, POOL_LABEL};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::{json, Value};
 
 pub(super) const OLD: &str = "default-pool";

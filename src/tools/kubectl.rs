@@ -17,17 +17,7 @@ use crate::errors::Error;
 use crate::pod::Pod;
 use crate::report::Reporter;
 
-/// The label GKE puts on every node with the name of its node pool.
-pub const POOL_LABEL: &str = "cloud.google.com/gke-nodepool";
-
-/// The node pool `node` belongs to ([`POOL_LABEL`]).
-pub fn node_pool(node: &Node) -> Option<&str> {
-    node.metadata
-        .labels
-        .as_ref()?
-        .get(POOL_LABEL)
-        .map(String::as_str)
-}
+pub use crate::model::node::{node_pool, POOL_LABEL};
 
 /// `kubectl get ... -o json` of a list.
 #[derive(Debug, Deserialize)]

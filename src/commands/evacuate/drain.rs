@@ -9,50 +9,18 @@ use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
 use crate::batches::Batch;
-use crate::cli::{DrainArgs, MoveStrategy};
+use crate::cli::MoveStrategy;
 use crate::errors::Error;
 use crate::parallel::joined;
 use crate::pod::Pod;
 use crate::report::{count, human_duration, Event};
-use crate::tools::kubectl::{DrainOptions, Kubectl, Workloads};
+use crate::tools::kubectl::{Kubectl, Workloads};
 use crate::workloads::{classify, controller_of, workload_of, PodClass, WorkloadRef};
 
 use super::gate::FRESH_GATE;
 use super::node_drain::NodeDrain;
 use super::nodes::node_name;
 use super::{Evacuation, StepFailure, StepResult};
-
-/// How to drain: kubectl's flags and how long displaced workloads may take to settle.
-#[derive(Debug, Clone)]
-pub struct DrainSettings {
-    pub options: DrainOptions,
-    pub settle_timeout: Duration,
-    /// `--disable-eviction-after`: how long a node's drain may stay unfinished before its
-    /// remaining pods are deleted instead of evicted (bypassing PodDisruptionBudgets).
-    pub disable_eviction_after: Option<Duration>,
-    /// `--max-parallel`: the most nodes drained at once.
-    pub max_parallel: usize,
-    /// `--strategy`: how Deployments leave a node.
-    pub strategy: MoveStrategy,
-}
-
-impl DrainSettings {
-    /// From the drain flags `migrate` and `rollback` share.
-    pub fn from_args(args: &DrainArgs) -> Self {
-        DrainSettings {
-            options: DrainOptions {
-                force: args.force,
-                delete_emptydir_data: args.delete_emptydir_data,
-                grace_period: args.grace_period,
-                timeout: args.drain_timeout,
-            },
-            settle_timeout: args.settle_timeout,
-            disable_eviction_after: args.disable_eviction_after,
-            max_parallel: args.max_parallel as usize,
-            strategy: args.strategy,
-        }
-    }
-}
 
 /// `--disable-eviction-after` must end before `--drain-timeout`, or the fallback never runs.
 pub fn check_disable_eviction_after(

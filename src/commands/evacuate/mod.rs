@@ -18,21 +18,17 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::cli::MoveStrategy;
-use crate::errors::Error;
 use crate::pod::Pod;
-use crate::prompt::{working_time, PROMPTS};
-use crate::report::Reporter;
 use crate::tools::kubectl::Workloads;
-use crate::workloads::WorkloadRef;
 
 mod drain;
+mod evacuation;
 mod finish;
 mod gate;
 mod node_drain;
@@ -43,95 +39,15 @@ mod snapshot;
 
 pub use crate::prompt::{ask, confirm_start};
 pub use crate::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
-pub use drain::{check_disable_eviction_after, DrainSettings};
+pub use drain::check_disable_eviction_after;
+pub use evacuation::{DrainSettings, Evacuation};
 pub use gate::{PollSchedule, POLL};
 pub use node_drain::{blocked_message, bypassed_pods};
 pub use nodes::{is_cordoned, is_ready, node_name};
 pub use session::{other_pool, Session};
 pub use snapshot::{drain_blockers, evictable_by_node, Preflight, Snapshot};
 
-/// Emptying one pool, node by node, and what it has done so far.
-pub struct Evacuation<'a> {
-    pub session: Session<'a>,
-    pub settings: DrainSettings,
-    /// The pool being emptied.
-    pub pool: String,
-    /// Its nodes, sorted (known after the preflight).
-    pub nodes: Vec<String>,
-    /// Nodes of the pool cordoned, by this run or an earlier one.
-    pub cordoned: usize,
-    /// Nodes drained by this run or found empty.
-    pub drained: usize,
-    nodes_drained: usize,
-    pods_moved: usize,
-    /// Pods replaced by the rolling restarts of `--strategy surge` (their Deployments' replicas).
-    pub pods_restarted: usize,
-    workloads_checked: BTreeSet<WorkloadRef>,
-    /// Deployments restarted by this run (`--strategy surge`): never twice.
-    pub restarted: BTreeSet<WorkloadRef>,
-    phases: Vec<(String, Duration)>,
-    /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
-    pub lock: Option<crate::lock::ClusterLock<'a>>,
-    /// Deployments, StatefulSets and ReplicaSets as last read, to tell a pod's workload.
-    known: Option<Workloads>,
-    /// When the health gate last passed, and on which workloads.
-    last_healthy: Option<(Instant, BTreeSet<WorkloadRef>)>,
-    /// The pods of nodes still to drain, listed ahead: while the previous batch's health gate
-    /// waited, or with an earlier batch's own list. Pods on a cordoned node only go away
-    /// meanwhile (DaemonSet pods aside), so a list can only hold a pod too many, which the drain
-    /// then finds gone; a surge's restarts move many at once, so they clear it.
-    prefetched: BTreeMap<String, Result<Vec<Pod>, Error>>,
-}
-
-impl<'a> Evacuation<'a> {
-    pub fn new(session: Session<'a>, pool: &str, settings: DrainSettings) -> Self {
-        Evacuation {
-            session,
-            settings,
-            pool: pool.to_string(),
-            nodes: Vec::new(),
-            cordoned: 0,
-            drained: 0,
-            nodes_drained: 0,
-            pods_moved: 0,
-            pods_restarted: 0,
-            workloads_checked: BTreeSet::new(),
-            restarted: BTreeSet::new(),
-            phases: Vec::new(),
-            lock: None,
-            known: None,
-            last_healthy: None,
-            prefetched: BTreeMap::new(),
-        }
-    }
-
-    fn reporter(&self) -> &'a dyn Reporter {
-        self.session.reporter
-    }
-
-    /// Records how long a phase took, for the summary.
-    /// Records phase `name` begun at `started`; time spent at a prompt does not count.
-    pub fn phase(&mut self, name: &str, started: Instant) {
-        let prompts = PROMPTS.lock().unwrap_or_else(|e| e.into_inner());
-        let took = working_time(started, Instant::now(), &prompts);
-        self.phases.push((name.to_string(), took));
-    }
-
-    /// Takes the cluster's lock for `what` (`migrate pool-two`) until the evacuation is dropped.
-    pub fn acquire_lock(&mut self, what: &str, break_lock: bool) -> anyhow::Result<()> {
-        self.lock = Some(crate::lock::acquire(
-            &self.session.kubectl,
-            what,
-            break_lock,
-        )?);
-        Ok(())
-    }
-
-    /// Between steps: stops the run if the lock was lost (no-op without one).
-    pub fn renew_lock(&self) -> StepResult<()> {
-        crate::lock::renew_step(self.lock.as_ref())
-    }
-
+impl Evacuation<'_> {
     /// The drain batches for `--max-parallel` ([`drain_batches`]), from the preflight's picture.
     pub fn batches(&self, preflight: &Preflight) -> Vec<Batch> {
         drain_batches(
@@ -255,7 +171,7 @@ pub(crate) mod tests {
     }
 
     /// A session on the fixture cluster with kubectl and gcloud that are never run.
-    pub fn session(reporter: &dyn Reporter) -> Session<'_> {
+    pub fn session(reporter: &dyn crate::report::Reporter) -> Session<'_> {
         Session {
             reporter,
             kubectl: Kubectl::new(

@@ -10,24 +10,7 @@ use crate::tools::command::Command;
 use crate::tools::kubectl::Kubectl;
 
 use super::{Evacuation, StepFailure, StepResult};
-
-pub fn is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-pub fn is_cordoned(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-pub fn node_name(node: &Node) -> String {
-    node.metadata.name.clone().unwrap_or_default()
-}
+pub use crate::model::node::{is_cordoned, is_ready, node_name};
 
 /// Nodes per `kubectl cordon`/`uncordon` call: it reads and patches each node, and kubectl
 /// sends up to 10 requests at once, then 5 a second (its client-side rate limit).

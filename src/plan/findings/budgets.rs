@@ -2,59 +2,23 @@
 //! (for ever, or right now) and workloads of one replica, with the budget and readiness
 //! arithmetic the workload moves (`plan::moves`) share.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{pod_list, subject_and_pods};
+use crate::plan::availability::{pdb_expected_pods, readiness_seconds, scaled};
 use crate::plan::moves::surged;
 use crate::plan::{codes, flags, Finding, ObjectRef, PlanInput, Severity};
-use crate::pod::{Pod, PodSpec};
+use crate::pod::Pod;
 use crate::workloads::{
-    classify, disruptions_allowed, pdb_name, resolve_int_or_percent, selector_matches, workload_of,
-    workload_replicas, PodClass, Rounding,
+    disruptions_allowed, pdb_name, selector_matches, workload_of, workload_replicas,
 };
-
-/// `minAvailable`/`maxUnavailable` scaled like the disruption controller (percentages round up).
-pub(crate) fn scaled(value: &IntOrString, expected: i32) -> i32 {
-    resolve_int_or_percent(value, expected, Rounding::Up)
-}
 
 fn int_or_string(value: &IntOrString) -> String {
     match value {
         IntOrString::Int(n) => n.to_string(),
         IntOrString::String(s) => s.clone(),
-    }
-}
-
-/// The replicas a PDB expects, as the disruption controller counts them: the scale of the
-/// controllers of the pods it selects (a pod without one counts once), else its status.
-pub(crate) fn pdb_expected_pods(input: &PlanInput, pdb: &PodDisruptionBudget) -> i32 {
-    let empty = BTreeMap::new();
-    let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
-    let mut owners = BTreeSet::new();
-    let mut loose = 0;
-    for pod in input.pods.iter().filter(|p| {
-        p.metadata.namespace == pdb.metadata.namespace
-            && classify(p) != PodClass::Finished
-            && selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&empty))
-    }) {
-        match workload_of(pod, input.workloads) {
-            Some(w) => {
-                owners.insert(w);
-            }
-            None => loose += 1,
-        }
-    }
-    let mut expected = loose;
-    for w in &owners {
-        expected += workload_replicas(input.workloads, w).unwrap_or(1);
-    }
-    if expected == 0 {
-        pdb.status.as_ref().map_or(0, |s| s.expected_pods)
-    } else {
-        expected
     }
 }
 
@@ -141,21 +105,6 @@ pub(crate) fn blocking_pdbs(input: &PlanInput) -> Vec<Finding> {
     findings
 }
 
-/// How long a pod takes to become Ready after it starts, from its readiness probes:
-/// `initialDelaySeconds + periodSeconds` (period defaults to 10 s), the longest container.
-pub fn readiness_seconds(spec: &PodSpec) -> Option<(i32, i32)> {
-    spec.containers
-        .iter()
-        .filter_map(|c| c.readiness_probe.as_ref())
-        .map(|p| {
-            (
-                p.initial_delay_seconds.unwrap_or(0),
-                p.period_seconds.unwrap_or(10),
-            )
-        })
-        .max_by_key(|(delay, period)| delay + period)
-}
-
 /// Workloads with one replica that are evicted: unavailable while their pod restarts elsewhere.
 pub(crate) fn single_replicas(input: &PlanInput) -> Vec<Finding> {
     // A rolling restart moves them without a gap.
@@ -201,6 +150,7 @@ pub(crate) fn single_replicas(input: &PlanInput) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::plan::tests::{from, names, pod, World};
+    use crate::pod::PodSpec;
     use serde_json::json;
 
     #[test]

@@ -5,24 +5,8 @@
 use k8s_openapi::api::core::v1::Node;
 
 use crate::clone::config_drift;
+use crate::model::version::{is_zonal_location, newer, version_key};
 use crate::plan::{codes, flags, target_version, Finding, ObjectRef, PlanInput, Severity};
-
-/// Comparable numbers of a version (`v1.30.5-gke.1014001` → 1, 30, 5, 1014001).
-pub fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
-/// Whether `version` (possibly partial: `1.31`) is newer than `than`, comparing only the parts
-/// `version` gives.
-pub fn newer(version: &str, than: &str) -> bool {
-    let v = version_key(version);
-    let t = version_key(than);
-    let n = v.len().min(t.len());
-    v[..n] > t[..n]
-}
 
 pub(crate) fn version_skew(input: &PlanInput) -> Vec<Finding> {
     let Some(master) = input.cluster.current_master_version.as_deref() else {
@@ -81,11 +65,6 @@ pub(crate) fn version_skew(input: &PlanInput) -> Vec<Finding> {
         );
     }
     findings
-}
-
-/// A zone has two hyphens (`us-central1-a`), a region one.
-pub fn is_zonal_location(location: &str) -> bool {
-    location.matches('-').count() >= 2
 }
 
 pub(crate) fn zonal_control_plane(input: &PlanInput) -> Vec<Finding> {

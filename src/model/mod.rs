@@ -1,0 +1,5 @@
+//! The objects this tool reads from kubectl and gcloud, and the facts every layer asks of them
+//! (a node's readiness, pool and zone; how GKE versions compare), written once. Pure: no I/O.
+
+pub(crate) mod node;
+pub(crate) mod version;
