@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::migrate::is_valid_version;
+use crate::model::version::is_valid_version;
 use super::upgrade::{
     attach_or_refuse, cluster_status, confirm, install_interrupt_handler, interrupted, is_zone,
     max_node_skew, minor_of, newest_matching, pick_offered, rerun_command,

@@ -36,6 +36,24 @@ pub fn minor_of(version: &str) -> Option<(u32, u32)> {
     gke_version(version).map(|(major, minor, _, _)| (major, minor))
 }
 
+/// `latest`, `1.30`, `1.30.5` or `1.30.5-gke.1014001`.
+pub fn is_valid_version(version: &str) -> bool {
+    if version == "latest" {
+        return true;
+    }
+    let (numbers, gke) = match version.split_once("-gke.") {
+        Some((n, g)) => (n, Some(g)),
+        None => (version, None),
+    };
+    let parts: Vec<&str> = numbers.split('.').collect();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let numbers_ok = (2..=3).contains(&parts.len()) && parts.iter().all(|p| numeric(p));
+    match gke {
+        None => numbers_ok,
+        Some(g) => numbers_ok && parts.len() == 3 && numeric(g),
+    }
+}
+
 /// A location is a zone (`us-central1-a`, a zonal cluster: two hyphens) or a region
 /// (`us-central1`: one).
 pub fn is_zonal_location(location: &str) -> bool {
