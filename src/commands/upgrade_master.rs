@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::model::version::is_valid_version;
 use super::upgrade::{
     attach_or_refuse, cluster_status, confirm, install_interrupt_handler, interrupted, is_zone,
     max_node_skew, minor_of, newest_matching, pick_offered, rerun_command,
@@ -21,6 +20,7 @@ use super::upgrade::{
 };
 use crate::cli::UpgradeMasterArgs;
 use crate::errors::Error;
+use crate::model::version::is_valid_version;
 use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;

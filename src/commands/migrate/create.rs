@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::Migration;
+use super::migration::Migration;
 use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
 use crate::commands::evacuate::{is_ready, Recovery};
 use crate::errors::Error;

@@ -12,10 +12,13 @@
 //! `validate`, and creating, reusing or re-creating the new pool in `create`.
 
 mod create;
+mod migration;
 mod validate;
 
+use migration::Migration;
+
 pub use create::{existing_pool_action, unready_pool_recreatable, workload_pods_on, PoolAction};
-pub use validate::{check_pool_name, validate};
+pub use validate::{check_pool_name, pick_old_pool, validate};
 
 use std::fmt::Write as _;
 use std::thread::sleep;
@@ -24,8 +27,8 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Node;
 
 use super::evacuate::{
-    confirm_start, is_ready, other_pool, rerun_command, DrainSettings, Evacuation, Preflight,
-    Recovery, Session, POLL,
+    confirm_start, is_ready, rerun_command, DrainSettings, Evacuation, Preflight, Recovery,
+    Session, POLL,
 };
 use super::plan::ClusterReads;
 use crate::cli::MigrateArgs;
@@ -87,47 +90,6 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     let mut migration = Migration::new(args, session, old);
     migration.ev.phase("resolve", started);
     migration.run(reads)
-}
-
-/// The pool to migrate away from: `--from`, else the only pool other than the new one.
-pub fn pick_old_pool<'c>(
-    cluster: &'c Cluster,
-    new_pool: &str,
-    from: Option<&str>,
-) -> Result<&'c NodePool, Error> {
-    if let Some(pool) = other_pool(cluster, new_pool, from, "--from")? {
-        return Ok(pool);
-    }
-    let names = cluster.pool_names().join(", ");
-    Err(match from {
-        Some(from) => {
-            let done = if cluster.pool(new_pool).is_some() {
-                format!(" (if a previous run deleted it, the migration to {new_pool} is complete)")
-            } else {
-                String::new()
-            };
-            Error::Usage(format!(
-                "cluster {} has no node pool {from:?}; its pools are: {names}; nothing was changed{done}",
-                cluster.name
-            ))
-        }
-        None => Error::Usage(format!(
-            "cluster {} has no pool to migrate from other than {new_pool:?} (pools: {names}); nothing was changed",
-            cluster.name
-        )),
-    })
-}
-
-struct Migration<'a> {
-    args: &'a MigrateArgs,
-    /// Emptying the old pool.
-    ev: Evacuation<'a>,
-    old: NodePool,
-    new_pool_exists: bool,
-    /// The `node-pools create` of this run failed (GKE may have left the pool in ERROR).
-    create_failed: bool,
-    /// The nodes a clone of the old pool gets (`--num-nodes` or the old pool's, times zones).
-    clone_nodes: u64,
 }
 
 impl<'a> Migration<'a> {

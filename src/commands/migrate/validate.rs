@@ -1,10 +1,12 @@
 //! Step 0 of `migrate`: the arguments checked before any call (pool names, versions, the
 //! `--disable-eviction-after` bound).
 
-use crate::model::version::is_valid_version;
 use crate::cli::MigrateArgs;
 use crate::commands::evacuate::check_disable_eviction_after;
+use crate::commands::evacuate::other_pool;
 use crate::errors::Error;
+use crate::model::version::is_valid_version;
+use crate::tools::gcloud::{Cluster, NodePool};
 
 /// Step 0: checks the arguments before any call.
 pub fn validate(args: &MigrateArgs) -> Result<(), Error> {
@@ -45,6 +47,35 @@ pub fn check_pool_name(name: &str) -> Result<(), Error> {
             "{name:?} is not a valid node pool name: 1 to 40 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
         )))
     }
+}
+
+/// The pool to migrate away from: `--from`, else the only pool other than the new one.
+pub fn pick_old_pool<'c>(
+    cluster: &'c Cluster,
+    new_pool: &str,
+    from: Option<&str>,
+) -> Result<&'c NodePool, Error> {
+    if let Some(pool) = other_pool(cluster, new_pool, from, "--from")? {
+        return Ok(pool);
+    }
+    let names = cluster.pool_names().join(", ");
+    Err(match from {
+        Some(from) => {
+            let done = if cluster.pool(new_pool).is_some() {
+                format!(" (if a previous run deleted it, the migration to {new_pool} is complete)")
+            } else {
+                String::new()
+            };
+            Error::Usage(format!(
+                "cluster {} has no node pool {from:?}; its pools are: {names}; nothing was changed{done}",
+                cluster.name
+            ))
+        }
+        None => Error::Usage(format!(
+            "cluster {} has no pool to migrate from other than {new_pool:?} (pools: {names}); nothing was changed",
+            cluster.name
+        )),
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{NodeCounts, Surge, Upgrade};
+use super::follow::NodeCounts;
+use super::settings::Surge;
+use super::state::Upgrade;
 use crate::commands::upgrade::POLL;
 use crate::tools::command::Command;
 

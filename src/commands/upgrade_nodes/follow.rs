@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
-use super::{current_surge, Upgrade};
-use crate::model::node::node_name;
+use super::settings::current_surge;
+use super::state::Upgrade;
 use crate::commands::upgrade::{
     interrupted, is_cordoned, is_ready, newest_matching, sleep_unless_interrupted, OperationEnd,
     OperationWaiter, POLL,
 };
 use crate::errors::Error;
+use crate::model::node::node_name;
 use crate::report::human_duration;
 use crate::report::Event;
 use crate::tools::command::Command;

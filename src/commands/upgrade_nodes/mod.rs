@@ -15,8 +15,12 @@
 
 mod dry_run;
 mod follow;
+mod restore;
 mod settings;
+mod state;
 mod version;
+
+use state::Upgrade;
 
 pub use follow::{count_nodes, NodeCounts};
 pub use settings::{current_surge, keeps_capacity, SavedState, Surge};
@@ -24,27 +28,25 @@ pub use version::target_version;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Node;
 
 use super::migrate::check_pool_name;
-use crate::model::version::is_valid_version;
 use super::upgrade::{
     attach_or_refuse, cluster_status, confirm, install_interrupt_handler, rerun_command,
     step_error, version_key, Session,
 };
 use crate::cli::UpgradeNodesArgs;
 use crate::errors::Error;
+use crate::model::node::node_name;
+use crate::model::version::is_valid_version;
 use crate::pod::Pod;
 use crate::report::Reporter;
-use crate::tools::gcloud::NodePool;
 use crate::workloads::{
     classify, controller_of, disruptions_allowed, pdb_name, pdbs_for_pod, pod_name, pod_node,
     PodClass,
 };
-use crate::model::node::node_name;
 use settings::{load_state, save_state, state_path};
 
 pub fn exec(args: &UpgradeNodesArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
@@ -89,23 +91,6 @@ pub fn exec(args: &UpgradeNodesArgs, reporter: &dyn Reporter) -> anyhow::Result<
         started,
     };
     upgrade.run()
-}
-
-struct Upgrade<'a> {
-    args: &'a UpgradeNodesArgs,
-    reporter: &'a dyn Reporter,
-    session: Session<'a>,
-    pool: NodePool,
-    master: String,
-    version: String,
-    state_path: Option<PathBuf>,
-    /// GKE's upgrade operation, once started or found.
-    operation: Option<String>,
-    operation_ended: bool,
-    saved: Option<SavedState>,
-    /// This run changed the settings (not only a previous one).
-    raised_now: bool,
-    started: Instant,
 }
 
 impl Upgrade<'_> {

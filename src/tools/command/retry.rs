@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::retryable::transient_error;
-use super::{Command, CLEANUP_DEADLINE};
+use super::spec::{Backoff, Command, CLEANUP_DEADLINE};
 use crate::errors::Error;
 use crate::interrupt;
 use crate::report::Event;
@@ -27,26 +27,6 @@ pub fn cancel_retries() {
 /// Undoes [`cancel_retries`].
 pub fn resume_retries() {
     RETRIES_CANCELLED.store(false, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// How a transient failure is retried: `first`, doubling up to `max` between attempts, and no
-/// new attempt once `budget` has passed since the first one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub first: Duration,
-    pub max: Duration,
-    pub budget: Duration,
-}
-
-impl Backoff {
-    /// 1 s doubling to 30 s, for up to 10 minutes in all: a zonal cluster's control plane is
-    /// unreachable for several minutes while GKE upgrades it, and a migration should ride that
-    /// out rather than stop half-way.
-    pub const DEFAULT: Backoff = Backoff {
-        first: Duration::from_secs(1),
-        max: Duration::from_secs(30),
-        budget: Duration::from_secs(600),
-    };
 }
 
 impl Command {
