@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::plan::MoveStrategy;
+use crate::plan::{flags, Accepted, CloneFlags};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl zdupgrade",
@@ -323,6 +326,36 @@ pub struct MigrateArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+impl MigrateArgs {
+    /// The blockers these flags accept.
+    pub fn accepted(&self) -> Accepted {
+        Accepted::given([
+            (self.drain.force, flags::FORCE),
+            (self.drain.delete_emptydir_data, flags::DELETE_EMPTYDIR_DATA),
+            (self.allow_local_volumes, flags::ALLOW_LOCAL_VOLUMES),
+            (
+                self.allow_insufficient_capacity,
+                flags::ALLOW_INSUFFICIENT_CAPACITY,
+            ),
+            (self.allow_unschedulable, flags::ALLOW_UNSCHEDULABLE),
+            (self.allow_config_drift, flags::ALLOW_CONFIG_DRIFT),
+            (
+                self.drain.disable_eviction_after.is_some(),
+                flags::DISABLE_EVICTION_AFTER,
+            ),
+        ])
+    }
+
+    /// What these flags change in the clone of the old pool.
+    pub fn clone_flags(&self) -> CloneFlags<'_> {
+        CloneFlags {
+            num_nodes: self.num_nodes,
+            machine_type: self.machine_type.as_deref(),
+            node_version: self.node_version.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -653,14 +686,23 @@ pub struct DrainArgs {
     pub strategy: MoveStrategy,
 }
 
-/// How Deployments are moved off a node (`--strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MoveStrategy {
-    /// Rolling restart onto the other pool before the drain: no downtime.
-    Surge,
-    /// Evict and let the controller recreate the pod: down for a start-up if nothing else serves.
-    Evict,
+/// `--strategy`'s values, with the help each shows (the enum itself is the plan's:
+/// [`MoveStrategy`]).
+impl clap::ValueEnum for MoveStrategy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[MoveStrategy::Surge, MoveStrategy::Evict]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            MoveStrategy::Surge => PossibleValue::new("surge")
+                .help("Rolling restart onto the other pool before the drain: no downtime"),
+            MoveStrategy::Evict => PossibleValue::new("evict").help(
+                "Evict and let the controller recreate the pod: down for a start-up if nothing else serves",
+            ),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -95,7 +95,10 @@ impl ExitStatusText {
             status.and_then(|s| s.signal()),
         )
     }
+}
 
+#[cfg(test)]
+impl ExitStatusText {
     /// A plain exit code.
     pub fn code(code: i32) -> Self {
         ExitStatusText(Some(code), None)

@@ -1,29 +1,30 @@
 //! kubectl-zdupgrade: zero-downtime GKE node-pool migration, driving the real `kubectl` and
 //! `gcloud` and sequencing what a careful operator would do by hand.
 
-pub mod batches;
-pub mod cli;
-pub mod clone;
-pub mod commands;
-pub mod complete;
-pub mod errors;
-pub mod interrupt;
-pub mod lock;
+// The layers (docs/architecture.md): commands -> engine -> plan -> model, engine -> tools;
+// report, errors and interrupt serve them all. Only what the binaries, the tests and the
+// benchmark use is public.
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod complete;
+pub(crate) mod engine;
+pub(crate) mod errors;
+pub(crate) mod interrupt;
 pub(crate) mod model;
-pub mod parallel;
-pub mod plan;
-pub mod pod;
-pub mod prompt;
-pub mod report;
-pub mod step;
-pub mod target;
-pub mod tools;
-pub mod watch;
-pub mod workloads;
-pub mod yaml;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod tools;
+pub(crate) mod yaml;
 
-use cli::{Cli, Command, Output};
-use report::{report_result, Event, JsonLines, Printer, Reporter};
+pub use cli::Cli;
+pub use complete::live::TIMEOUT_VARIABLE as COMPLETION_TIMEOUT_VARIABLE;
+pub use complete::main as complete_words;
+pub use errors::exit_code;
+pub use plan::resolve_rolling;
+pub use report::Event;
+
+use cli::{Command, Output};
+use report::{report_result, JsonLines, Printer, Reporter};
 
 /// Runs a parsed command line. `--quiet` (`-q`) is `--yes` given to every command that has
 /// it, as gcloud users expect.
@@ -67,7 +68,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             commands::status::exec(args, cli.output, &mut std::io::stdout().lock())
         }
         Command::Plan(cli::PlanCommand::Migrate(args)) => {
-            commands::plan::exec(args, cli.output, &mut std::io::stdout().lock())
+            commands::plan_migrate::exec(args, cli.output, &mut std::io::stdout().lock())
         }
         Command::Completion(args) => {
             commands::completion::exec(args, &mut std::io::stdout().lock())

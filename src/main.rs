@@ -5,13 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use kubectl_zdupgrade::cli::Cli;
-use kubectl_zdupgrade::errors::exit_code;
+use kubectl_zdupgrade::{exit_code, Cli};
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     if args.next().is_some_and(|first| first == "__complete") {
-        return kubectl_zdupgrade::complete::main(args);
+        return kubectl_zdupgrade::complete_words(args);
     }
     let cli = Cli::parse();
     match kubectl_zdupgrade::run(&cli) {

@@ -439,8 +439,11 @@ impl<W: Write + Send> JsonLines<W> {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
+}
 
-    /// Takes the writer back (for tests).
+#[cfg(test)]
+impl<W: Write + Send> JsonLines<W> {
+    /// Takes the writer back.
     pub fn into_inner(self) -> W {
         self.out.into_inner().unwrap_or_else(|e| e.into_inner())
     }

@@ -457,7 +457,7 @@ fn events_md_lists_exactly_the_events_the_stream_carries() {
         documented.len(),
         "an event listed twice: {documented:?}"
     );
-    let emitted: BTreeSet<&str> = kubectl_zdupgrade::report::Event::ALL
+    let emitted: BTreeSet<&str> = kubectl_zdupgrade::Event::ALL
         .iter()
         .map(|e| e.name())
         .collect();

@@ -36,7 +36,7 @@
 //! the drains that follow move only the other pods.
 
 use k8s_openapi::api::apps::v1::DeploymentStrategy;
-use kubectl_zdupgrade::commands::surge::resolve_rolling;
+use kubectl_zdupgrade::resolve_rolling;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use zdupgrade_sim::scenario::Timings;

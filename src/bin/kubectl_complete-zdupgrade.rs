@@ -5,5 +5,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    kubectl_zdupgrade::complete::main(std::env::args_os().skip(1))
+    kubectl_zdupgrade::complete_words(std::env::args_os().skip(1))
 }

@@ -45,17 +45,6 @@ fn script(template: &str) -> String {
         .replace("@BIN@", BIN_NAME)
 }
 
-/// The file name each shell expects in `completions/`.
-pub fn file_name(shell: Shell) -> String {
-    match shell {
-        Shell::Zsh => format!("_{BIN_NAME}"),
-        Shell::Fish => format!("{BIN_NAME}.fish"),
-        Shell::PowerShell => format!("_{BIN_NAME}.ps1"),
-        Shell::Elvish => format!("{BIN_NAME}.elv"),
-        _ => format!("{BIN_NAME}.bash"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,7 +71,6 @@ mod tests {
         assert!(generated(Shell::Bash).contains("complete -F _kubectl_zdupgrade kubectl-zdupgrade"));
         assert!(generated(Shell::Zsh).starts_with("#compdef kubectl-zdupgrade\n"));
         assert!(generated(Shell::Fish).contains("complete -c kubectl-zdupgrade "));
-        assert_eq!(file_name(Shell::Zsh), "_kubectl-zdupgrade");
     }
 
     #[test]

@@ -1,12 +1,10 @@
-//! One module per subcommand.
+//! One module per subcommand: each turns its arguments into what the engine needs, runs it and
+//! renders the result.
 
 pub mod completion;
-pub mod evacuate;
 pub mod migrate;
-pub mod plan;
+pub mod plan_migrate;
 pub mod rollback;
 pub mod status;
-pub mod surge;
-pub mod upgrade;
 pub mod upgrade_master;
 pub mod upgrade_nodes;

@@ -5,19 +5,19 @@
 //!
 //! Like `migrate`, every step derives what is left from the cluster (uncordoning and cordoning are
 //! idempotent, drained nodes are skipped), so re-running the same command resumes; `--dry-run`
-//! prints the plan. The machinery is shared with `migrate` ([`super::evacuate`]).
+//! prints the plan. The machinery is shared with `migrate` ([`crate::engine::evacuate`]).
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Node;
 
-use super::evacuate::{
+use super::migrate::check_pool_name;
+use crate::cli::RollbackArgs;
+use crate::engine::evacuate::{
     confirm_start, is_cordoned, is_ready, other_pool, rerun_command, DrainSettings, Evacuation,
     Preflight, Recovery, Session,
 };
-use super::migrate::check_pool_name;
-use crate::cli::RollbackArgs;
 use crate::errors::Error;
 use crate::report::{count, Reporter};
 use crate::tools::gcloud::{Cluster, NodePool};
@@ -26,7 +26,7 @@ pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> 
     validate(args)?;
     let started = Instant::now();
     let session = Session::connect(&args.cluster, reporter)?;
-    crate::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
+    crate::engine::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
     let old = pick_rollback_pool(&session.cluster, &args.new_pool, args.to.as_deref())?
         .name
         .clone();
@@ -51,7 +51,7 @@ pub fn validate(args: &RollbackArgs) -> Result<(), Error> {
             )));
         }
     }
-    super::evacuate::check_disable_eviction_after(
+    crate::engine::evacuate::check_disable_eviction_after(
         args.drain.disable_eviction_after,
         args.drain.drain_timeout,
     )?;
@@ -132,8 +132,11 @@ impl<'a> Rollback<'a> {
         self.confirm(preflight.nodes.len())?;
         let what = format!("rollback {}", self.args.new_pool);
         self.ev.acquire_lock(&what, self.args.break_lock)?;
-        super::surge::restore_strategies(&self.ev.session, self.ev.settings.settle_timeout)
-            .map_err(|f| self.fail(f))?;
+        crate::engine::restart::restore_strategies(
+            &self.ev.session,
+            self.ev.settings.settle_timeout,
+        )
+        .map_err(|f| self.fail(f))?;
 
         let t = Instant::now();
         let old = self.old.clone();
@@ -252,7 +255,7 @@ impl<'a> Rollback<'a> {
         let cordoned: Vec<String> = old_nodes
             .iter()
             .filter(|n| is_cordoned(n))
-            .map(super::evacuate::node_name)
+            .map(crate::engine::evacuate::node_name)
             .collect();
         let _ = writeln!(
             out,
@@ -265,7 +268,7 @@ impl<'a> Rollback<'a> {
             let _ = writeln!(out, "     {}", session.kubectl.uncordon_command(&cordoned));
         }
         self.ev.plan_cordon_and_drain(&mut out, preflight, 3);
-        super::surge::plan_moves(&mut out, &self.ev, preflight);
+        crate::engine::restart::plan_moves(&mut out, &self.ev, preflight);
         let keep = (!self.args.delete_new_pool).then_some("pass --delete-new-pool to delete it");
         self.ev.plan_delete(&mut out, 5, keep, self.args.yes);
         out
@@ -301,7 +304,7 @@ impl Recovery for Rollback<'_> {
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use crate::commands::evacuate::tests::{cluster, nodes, preflight, session};
+    use crate::engine::evacuate::tests::{cluster, nodes, preflight, session};
     use crate::errors::code;
     use clap::Parser;
 

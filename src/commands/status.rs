@@ -12,16 +12,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Output, StatusArgs};
-use crate::lock::LockStatus;
+use crate::engine::lock::LockStatus;
+use crate::engine::target::{check_same_cluster, resolve};
 use crate::model::node::{is_cordoned, is_ready};
+use crate::model::pod::Pod;
 use crate::model::version::{is_zonal_location, version_key};
-use crate::pod::Pod;
+use crate::model::workloads::{classify, pod_node, unsettled_reason, PodClass, WorkloadRef};
 use crate::report::Silent;
-use crate::target::{check_same_cluster, resolve};
 use crate::tools::find_tool;
 use crate::tools::gcloud::{Cluster, Gcloud};
 use crate::tools::kubectl::{node_pool, Kubectl, Workloads, POOL_LABEL};
-use crate::workloads::{classify, pod_node, unsettled_reason, PodClass, WorkloadRef};
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Status {
@@ -107,7 +107,7 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
                 kubectl.nodes()?,
                 kubectl.all_pods()?,
                 kubectl.workloads()?,
-                crate::lock::read(&kubectl)?,
+                crate::engine::lock::read(&kubectl)?,
             ))
         })();
         (config.join().expect("gcloud thread"), lists)

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::upgrade::{
+use crate::cli::UpgradeMasterArgs;
+use crate::engine::upgrade::{
     attach_or_refuse, cluster_status, confirm, install_interrupt_handler, interrupted, is_zone,
     max_node_skew, minor_of, newest_matching, pick_offered, rerun_command,
     sleep_unless_interrupted, step_error, version_key, OperationEnd, OperationWaiter, Session,
 };
-use crate::cli::UpgradeMasterArgs;
 use crate::errors::Error;
 use crate::model::version::is_valid_version;
 use crate::report::Event;

@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::Node;
 use serde::Deserialize;
 
 use super::{Candidate, Selection, Source};
+use crate::engine::target::parse_gke_context;
 use crate::report::Silent;
-use crate::target::parse_gke_context;
 use crate::tools::command::Command;
 use crate::tools::find_tool;
 use crate::tools::gcloud::{Gcloud, ServerConfig};

@@ -8,8 +8,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::input::PlanInput;
-use crate::pod::PodSpec;
-use crate::workloads::{
+use crate::model::pod::PodSpec;
+use crate::model::workloads::{
     classify, resolve_int_or_percent, selector_matches, workload_of, workload_replicas, PodClass,
     Rounding,
 };

@@ -6,9 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::cli::MigrateArgs;
-use crate::pod::Pod;
-use crate::workloads::WorkloadRef;
+use crate::model::pod::Pod;
+use crate::model::workloads::WorkloadRef;
 /// Stable finding codes (scripts may match on them).
 pub mod codes {
     pub const STANDALONE_POD: &str = "standalone-pod";
@@ -159,28 +158,15 @@ impl Finding {
 pub struct Accepted(BTreeSet<&'static str>);
 
 impl Accepted {
-    pub fn from_migrate_args(args: &MigrateArgs) -> Self {
-        let mut set = BTreeSet::new();
-        for (given, flag) in [
-            (args.drain.force, flags::FORCE),
-            (args.drain.delete_emptydir_data, flags::DELETE_EMPTYDIR_DATA),
-            (args.allow_local_volumes, flags::ALLOW_LOCAL_VOLUMES),
-            (
-                args.allow_insufficient_capacity,
-                flags::ALLOW_INSUFFICIENT_CAPACITY,
-            ),
-            (args.allow_unschedulable, flags::ALLOW_UNSCHEDULABLE),
-            (args.allow_config_drift, flags::ALLOW_CONFIG_DRIFT),
-            (
-                args.drain.disable_eviction_after.is_some(),
-                flags::DISABLE_EVICTION_AFTER,
-            ),
-        ] {
-            if given {
-                set.insert(flag);
-            }
-        }
-        Accepted(set)
+    /// The override flags among `flags` (each a flag of [`flags`]) that were given.
+    pub fn given(flags: impl IntoIterator<Item = (bool, &'static str)>) -> Self {
+        Accepted(
+            flags
+                .into_iter()
+                .filter(|(given, _)| *given)
+                .map(|(_, flag)| flag)
+                .collect(),
+        )
     }
 
     pub fn with(mut self, flag: &'static str) -> Self {

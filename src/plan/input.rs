@@ -3,17 +3,28 @@
 
 use std::collections::BTreeSet;
 
+use serde::Serialize;
+
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::finding::ObjectRef;
 use super::new_pool::NewPool;
-use crate::cli::MoveStrategy;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::model::workloads::{classify, controller_of, pod_node, workload_of, PodClass};
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Workloads};
-use crate::workloads::{classify, controller_of, pod_node, workload_of, PodClass};
+
+/// How Deployments are moved off a node (`--strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveStrategy {
+    /// Rolling restart onto the other pool before the drain: no downtime.
+    Surge,
+    /// Evict and let the controller recreate the pod: down for a start-up if nothing else serves.
+    Evict,
+}
 
 /// Everything the analysis reads, as kubectl and gcloud returned it.
 pub struct PlanInput<'a> {

@@ -9,11 +9,13 @@
 //! objects.
 //!
 //! By concern: the pool the workloads move to (`new_pool`), how each workload moves (`moves`,
-//! with the rolling-update decisions `commands::surge` shares in `rollout`), what pods request
+//! with the rolling-update decisions `engine::restart` shares in `rollout`), what pods request
 //! and nodes offer (`resources`), and one module per family of findings under `findings`. What
 //! other code uses is re-exported here.
 
 mod availability;
+pub(crate) mod batches;
+pub(crate) mod clone;
 mod finding;
 mod findings;
 mod input;
@@ -22,24 +24,22 @@ mod new_pool;
 mod resources;
 pub(crate) mod rollout;
 
-pub use crate::model::version::{is_zonal_location, newer, version_key};
-pub use availability::readiness_seconds;
 pub(crate) use finding::ZONE_KEYS;
 pub use finding::{codes, flags, Accepted, Finding, ObjectRef, Severity};
 use findings::budgets::{blocking_pdbs, single_replicas};
 use findings::capacity::capacity;
 use findings::cluster::{autoscaler, drift, version_skew, zonal_control_plane};
-pub use findings::scheduling::is_lifecycle_taint;
 use findings::scheduling::unsatisfiable_scheduling;
-pub use findings::volumes::pv_zones;
 use findings::volumes::{
     emptydir_pods, hostpath_pods, local_volumes, standalone_pods, zonal_volumes,
 };
-pub use input::PlanInput;
+pub use input::{MoveStrategy, PlanInput};
 pub use moves::{moves, MovedBy, WorkloadMove};
-pub use new_pool::{default_num_nodes, nodes_per_zone, pool_zones, target_version, NewPool};
-pub use resources::{estimate_allocatable, parse_quantity, pod_requests, Resources};
-pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy, MOVE_ANNOTATION};
+#[cfg(test)]
+pub(crate) use new_pool::nodes_per_zone;
+pub use new_pool::{default_num_nodes, target_version, CloneFlags, NewPool};
+pub use resources::{estimate_allocatable, pod_requests, Resources};
+pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy};
 
 /// All findings, sorted blockers first. None is accepted yet (see [`Accepted::apply`]).
 pub fn analyze(input: &PlanInput) -> Vec<Finding> {

@@ -6,11 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::availability::{pdb_expected_pods, readiness_seconds, scaled};
-use super::input::PlanInput;
+use super::input::{MoveStrategy, PlanInput};
 use super::rollout::{left_to_eviction, surge_strategy};
-use crate::cli::MoveStrategy;
-use crate::pod::Pod;
-use crate::workloads::{selector_matches, workload_of, workload_replicas, WorkloadRef};
+use crate::model::pod::Pod;
+use crate::model::workloads::{selector_matches, workload_of, workload_replicas, WorkloadRef};
 
 /// How a workload leaves the old pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

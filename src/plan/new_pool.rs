@@ -6,11 +6,19 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
 
-use crate::cli::MigrateArgs;
-use crate::clone::taint_effect;
 use crate::model::node::node_zone;
 use crate::model::version::version_key;
+use crate::plan::clone::taint_effect;
 use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
+
+/// What `migrate`'s flags change in the clone of the old pool (`--num-nodes` per zone,
+/// `--machine-type`, `--node-version`); `None`: as the old pool (version: the control plane's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloneFlags<'a> {
+    pub num_nodes: Option<u32>,
+    pub machine_type: Option<&'a str>,
+    pub node_version: Option<&'a str>,
+}
 
 /// The pool the workloads would move to: the existing one, or the clone `migrate` would create.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,19 +70,19 @@ impl NewPool {
         old: &NodePool,
         cluster: &Cluster,
         old_nodes: &[Node],
-        args: &MigrateArgs,
+        flags: &CloneFlags,
     ) -> Self {
         let zones = pool_zones(old, cluster);
-        let per_zone = args
+        let per_zone = flags
             .num_nodes
             .map(u64::from)
             .unwrap_or_else(|| default_num_nodes(old_nodes, old));
         NewPool {
             name: name.to_string(),
             exists: false,
-            machine_type: args
+            machine_type: flags
                 .machine_type
-                .clone()
+                .map(String::from)
                 .or_else(|| old.config.machine_type.clone())
                 .unwrap_or_default(),
             node_count: per_zone * zones.len().max(1) as u64,
@@ -83,9 +91,9 @@ impl NewPool {
             taints: api_taints(old),
             spot: old.config.spot,
             preemptible: old.config.preemptible,
-            version: args
+            version: flags
                 .node_version
-                .clone()
+                .map(String::from)
                 .or_else(|| cluster.current_master_version.clone())
                 .unwrap_or_else(|| "latest".into()),
         }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::pod::{Container, PodSpec};
+use crate::model::pod::{Container, PodSpec};
 
 /// CPU (millicores), memory (bytes) and pod slots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

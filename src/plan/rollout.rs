@@ -1,12 +1,12 @@
 //! How a Deployment rolls out, and whether `--strategy surge` moves it by a rolling restart: the
-//! pure decisions the preflight (`moves`) and the surge step (`commands::surge`) share.
+//! pure decisions the preflight (`moves`) and the surge step (`engine::restart`) share.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
-use crate::pod::Pod;
-use crate::workloads::{pod_is_ready, resolve_int_or_percent, Rounding};
+use crate::model::pod::Pod;
+use crate::model::workloads::{pod_is_ready, resolve_int_or_percent, Rounding};
 
 /// `kubectl-zdupgrade/move: evict` on a Deployment leaves its pods to eviction.
 pub const MOVE_ANNOTATION: &str = "kubectl-zdupgrade/move";

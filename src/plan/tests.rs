@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cli::MigrateArgs;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
 use crate::tools::gcloud::{Cluster, ServerConfig};
 use crate::tools::kubectl::Workloads;
 use crate::tools::kubectl::{node_pool, POOL_LABEL};
@@ -170,7 +170,7 @@ impl World {
                         .filter(|n| node_pool(n) == Some(OLD))
                         .cloned()
                         .collect();
-                    NewPool::clone_of(NEW, old, &self.cluster, &old_nodes, &args)
+                    NewPool::clone_of(NEW, old, &self.cluster, &old_nodes, &args.clone_flags())
                 }
             });
         let input = PlanInput {
@@ -189,7 +189,7 @@ impl World {
             strategy: args.drain.strategy,
         };
         let mut findings = analyze(&input);
-        Accepted::from_migrate_args(&args).apply(&mut findings);
+        args.accepted().apply(&mut findings);
         findings
     }
 

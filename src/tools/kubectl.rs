@@ -1,30 +1,25 @@
 //! Typed wrapper around kubectl: every call gets the user's `--context`/`--kubeconfig`, asks for
-//! JSON and returns k8s-openapi types (pods: the fields of [`crate::pod`] only), parsed as
+//! JSON and returns k8s-openapi types (pods: the fields of [`crate::model::pod`] only), parsed as
 //! kubectl prints them. Also parses `kubectl drain`'s streamed output.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::command::Command;
 use crate::errors::Error;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::model::workloads::ItemList;
+pub use crate::model::workloads::Workloads;
 use crate::report::Reporter;
 
 pub use crate::model::node::{node_pool, POOL_LABEL};
-
-/// `kubectl get ... -o json` of a list.
-#[derive(Debug, Deserialize)]
-struct ItemList<T> {
-    #[serde(default = "Vec::new")]
-    items: Vec<T>,
-}
 
 /// `kubectl config view --minify --flatten -o json`, the fields this tool uses (the users'
 /// credentials are never read).
@@ -63,10 +58,6 @@ pub struct ClusterRef {
     /// `certificate-authority` file; without it kubectl prints `DATA+OMITTED`).
     #[serde(rename = "certificate-authority-data", default)]
     pub certificate_authority_data: Option<String>,
-    /// The name the server's certificate is checked against when it differs from the URL's host
-    /// (a tunnel to a private endpoint).
-    #[serde(rename = "tls-server-name", default)]
-    pub tls_server_name: Option<String>,
 }
 
 impl KubeConfigView {
@@ -81,11 +72,6 @@ impl KubeConfigView {
             .cluster;
         let named = self.clusters.iter().find(|c| &c.name == cluster)?;
         Some(&named.cluster)
-    }
-
-    /// The API server URL of the current context.
-    pub fn server(&self) -> Option<&str> {
-        self.cluster().map(|c| c.server.as_str())
     }
 }
 
@@ -104,71 +90,6 @@ pub fn no_current_context(kubeconfig: Option<&str>) -> String {
          --context NAME (`kubectl config get-contexts` lists them) or run \
          `kubectl config use-context NAME`; nothing was changed"
     )
-}
-
-/// Deployments, StatefulSets and ReplicaSets from one `kubectl get deployments,statefulsets,replicasets`.
-#[derive(Debug, Clone, Default)]
-pub struct Workloads {
-    pub deployments: Vec<Deployment>,
-    pub stateful_sets: Vec<StatefulSet>,
-    pub replica_sets: Vec<ReplicaSet>,
-}
-
-impl Workloads {
-    /// Parses a mixed `List`, dispatching on each item's `kind`.
-    pub fn from_list_json(json: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str::<ItemList<WorkloadItem>>(json).map(Workloads::from_items)
-    }
-
-    fn from_items(list: ItemList<WorkloadItem>) -> Self {
-        let mut workloads = Workloads::default();
-        for item in list.items {
-            match item {
-                WorkloadItem::Deployment(d) => workloads.deployments.push(d),
-                WorkloadItem::StatefulSet(s) => workloads.stateful_sets.push(s),
-                WorkloadItem::ReplicaSet(r) => workloads.replica_sets.push(r),
-                WorkloadItem::Other => {}
-            }
-        }
-        workloads
-    }
-}
-
-/// One item of a mixed list, read on its own (never the whole list as a `Value`).
-enum WorkloadItem {
-    Deployment(Deployment),
-    StatefulSet(StatefulSet),
-    ReplicaSet(ReplicaSet),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for WorkloadItem {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let mut item = Value::deserialize(deserializer)?;
-        // Written by and for the API server; nothing here reads them.
-        if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
-        }
-        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default();
-        Ok(match kind {
-            "Deployment" => {
-                WorkloadItem::Deployment(serde_json::from_value(item).map_err(D::Error::custom)?)
-            }
-            "StatefulSet" => {
-                WorkloadItem::StatefulSet(serde_json::from_value(item).map_err(D::Error::custom)?)
-            }
-            "ReplicaSet" => {
-                // A ReplicaSet's pod template is its Deployment's (read there when needed): only
-                // its owner and replica counts are read. Real clusters keep many old ones.
-                if let Some(spec) = item.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.remove("template");
-                }
-                WorkloadItem::ReplicaSet(serde_json::from_value(item).map_err(D::Error::custom)?)
-            }
-            _ => WorkloadItem::Other,
-        })
-    }
 }
 
 /// The `kubectl drain` flags this tool passes.
@@ -685,6 +606,9 @@ mod tests {
             view.current_context.as_deref(),
             Some("gke_acme_europe-west1_prod")
         );
-        assert_eq!(view.server(), Some("https://34.78.12.200"));
+        assert_eq!(
+            view.cluster().map(|c| c.server.as_str()),
+            Some("https://34.78.12.200")
+        );
     }
 }

@@ -13,7 +13,7 @@ const COMPLETER: &str = "kubectl_complete-zdupgrade";
 /// Gives each kubectl and gcloud call of a completion two minutes instead of seconds: these
 /// tests check what is completed, not how fast, on a machine that may be busy.
 fn patient(c: &mut std::process::Command) -> &mut std::process::Command {
-    c.env(kubectl_zdupgrade::complete::live::TIMEOUT_VARIABLE, "120")
+    c.env(kubectl_zdupgrade::COMPLETION_TIMEOUT_VARIABLE, "120")
 }
 
 /// The basic cluster with a second pool, so that a pool list is more than one name.
@@ -306,7 +306,7 @@ fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
     ));
     let mut c = w.command(COMPLETER, &["migrate", ""]);
     // Given 1 s, the call is stopped then, whatever the default limit.
-    c.env(kubectl_zdupgrade::complete::live::TIMEOUT_VARIABLE, "1");
+    c.env(kubectl_zdupgrade::COMPLETION_TIMEOUT_VARIABLE, "1");
     let path = format!(
         "{}:{}:{}",
         wrapper.path().display(),

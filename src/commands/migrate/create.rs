@@ -5,10 +5,10 @@
 use serde_json::json;
 
 use super::migration::Migration;
-use crate::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
-use crate::commands::evacuate::{is_ready, Recovery};
+use crate::engine::evacuate::{is_ready, Recovery};
 use crate::errors::Error;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::plan::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
 use crate::report::Event;
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;
@@ -124,8 +124,7 @@ impl Migration<'_> {
             CREATED_BY.0, CREATED_BY.1
         ));
         if !self.args.yes {
-            match crate::commands::evacuate::ask(&format!("Delete pool {new} and create it again?"))
-            {
+            match crate::engine::evacuate::ask(&format!("Delete pool {new} and create it again?")) {
                 Some(true) => {}
                 _ => {
                     return Err(self.fail_step(
@@ -218,7 +217,7 @@ impl Migration<'_> {
         let nodes = kubectl.pool_nodes(&pool.name).map_err(fail)?;
         let names: Vec<String> = nodes
             .iter()
-            .map(crate::commands::evacuate::node_name)
+            .map(crate::engine::evacuate::node_name)
             .collect();
         let pods = kubectl.all_pods().map_err(fail)?;
         let ready = nodes.iter().filter(|n| is_ready(n)).count();
@@ -300,7 +299,7 @@ pub fn unready_pool_recreatable(
 
 /// The evictable pods (not DaemonSet, mirror or finished pods) on `nodes`.
 pub fn workload_pods_on(pods: &[Pod], nodes: &[String]) -> Vec<String> {
-    use crate::workloads::{classify, pod_name, pod_node, PodClass};
+    use crate::model::workloads::{classify, pod_name, pod_node, PodClass};
     pods.iter()
         .filter(|p| pod_node(p).is_some_and(|n| nodes.iter().any(|m| m == n)))
         .filter(|p| classify(p) == PodClass::Evictable)

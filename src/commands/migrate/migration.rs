@@ -2,7 +2,7 @@
 //! what is known of the new pool, as the steps in the other files share them.
 
 use crate::cli::MigrateArgs;
-use crate::commands::evacuate::Evacuation;
+use crate::engine::evacuate::Evacuation;
 use crate::tools::gcloud::NodePool;
 
 pub(super) struct Migration<'a> {

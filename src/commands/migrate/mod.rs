@@ -5,7 +5,7 @@
 //! cordoned nodes stay cordoned, nodes without evictable pods are skipped), so re-running the same
 //! command after an interruption resumes. `--dry-run` runs only the read-only calls and prints the
 //! exact commands the real run would execute. The cordon/drain/gate/delete machinery is shared
-//! with `rollback` ([`super::evacuate`]).
+//! with `rollback` ([`crate::engine::evacuate`]).
 //!
 //! This file holds the command's sequence (with the choice of the old pool), the waits for the
 //! new pool and the `--dry-run` plan; the checks of the arguments before any call are in
@@ -17,7 +17,6 @@ mod validate;
 
 use migration::Migration;
 
-pub use create::{existing_pool_action, unready_pool_recreatable, workload_pods_on, PoolAction};
 pub use validate::{check_pool_name, pick_old_pool, validate};
 
 use std::fmt::Write as _;
@@ -26,21 +25,21 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Node;
 
-use super::evacuate::{
+use crate::cli::MigrateArgs;
+use crate::commands::plan_migrate::ClusterReads;
+use crate::engine::evacuate::{
     confirm_start, is_ready, rerun_command, DrainSettings, Evacuation, Preflight, Recovery,
     Session, POLL,
 };
-use super::plan::ClusterReads;
-use crate::cli::MigrateArgs;
-use crate::clone::{created_by_this_tool, CREATED_BY};
+use crate::engine::parallel::joined;
 use crate::errors::{code, exit_code, Error};
-use crate::parallel::joined;
+use crate::plan::clone::{created_by_this_tool, CREATED_BY};
 use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::{Cluster, NodePool};
 
-pub use crate::plan::{default_num_nodes, nodes_per_zone};
+pub use crate::plan::default_num_nodes;
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
@@ -50,7 +49,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     let (session, (lease, reads)) =
         Session::connect_reading(&args.cluster, reporter, |kubectl, gcloud| {
             std::thread::scope(|scope| {
-                let lease = scope.spawn(|| crate::lock::read(kubectl));
+                let lease = scope.spawn(|| crate::engine::lock::read(kubectl));
                 let reads = ClusterReads::read(args, kubectl, gcloud)?;
                 Ok((joined(lease)?, reads))
             })
@@ -60,7 +59,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     let cluster = &session.cluster;
     let ours = cluster
         .pool(&args.new_pool)
-        .is_some_and(crate::clone::created_by_this_tool);
+        .is_some_and(crate::plan::clone::created_by_this_tool);
     let complete = match args.from.as_deref() {
         None if ours && cluster.node_pools.len() == 1 => Some(format!(
             "pool {} is the cluster's only node pool",
@@ -79,7 +78,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
         ));
         return Ok(());
     }
-    crate::lock::check_lease(lease, reporter, args.break_lock, args.dry_run)?;
+    crate::engine::lock::check_lease(lease, reporter, args.break_lock, args.dry_run)?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?.clone();
     reporter.done(&format!(
         "{}: migrating pool {} -> {}",
@@ -112,12 +111,14 @@ impl<'a> Migration<'a> {
     fn run(&mut self, reads: ClusterReads) -> anyhow::Result<()> {
         let t = Instant::now();
         // The plan's findings come first: blockers refuse before anything changes.
-        let findings = super::plan::gather(self.args, &self.ev.session, &self.old, &reads)?;
+        let findings =
+            crate::commands::plan_migrate::gather(self.args, &self.ev.session, &self.old, &reads)?;
         self.show_findings(&findings);
         if self.args.dry_run {
-            self.reporter().plan(&super::plan::render(&findings));
+            self.reporter()
+                .plan(&crate::commands::plan_migrate::render(&findings));
         }
-        if let Some(refusal) = super::plan::refusal(&findings) {
+        if let Some(refusal) = crate::commands::plan_migrate::refusal(&findings) {
             return Err(refusal.into());
         }
         let old_nodes = reads.pool_nodes(self.old_name());
@@ -161,8 +162,11 @@ impl<'a> Migration<'a> {
         self.confirm_drain(preflight.nodes.len())?;
         let what = format!("migrate {}", self.args.new_pool);
         self.ev.acquire_lock(&what, self.args.break_lock)?;
-        super::surge::restore_strategies(&self.ev.session, self.ev.settings.settle_timeout)
-            .map_err(|f| self.fail(f))?;
+        crate::engine::restart::restore_strategies(
+            &self.ev.session,
+            self.ev.settings.settle_timeout,
+        )
+        .map_err(|f| self.fail(f))?;
 
         let t = Instant::now();
         let reused = self.ensure_new_pool(create.as_ref(), new_pool.as_ref())?;
@@ -216,7 +220,7 @@ impl<'a> Migration<'a> {
 
     /// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
     /// (one line says how many there are).
-    fn show_findings(&self, report: &super::plan::PlanReport) {
+    fn show_findings(&self, report: &crate::commands::plan_migrate::PlanReport) {
         use crate::plan::Severity;
         let notes = report
             .findings
@@ -409,7 +413,7 @@ impl<'a> Migration<'a> {
             session.kubectl.pool_nodes_command(new)
         );
         self.ev.plan_cordon_and_drain(&mut out, preflight, 4);
-        super::surge::plan_moves(&mut out, &self.ev, preflight);
+        crate::engine::restart::plan_moves(&mut out, &self.ev, preflight);
         let keep = self.args.keep_old_pool.then_some("--keep-old-pool");
         self.ev.plan_delete(&mut out, 6, keep, self.args.yes);
         out
@@ -499,7 +503,7 @@ pub fn not_ready_text(nodes: &[Node]) -> String {
                 }
                 None => "no Ready condition".into(),
             };
-            format!("{} ({why})", super::evacuate::node_name(n))
+            format!("{} ({why})", crate::engine::evacuate::node_name(n))
         })
         .collect();
     if not_ready.is_empty() {
@@ -522,7 +526,8 @@ fn zones_of(pool: &NodePool, cluster: &Cluster) -> u64 {
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use crate::commands::evacuate::tests::{cluster, nodes, preflight, session};
+    use crate::engine::evacuate::tests::{cluster, nodes, preflight, session};
+    use crate::plan::nodes_per_zone;
     use clap::Parser;
 
     pub(super) fn args(extra: &[&str]) -> MigrateArgs {
@@ -650,6 +655,6 @@ mod tests {
     }
 
     fn node_name_of(node: &Node) -> String {
-        crate::commands::evacuate::node_name(node)
+        crate::engine::evacuate::node_name(node)
     }
 }

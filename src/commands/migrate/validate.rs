@@ -2,8 +2,8 @@
 //! `--disable-eviction-after` bound).
 
 use crate::cli::MigrateArgs;
-use crate::commands::evacuate::check_disable_eviction_after;
-use crate::commands::evacuate::other_pool;
+use crate::engine::evacuate::check_disable_eviction_after;
+use crate::engine::evacuate::other_pool;
 use crate::errors::Error;
 use crate::model::version::is_valid_version;
 use crate::tools::gcloud::{Cluster, NodePool};

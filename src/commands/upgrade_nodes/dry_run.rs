@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::follow::NodeCounts;
 use super::settings::Surge;
 use super::state::Upgrade;
-use crate::commands::upgrade::POLL;
+use crate::engine::upgrade::POLL;
 use crate::tools::command::Command;
 
 impl Upgrade<'_> {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::settings::current_surge;
 use super::state::Upgrade;
-use crate::commands::upgrade::{
+use crate::engine::upgrade::{
     interrupted, is_cordoned, is_ready, newest_matching, sleep_unless_interrupted, OperationEnd,
     OperationWaiter, POLL,
 };

@@ -22,7 +22,7 @@ mod version;
 
 use state::Upgrade;
 
-pub use follow::{count_nodes, NodeCounts};
+pub use follow::count_nodes;
 pub use settings::{current_surge, keeps_capacity, SavedState, Surge};
 pub use version::target_version;
 
@@ -33,20 +33,20 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Node;
 
 use super::migrate::check_pool_name;
-use super::upgrade::{
+use crate::cli::UpgradeNodesArgs;
+use crate::engine::upgrade::{
     attach_or_refuse, cluster_status, confirm, install_interrupt_handler, rerun_command,
     step_error, version_key, Session,
 };
-use crate::cli::UpgradeNodesArgs;
 use crate::errors::Error;
 use crate::model::node::node_name;
+use crate::model::pod::Pod;
 use crate::model::version::is_valid_version;
-use crate::pod::Pod;
-use crate::report::Reporter;
-use crate::workloads::{
+use crate::model::workloads::{
     classify, controller_of, disruptions_allowed, pdb_name, pdbs_for_pod, pod_name, pod_node,
     PodClass,
 };
+use crate::report::Reporter;
 use settings::{load_state, save_state, state_path};
 
 pub fn exec(args: &UpgradeNodesArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::settings::{load_state, Surge};
 use super::state::Upgrade;
-use crate::commands::upgrade::{rerun_command, step_error};
+use crate::engine::upgrade::{rerun_command, step_error};
 use crate::report::Event;
 use crate::tools::command::Command;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::commands::upgrade::{state_dir, Session};
+use crate::engine::upgrade::{state_dir, Session};
 use crate::tools::gcloud::NodePool;
 
 /// A pool's surge upgrade settings.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::settings::SavedState;
 use crate::cli::UpgradeNodesArgs;
-use crate::commands::upgrade::Session;
+use crate::engine::upgrade::Session;
 use crate::report::Reporter;
 use crate::tools::gcloud::NodePool;
 

@@ -1,7 +1,7 @@
 //! The version `upgrade-nodes` upgrades the pool to: one GKE offers for nodes, never newer than
 //! the control plane.
 
-use crate::commands::upgrade::{pick_offered, version_key};
+use crate::engine::upgrade::{pick_offered, version_key};
 use crate::errors::Error;
 
 /// The version to upgrade to: `--version` (exact, or a prefix such as `1.30`) among what

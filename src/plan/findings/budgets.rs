@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{pod_list, subject_and_pods};
+use crate::model::pod::Pod;
+use crate::model::workloads::{
+    disruptions_allowed, pdb_name, selector_matches, workload_of, workload_replicas,
+};
 use crate::plan::availability::{pdb_expected_pods, readiness_seconds, scaled};
 use crate::plan::moves::surged;
 use crate::plan::{codes, flags, Finding, ObjectRef, PlanInput, Severity};
-use crate::pod::Pod;
-use crate::workloads::{
-    disruptions_allowed, pdb_name, selector_matches, workload_of, workload_replicas,
-};
 
 fn int_or_string(value: &IntOrString) -> String {
     match value {
@@ -149,8 +149,8 @@ pub(crate) fn single_replicas(input: &PlanInput) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::pod::PodSpec;
     use crate::plan::tests::{from, names, pod, World};
-    use crate::pod::PodSpec;
     use serde_json::json;
 
     #[test]

@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::scheduling::{misfit, prospects};
 use super::subject_and_pods;
+use crate::model::pod::{Pod, PodSpec};
+use crate::model::workloads::{classify, pod_node, PodClass};
 use crate::plan::resources::{cpu_text, memory_text, resources_of};
 use crate::plan::{
     codes, estimate_allocatable, flags, pod_requests, Finding, ObjectRef, PlanInput, Resources,
     Severity,
 };
-use crate::pod::{Pod, PodSpec};
-use crate::workloads::{classify, pod_node, PodClass};
 
 fn node_allocatable(node: &Node) -> Resources {
     resources_of(node.status.as_ref().and_then(|s| s.allocatable.as_ref()))

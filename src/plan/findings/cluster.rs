@@ -4,8 +4,8 @@
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::clone::config_drift;
 use crate::model::version::{is_zonal_location, newer, version_key};
+use crate::plan::clone::config_drift;
 use crate::plan::{codes, flags, target_version, Finding, ObjectRef, PlanInput, Severity};
 
 pub(crate) fn version_skew(input: &PlanInput) -> Vec<Finding> {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{ObjectRef, PlanInput};
-use crate::pod::Pod;
-use crate::workloads::pod_node;
+use crate::model::pod::Pod;
+use crate::model::workloads::pod_node;
 
 pub(super) mod budgets;
 pub(super) mod capacity;

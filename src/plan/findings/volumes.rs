@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::PersistentVolume;
 
 use super::{by_workload, pod_list, subject_and_pods};
+use crate::model::pod::{Pod, Volume};
+use crate::model::workloads::{controller_of, has_empty_dir, pod_node};
 use crate::plan::{codes, flags, Finding, ObjectRef, PlanInput, Severity, ZONE_KEYS};
-use crate::pod::{Pod, Volume};
-use crate::workloads::{controller_of, has_empty_dir, pod_node};
 
 fn volume_names(pod: &Pod, pick: impl Fn(&Volume) -> bool) -> String {
     pod.spec

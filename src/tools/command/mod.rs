@@ -22,9 +22,6 @@ mod run;
 mod spec;
 
 pub use background::{Early, Running};
-pub use deadline::{default_deadline, CALL_DEADLINE, OPERATION_DEADLINE};
 pub use group::GroupChild;
-pub use retry::{cancel_retries, resume_retries, with_retries, Retry, RetryClock};
-pub use retryable::{safe_to_repeat, transient_error, transient_reason};
-pub use run::Guard;
+pub use retry::{cancel_retries, resume_retries};
 pub use spec::{shell_quote, Backoff, Command, Output, CLEANUP_DEADLINE};

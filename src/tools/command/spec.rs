@@ -28,11 +28,10 @@ pub struct Command {
 /// transient failures are retried: a stopped run must end within seconds, not minutes.
 pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(15);
 
-/// What a finished command printed.
+/// What a finished command printed on stdout (its stderr goes into the error when it fails).
 #[derive(Debug, Clone)]
 pub struct Output {
     pub stdout: String,
-    pub stderr: String,
 }
 
 impl Command {
@@ -105,10 +104,6 @@ impl Command {
     {
         self.args.extend(args.into_iter().map(Into::into));
         self
-    }
-
-    pub fn get_args(&self) -> &[String] {
-        &self.args
     }
 }
 

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::engine::parallel::joined;
 use crate::errors::Error;
-use crate::parallel::joined;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::model::workloads::{classify, pod_name, pod_node, workload_of, PodClass, WorkloadRef};
 use crate::report::{count, human_duration, Event};
-use crate::workloads::{classify, pod_name, pod_node, workload_of, PodClass, WorkloadRef};
 
 use super::drain::list_node_pods;
 use super::nodes::node_name;

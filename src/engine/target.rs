@@ -470,8 +470,8 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(text)
     }
 
-    const CA_A: &str = include_str!("../tests/fixtures/ca-a.pem");
-    const CA_B: &str = include_str!("../tests/fixtures/ca-b.pem");
+    const CA_A: &str = include_str!("../../tests/fixtures/ca-a.pem");
+    const CA_B: &str = include_str!("../../tests/fixtures/ca-b.pem");
 
     #[test]
     fn pem_bundles_are_decoded_to_certificates() {
@@ -488,15 +488,16 @@ mod tests {
 
     fn cluster() -> Cluster {
         serde_json::from_str(include_str!(
-            "../tests/fixtures/gcloud-cluster-describe.json"
+            "../../tests/fixtures/gcloud-cluster-describe.json"
         ))
         .unwrap()
     }
 
     fn view(server: &str) -> KubeConfigView {
-        let mut v: KubeConfigView =
-            serde_json::from_str(include_str!("../tests/fixtures/kubectl-config-view.json"))
-                .unwrap();
+        let mut v: KubeConfigView = serde_json::from_str(include_str!(
+            "../../tests/fixtures/kubectl-config-view.json"
+        ))
+        .unwrap();
         v.clusters[0].cluster.server = server.into();
         v
     }
@@ -516,7 +517,7 @@ mod tests {
 
     fn gke_with(extra: serde_json::Value) -> Cluster {
         let mut json: serde_json::Value = serde_json::from_str(include_str!(
-            "../tests/fixtures/gcloud-cluster-describe.json"
+            "../../tests/fixtures/gcloud-cluster-describe.json"
         ))
         .unwrap();
         for (k, v) in extra.as_object().unwrap() {

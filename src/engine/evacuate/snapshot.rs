@@ -7,15 +7,15 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
+use crate::engine::parallel::joined;
 use crate::errors::Error;
-use crate::parallel::joined;
-use crate::pod::Pod;
-use crate::report::count;
-use crate::tools::kubectl::{Kubectl, Workloads};
-use crate::workloads::{
+use crate::model::pod::Pod;
+use crate::model::workloads::{
     classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pdbs_for_pod, pod_name,
     pod_node, PodClass,
 };
+use crate::report::count;
+use crate::tools::kubectl::{Kubectl, Workloads};
 
 use super::nodes::{is_cordoned, node_name};
 use super::{Evacuation, StepFailure, StepResult};
@@ -186,7 +186,7 @@ impl Evacuation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::evacuate::tests::{pods, preflight};
+    use crate::engine::evacuate::tests::{pods, preflight};
     use crate::errors::code;
 
     #[test]

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::engine::watch::Waker;
 use crate::errors::Error;
+use crate::model::workloads::{unsettled_reason, WorkloadRef};
 use crate::report::{count, human_duration, Event};
 use crate::tools::kubectl::{Kubectl, Workloads};
-use crate::watch::Waker;
-use crate::workloads::{unsettled_reason, WorkloadRef};
 
 use super::{Evacuation, StepFailure, StepResult};
 

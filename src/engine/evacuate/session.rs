@@ -3,10 +3,10 @@
 //! [`other_pool`], the pool on the other side of a move.
 
 use crate::cli::ClusterArgs;
+use crate::engine::parallel::joined;
+use crate::engine::target::{check_same_cluster, resolve, Target};
 use crate::errors::Error;
-use crate::parallel::joined;
 use crate::report::Reporter;
-use crate::target::{check_same_cluster, resolve, Target};
 use crate::tools::command::{Command, Early, Running};
 use crate::tools::find_tool;
 use crate::tools::gcloud::{pool_status_of, Cluster, Gcloud, NodePool};
@@ -206,7 +206,7 @@ pub fn other_pool<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::evacuate::tests::cluster;
+    use crate::engine::evacuate::tests::cluster;
 
     #[test]
     fn the_other_pool() {

@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::pod::{OwnerReference, Pod};
-use crate::tools::kubectl::Workloads;
+use crate::model::pod::{OwnerReference, Pod};
 
 /// How `kubectl drain --ignore-daemonsets` treats a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,6 +374,79 @@ pub fn pdb_name(pdb: &PodDisruptionBudget) -> String {
     )
 }
 
+/// `kubectl get ... -o json` of a list.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ItemList<T> {
+    #[serde(default = "Vec::new")]
+    pub(crate) items: Vec<T>,
+}
+
+/// Deployments, StatefulSets and ReplicaSets from one `kubectl get deployments,statefulsets,replicasets`.
+#[derive(Debug, Clone, Default)]
+pub struct Workloads {
+    pub deployments: Vec<Deployment>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub replica_sets: Vec<ReplicaSet>,
+}
+
+impl Workloads {
+    /// Parses a mixed `List`, dispatching on each item's `kind`.
+    #[cfg(test)]
+    pub fn from_list_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<ItemList<WorkloadItem>>(json).map(Workloads::from_items)
+    }
+
+    pub(crate) fn from_items(list: ItemList<WorkloadItem>) -> Self {
+        let mut workloads = Workloads::default();
+        for item in list.items {
+            match item {
+                WorkloadItem::Deployment(d) => workloads.deployments.push(d),
+                WorkloadItem::StatefulSet(s) => workloads.stateful_sets.push(s),
+                WorkloadItem::ReplicaSet(r) => workloads.replica_sets.push(r),
+                WorkloadItem::Other => {}
+            }
+        }
+        workloads
+    }
+}
+
+/// One item of a mixed list, read on its own (never the whole list as a `Value`).
+pub(crate) enum WorkloadItem {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    ReplicaSet(ReplicaSet),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WorkloadItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut item = Value::deserialize(deserializer)?;
+        // Written by and for the API server; nothing here reads them.
+        if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default();
+        Ok(match kind {
+            "Deployment" => {
+                WorkloadItem::Deployment(serde_json::from_value(item).map_err(D::Error::custom)?)
+            }
+            "StatefulSet" => {
+                WorkloadItem::StatefulSet(serde_json::from_value(item).map_err(D::Error::custom)?)
+            }
+            "ReplicaSet" => {
+                // A ReplicaSet's pod template is its Deployment's (read there when needed): only
+                // its owner and replica counts are read. Real clusters keep many old ones.
+                if let Some(spec) = item.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("template");
+                }
+                WorkloadItem::ReplicaSet(serde_json::from_value(item).map_err(D::Error::custom)?)
+            }
+            _ => WorkloadItem::Other,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,20 +458,24 @@ mod tests {
     }
 
     fn pods() -> Vec<Pod> {
-        serde_json::from_str::<List<Pod>>(include_str!("../tests/fixtures/kubectl-get-pods.json"))
-            .unwrap()
-            .items
+        serde_json::from_str::<List<Pod>>(include_str!(
+            "../../tests/fixtures/kubectl-get-pods.json"
+        ))
+        .unwrap()
+        .items
     }
     fn pdbs() -> Vec<PodDisruptionBudget> {
         serde_json::from_str::<List<PodDisruptionBudget>>(include_str!(
-            "../tests/fixtures/kubectl-get-pdb.json"
+            "../../tests/fixtures/kubectl-get-pdb.json"
         ))
         .unwrap()
         .items
     }
     fn workloads() -> Workloads {
-        Workloads::from_list_json(include_str!("../tests/fixtures/kubectl-get-workloads.json"))
-            .unwrap()
+        Workloads::from_list_json(include_str!(
+            "../../tests/fixtures/kubectl-get-workloads.json"
+        ))
+        .unwrap()
     }
     fn find<'a>(pods: &'a [Pod], name: &str) -> &'a Pod {
         pods.iter()

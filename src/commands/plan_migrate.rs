@@ -10,7 +10,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::parallel::joined;
+use crate::engine::parallel::joined;
 
 use crate::cli::{MigrateArgs, MoveStrategy, Output};
 use std::collections::HashSet;
@@ -18,17 +18,15 @@ use std::collections::HashSet;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 
-use crate::batches::{describe, Batch};
-use crate::commands::evacuate::{drain_batches, evictable_by_node, node_name, Session, Snapshot};
 use crate::commands::migrate::{pick_old_pool, validate};
+use crate::engine::evacuate::{drain_batches, evictable_by_node, node_name, Session, Snapshot};
 use crate::errors::Error;
-use crate::plan::{
-    analyze, moves, Accepted, Finding, MovedBy, NewPool, PlanInput, Severity, WorkloadMove,
-};
+use crate::model::workloads::pod_node;
+use crate::plan::batches::{describe, Batch};
+use crate::plan::{analyze, moves, Finding, MovedBy, NewPool, PlanInput, Severity, WorkloadMove};
 use crate::report::Silent;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Kubectl};
-use crate::workloads::pod_node;
 
 /// The `-o json` document.
 #[derive(Debug, Serialize)]
@@ -49,7 +47,7 @@ pub struct PlanReport {
     pub warnings: usize,
     /// `--max-parallel`: the most nodes drained at once.
     pub max_parallel: usize,
-    /// The drain batches of the old pool's nodes, in order ([`crate::batches`]).
+    /// The drain batches of the old pool's nodes, in order ([`crate::plan::batches`]).
     pub batches: Vec<Batch>,
 }
 
@@ -190,7 +188,13 @@ pub fn gather(
     let old_nodes = reads.pool_nodes(&old.name);
     let new_pool = match cluster.pool(&args.new_pool) {
         Some(pool) => NewPool::existing(pool, cluster, reads.pool_nodes(&pool.name).len()),
-        None => NewPool::clone_of(&args.new_pool, old, cluster, &old_nodes, args),
+        None => NewPool::clone_of(
+            &args.new_pool,
+            old,
+            cluster,
+            &old_nodes,
+            &args.clone_flags(),
+        ),
     };
     let server_config = match server_config {
         Some(config) => config.clone(),
@@ -214,7 +218,7 @@ pub fn gather(
     };
     let mut findings = analyze(&input);
     let moves = moves(&input);
-    Accepted::from_migrate_args(args).apply(&mut findings);
+    args.accepted().apply(&mut findings);
     let max_parallel = args.drain.max_parallel as usize;
     let batches = planned_batches(&old_nodes, snapshot, args.drain.strategy, max_parallel);
     Ok(PlanReport::new(
@@ -431,7 +435,7 @@ mod tests {
             version: "1.30".into(),
         };
         let moves = vec![WorkloadMove {
-            workload: crate::workloads::WorkloadRef {
+            workload: crate::model::workloads::WorkloadRef {
                 kind: "Deployment".into(),
                 namespace: "default".into(),
                 name: "web".into(),

@@ -27,18 +27,19 @@ fn node_calls(
     done: impl Fn(&str) + Sync,
 ) -> (usize, Option<(String, Error)>) {
     let chunks: Vec<&[String]> = nodes.chunks(NODES_PER_CALL).collect();
-    let results = crate::parallel::map(&chunks, crate::parallel::KUBECTL_CALLS, |chunk| {
-        if kubectl.run(&command(chunk)).is_ok() {
-            chunk.iter().for_each(|n| done(n));
-            return chunk.iter().map(|_| Ok(())).collect();
-        }
-        let one_by_one = chunk.iter().map(|n| {
-            kubectl.run(&command(std::slice::from_ref(n)))?;
-            done(n);
-            Ok(())
+    let results =
+        crate::engine::parallel::map(&chunks, crate::engine::parallel::KUBECTL_CALLS, |chunk| {
+            if kubectl.run(&command(chunk)).is_ok() {
+                chunk.iter().for_each(|n| done(n));
+                return chunk.iter().map(|_| Ok(())).collect();
+            }
+            let one_by_one = chunk.iter().map(|n| {
+                kubectl.run(&command(std::slice::from_ref(n)))?;
+                done(n);
+                Ok(())
+            });
+            one_by_one.collect::<Vec<Result<(), Error>>>()
         });
-        one_by_one.collect::<Vec<Result<(), Error>>>()
-    });
     let mut succeeded = 0;
     let mut failed = None;
     for (node, result) in nodes.iter().zip(results.into_iter().flatten()) {
@@ -117,7 +118,7 @@ impl Evacuation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::evacuate::tests::nodes;
+    use crate::engine::evacuate::tests::nodes;
 
     #[test]
     fn node_state() {

@@ -21,10 +21,10 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use serde_json::json;
 
+use crate::engine::step::{rerun_command, StepFailure, StepResult};
 use crate::errors::Error;
 use crate::report::Event;
 use crate::report::{human_duration, Reporter};
-use crate::step::{rerun_command, StepFailure, StepResult};
 use crate::tools::command::{Backoff, Command};
 use crate::tools::kubectl::Kubectl;
 
@@ -456,7 +456,7 @@ pub fn acquire<'a>(
 }
 
 fn lock_error(step: &str, e: Error) -> anyhow::Error {
-    crate::step::step_error(step, e, "nothing was changed", "re-run the same command")
+    crate::engine::step::step_error(step, e, "nothing was changed", "re-run the same command")
 }
 
 fn is_conflict(e: &Error) -> bool {
@@ -675,10 +675,6 @@ fn patch_renew_time(kubectl: &Kubectl, version: Option<&str>) -> Result<Option<S
 }
 
 impl ClusterLock<'_> {
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
     /// How the renewals went since the last look: warnings for failed ones, and an error once
     /// the lock is lost (taken over or deleted), which must stop the run.
     pub fn check(&self) -> anyhow::Result<()> {

@@ -8,14 +8,14 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
-use crate::batches::Batch;
 use crate::cli::MoveStrategy;
+use crate::engine::parallel::joined;
 use crate::errors::Error;
-use crate::parallel::joined;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::model::workloads::{classify, controller_of, workload_of, PodClass, WorkloadRef};
+use crate::plan::batches::Batch;
 use crate::report::{count, human_duration, Event};
 use crate::tools::kubectl::{Kubectl, Workloads};
-use crate::workloads::{classify, controller_of, workload_of, PodClass, WorkloadRef};
 
 use super::gate::FRESH_GATE;
 use super::node_drain::NodeDrain;
@@ -182,7 +182,7 @@ impl Evacuation<'_> {
         let mut to_drain = self.pods_to_drain(batch, first, upcoming).map_err(fail)?;
         if self.settings.strategy == MoveStrategy::Surge {
             let pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
-            if crate::commands::surge::move_deployments(self, &label, &pods)? {
+            if crate::engine::restart::move_deployments(self, &label, &pods)? {
                 // The restarted Deployments' old pods are going away by themselves, from the
                 // nodes listed ahead too.
                 self.prefetched.clear();
@@ -299,7 +299,7 @@ pub(super) fn list_node_pods(kubectl: &Kubectl, nodes: &[String]) -> Vec<Result<
 
 /// Runs `f` on every item at once (the nodes of one batch), results in the items' order.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    crate::parallel::map(items, items.len(), f)
+    crate::engine::parallel::map(items, items.len(), f)
 }
 
 /// A batch's failure: a lone node's failure as it is; for several nodes, the first failure,

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::cli::{DrainArgs, MoveStrategy};
+use crate::engine::prompt::{working_time, PROMPTS};
+use crate::engine::step::StepResult;
 use crate::errors::Error;
-use crate::pod::Pod;
-use crate::prompt::{working_time, PROMPTS};
+use crate::model::pod::Pod;
+use crate::model::workloads::WorkloadRef;
 use crate::report::Reporter;
-use crate::step::StepResult;
 use crate::tools::kubectl::{DrainOptions, Workloads};
-use crate::workloads::WorkloadRef;
 
 use super::session::Session;
 
@@ -67,8 +67,8 @@ pub struct Evacuation<'a> {
     /// Deployments restarted by this run (`--strategy surge`): never twice.
     pub restarted: BTreeSet<WorkloadRef>,
     pub(super) phases: Vec<(String, Duration)>,
-    /// The cluster's lock, once taken ([`crate::lock`]); released when this is dropped.
-    pub lock: Option<crate::lock::ClusterLock<'a>>,
+    /// The cluster's lock, once taken ([`crate::engine::lock`]); released when this is dropped.
+    pub lock: Option<crate::engine::lock::ClusterLock<'a>>,
     /// Deployments, StatefulSets and ReplicaSets as last read, to tell a pod's workload.
     pub(super) known: Option<Workloads>,
     /// When the health gate last passed, and on which workloads.
@@ -116,7 +116,7 @@ impl<'a> Evacuation<'a> {
 
     /// Takes the cluster's lock for `what` (`migrate pool-two`) until the evacuation is dropped.
     pub fn acquire_lock(&mut self, what: &str, break_lock: bool) -> anyhow::Result<()> {
-        self.lock = Some(crate::lock::acquire(
+        self.lock = Some(crate::engine::lock::acquire(
             &self.session.kubectl,
             what,
             break_lock,
@@ -126,6 +126,6 @@ impl<'a> Evacuation<'a> {
 
     /// Between steps: stops the run if the lock was lost (no-op without one).
     pub fn renew_lock(&self) -> StepResult<()> {
-        crate::lock::renew_step(self.lock.as_ref())
+        crate::engine::lock::renew_step(self.lock.as_ref())
     }
 }

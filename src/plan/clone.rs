@@ -348,7 +348,7 @@ mod tests {
 
     fn pools() -> Cluster {
         serde_json::from_str(include_str!(
-            "../tests/fixtures/gcloud-cluster-describe.json"
+            "../../tests/fixtures/gcloud-cluster-describe.json"
         ))
         .unwrap()
     }

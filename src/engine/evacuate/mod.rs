@@ -3,7 +3,7 @@
 //!
 //! [`Session::connect`] resolves the cluster and refuses a kube context that points elsewhere;
 //! [`Evacuation`] runs the preflight, cordons, drains the nodes in batches of `--max-parallel`
-//! (one node at a time by default; see [`crate::batches`]), one `kubectl drain` per node of a
+//! (one node at a time by default; see [`crate::plan::batches`]), one `kubectl drain` per node of a
 //! batch at once (streaming its output, naming the PodDisruptionBudget that blocks an eviction),
 //! waits until the displaced workloads are fully ready before and after each batch, and deletes
 //! the emptied pool. Each step
@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
-use crate::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::cli::MoveStrategy;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::plan::batches::{describe, plan_batches, Batch, BatchInput};
 use crate::tools::kubectl::Workloads;
 
 mod drain;
@@ -37,15 +37,14 @@ mod render;
 mod session;
 mod snapshot;
 
-pub use crate::prompt::{ask, confirm_start};
-pub use crate::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
+pub use crate::engine::prompt::{ask, confirm_start};
+pub use crate::engine::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
 pub use drain::check_disable_eviction_after;
 pub use evacuation::{DrainSettings, Evacuation};
 pub use gate::{PollSchedule, POLL};
-pub use node_drain::{blocked_message, bypassed_pods};
 pub use nodes::{is_cordoned, is_ready, node_name};
 pub use session::{other_pool, Session};
-pub use snapshot::{drain_blockers, evictable_by_node, Preflight, Snapshot};
+pub use snapshot::{evictable_by_node, Preflight, Snapshot};
 
 impl Evacuation<'_> {
     /// The drain batches for `--max-parallel` ([`drain_batches`]), from the preflight's picture.
@@ -106,8 +105,8 @@ impl Evacuation<'_> {
 }
 
 /// The batches `nodes` are drained in, as `migrate` drains them and `plan migrate` and
-/// `--dry-run` show them ([`crate::batches::plan_batches`]). With `--strategy surge`, the
-/// Deployments a rolling restart moves ([`super::surge::choose`], the rule the run applies
+/// `--dry-run` show them ([`crate::plan::batches::plan_batches`]). With `--strategy surge`, the
+/// Deployments a rolling restart moves ([`super::restart::choose`], the rule the run applies
 /// before each drain) are not evicted, so they do not limit the batches.
 pub fn drain_batches<P: Borrow<Pod>>(
     nodes: &[Node],
@@ -120,8 +119,8 @@ pub fn drain_batches<P: Borrow<Pod>>(
     let mut surged = HashSet::new();
     if strategy == MoveStrategy::Surge {
         let pods = evictable.values().flatten().map(Borrow::borrow);
-        let (chosen, _) = super::surge::choose(workloads, pods, &BTreeSet::new());
-        surged.extend(chosen.into_iter().map(super::surge::deployment_ref));
+        let (chosen, _) = super::restart::choose(workloads, pods, &BTreeSet::new());
+        surged.extend(chosen.into_iter().map(super::restart::deployment_ref));
     }
     plan_batches(
         &BatchInput {
@@ -138,10 +137,10 @@ pub fn drain_batches<P: Borrow<Pod>>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::target::Target;
+    use crate::engine::target::Target;
+    use crate::model::workloads::{classify, pod_node, PodClass};
     use crate::tools::gcloud::{Cluster, Gcloud};
     use crate::tools::kubectl::Kubectl;
-    use crate::workloads::{classify, pod_node, PodClass};
     use serde::Deserialize;
 
     #[derive(Deserialize)]

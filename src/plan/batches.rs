@@ -24,12 +24,12 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
-use crate::pod::Pod;
-use crate::tools::kubectl::Workloads;
-use crate::workloads::{
+use crate::model::pod::Pod;
+use crate::model::workloads::{
     is_named, pdb_name, pdbs_for_pod, resolve_int_or_percent, workload_of, workload_replicas,
     Rounding, WorkloadRef,
 };
+use crate::tools::kubectl::Workloads;
 
 pub use crate::model::node::node_zone;
 

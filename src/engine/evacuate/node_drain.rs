@@ -9,10 +9,12 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
 use crate::errors::Error;
-use crate::pod::Pod;
+use crate::model::pod::Pod;
+use crate::model::workloads::{
+    classify, disruptions_allowed, pdb_name, pdbs_for_pod, pod_name, PodClass,
+};
 use crate::report::{count, human_duration, Event};
 use crate::tools::kubectl::{parse_drain_line, DrainEvent};
-use crate::workloads::{classify, disruptions_allowed, pdb_name, pdbs_for_pod, pod_name, PodClass};
 
 use super::{DrainSettings, Session, StepFailure, StepResult};
 
@@ -262,7 +264,7 @@ impl NodeDrain<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::evacuate::tests::{pods, List};
+    use crate::engine::evacuate::tests::{pods, List};
 
     #[test]
     fn blocked_pod_names_its_pdb() {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::pod::Pod;
+use crate::model::pod::Pod;
 use crate::report::{count, human_duration};
 
 use super::nodes::{is_cordoned, node_name};

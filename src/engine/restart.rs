@@ -14,22 +14,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::pod::Pod;
+use crate::model::pod::Pod;
 use crate::report::Event;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{json, Value};
 
 use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
 use crate::cli::MoveStrategy;
+use crate::engine::parallel;
+use crate::engine::watch::Waker;
 use crate::errors::Error;
-use crate::parallel;
+use crate::model::workloads::{controller_of, pending_pod_reason, workload_of, WorkloadRef};
 use crate::plan::rollout::annotation;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
-use crate::watch::Waker;
-use crate::workloads::{controller_of, pending_pod_reason, workload_of, WorkloadRef};
 
-pub use crate::plan::{left_to_eviction, resolve_rolling, surge_strategy, MOVE_ANNOTATION};
+pub use crate::plan::{left_to_eviction, resolve_rolling, surge_strategy};
 
 /// Where the strategy a run replaced is kept until it is put back (JSON of `spec.strategy`).
 pub const ORIGINAL_STRATEGY: &str = "kubectl-zdupgrade/original-strategy";
