@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::engine::evacuate::DrainSettings;
+use crate::engine::target::ClusterFlags;
 pub use crate::plan::MoveStrategy;
 use crate::plan::{flags, Accepted, CloneFlags};
+use crate::tools::kubectl::DrainOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -231,6 +234,20 @@ pub struct ClusterArgs {
         allow_hyphen_values = true
     )]
     pub request_timeout: Option<Duration>,
+}
+
+impl ClusterArgs {
+    /// The flags as the engine takes them.
+    pub fn flags(&self) -> ClusterFlags {
+        ClusterFlags {
+            project: self.project.clone(),
+            location: self.location.clone(),
+            cluster: self.cluster.clone(),
+            context: self.context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 /// A value that must not be empty: `--kubeconfig ""` would otherwise be passed on as nothing,
@@ -684,6 +701,24 @@ pub struct DrainArgs {
     /// kubectl-zdupgrade/move=evict is always evicted.
     #[arg(long, value_enum, value_name = "STRATEGY", default_value_t = MoveStrategy::Surge)]
     pub strategy: MoveStrategy,
+}
+
+impl DrainArgs {
+    /// The drain settings these flags ask for (`migrate` and `rollback` share them).
+    pub fn settings(&self) -> DrainSettings {
+        DrainSettings {
+            options: DrainOptions {
+                force: self.force,
+                delete_emptydir_data: self.delete_emptydir_data,
+                grace_period: self.grace_period,
+                timeout: self.drain_timeout,
+            },
+            settle_timeout: self.settle_timeout,
+            disable_eviction_after: self.disable_eviction_after,
+            max_parallel: self.max_parallel as usize,
+            strategy: self.strategy,
+        }
+    }
 }
 
 /// `--strategy`'s values, with the help each shows (the enum itself is the plan's:

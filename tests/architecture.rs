@@ -618,3 +618,64 @@ fn the_reader_sees_uses_through_groups_and_relative_paths() {
         "migrate uses cli's MigrateArgs: {edges:?}"
     );
 }
+
+/// The layer of a file of src/ (docs/architecture.md): the directory it is in, or for the files
+/// at the top, their role.
+fn layer(path: &str) -> &'static str {
+    match path.split('/').next().unwrap_or(path) {
+        "lib.rs" => "root",
+        "cli.rs" => "cli",
+        "commands" => "commands",
+        "complete" => "complete",
+        "engine" => "engine",
+        "plan" => "plan",
+        "model" => "model",
+        "tools" => "tools",
+        "errors.rs" | "interrupt.rs" | "report.rs" | "yaml.rs" => "base",
+        other => panic!("{other}: a file of src/ in no layer; add it to docs/architecture.md"),
+    }
+}
+
+/// What each layer may use besides itself.
+const MAY_USE: &[(&str, &[&str])] = &[
+    (
+        "root",
+        &[
+            "cli", "commands", "complete", "engine", "plan", "model", "tools", "base",
+        ],
+    ),
+    (
+        "commands",
+        &["cli", "engine", "plan", "model", "tools", "base"],
+    ),
+    ("complete", &["cli", "engine", "model", "tools", "base"]),
+    ("cli", &["engine", "plan", "model", "tools", "base"]),
+    ("engine", &["plan", "model", "tools", "base"]),
+    ("plan", &["model", "base"]),
+    ("tools", &["model", "base"]),
+    ("model", &["base"]),
+    ("base", &[]),
+];
+
+#[test]
+fn each_layer_uses_only_the_layers_below_it() {
+    let mut wrong = Vec::new();
+    for ((from, to), path) in edges() {
+        let (a, b) = (layer(&from), layer(&to));
+        if a == b {
+            continue;
+        }
+        let allowed = MAY_USE
+            .iter()
+            .find(|(l, _)| *l == a)
+            .map_or(&[][..], |(_, may)| *may);
+        if !allowed.contains(&b) {
+            wrong.push(format!("{from} ({a}) -> {to} ({b}): {path}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "uses against the layers:\n{}",
+        wrong.join("\n")
+    );
+}

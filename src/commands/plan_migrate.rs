@@ -88,9 +88,10 @@ impl PlanReport {
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     validate(args)?;
     let quiet = Silent;
-    let (session, reads) = Session::connect_reading(&args.cluster, &quiet, |kubectl, gcloud| {
-        Ok(ClusterReads::read(args, kubectl, gcloud)?)
-    })?;
+    let (session, reads) =
+        Session::connect_reading(&args.cluster.flags(), &quiet, |kubectl, gcloud| {
+            Ok(ClusterReads::read(args, kubectl, gcloud)?)
+        })?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?;
     let report = gather(args, &session, old, &reads)?;
     match output {

@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::Node;
 use super::migrate::check_pool_name;
 use crate::cli::RollbackArgs;
 use crate::engine::evacuate::{
-    confirm_start, is_cordoned, is_ready, other_pool, rerun_command, DrainSettings, Evacuation,
-    Preflight, Recovery, Session,
+    confirm_start, is_cordoned, is_ready, other_pool, rerun_command, Evacuation, Preflight,
+    Recovery, Session,
 };
 use crate::errors::Error;
 use crate::report::{count, Reporter};
@@ -25,7 +25,7 @@ use crate::tools::gcloud::{Cluster, NodePool};
 pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
     let started = Instant::now();
-    let session = Session::connect(&args.cluster, reporter)?;
+    let session = Session::connect(&args.cluster.flags(), reporter)?;
     crate::engine::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
     let old = pick_rollback_pool(&session.cluster, &args.new_pool, args.to.as_deref())?
         .name
@@ -97,7 +97,7 @@ struct Rollback<'a> {
 
 impl<'a> Rollback<'a> {
     fn new(args: &'a RollbackArgs, session: Session<'a>, old: String) -> Self {
-        let settings = DrainSettings::from_args(&args.drain);
+        let settings = args.drain.settings();
         Rollback {
             args,
             ev: Evacuation::new(session, &args.new_pool, settings),

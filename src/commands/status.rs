@@ -92,7 +92,7 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
     )
     .with_request_timeout(args.cluster.request_timeout);
     let kube_config = kubectl.config_view()?;
-    let target = resolve(&args.cluster, &kube_config, &gcloud_path, &quiet)?;
+    let target = resolve(&args.cluster.flags(), &kube_config, &gcloud_path, &quiet)?;
     let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, &quiet);
     let cluster = gcloud.describe_cluster(&target.cluster)?;
     check_same_cluster(&kube_config, &target, &cluster)?;

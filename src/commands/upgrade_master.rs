@@ -98,7 +98,7 @@ pub fn exec(args: &UpgradeMasterArgs, reporter: &dyn Reporter) -> anyhow::Result
     }
     install_interrupt_handler(reporter);
     let started = Instant::now();
-    let session = Session::connect(&args.cluster, reporter)?;
+    let session = Session::connect(&args.cluster.flags(), reporter)?;
     MasterUpgrade {
         args,
         reporter,

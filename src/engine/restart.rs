@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{json, Value};
 
 use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
-use crate::cli::MoveStrategy;
+use crate::plan::MoveStrategy;
 use crate::engine::parallel;
 use crate::engine::watch::Waker;
 use crate::errors::Error;

@@ -8,11 +8,22 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::cli::ClusterArgs;
 use crate::errors::Error;
 use crate::report::Reporter;
 use crate::tools::gcloud::{config_get_value, Cluster};
 use crate::tools::kubectl::KubeConfigView;
+
+/// The cluster flags as the engine takes them (`--project`, `--location`, `--cluster`,
+/// `--context`, `--kubeconfig`, `--request-timeout`; see the command line's `ClusterArgs`).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFlags {
+    pub project: Option<String>,
+    pub location: Option<String>,
+    pub cluster: Option<String>,
+    pub context: Option<String>,
+    pub kubeconfig: Option<String>,
+    pub request_timeout: Option<std::time::Duration>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -47,7 +58,7 @@ pub fn parse_gke_context(name: &str) -> Option<GkeContext> {
 /// Resolves the target: flags > kube context name > gcloud properties (read only when needed,
 /// each gcloud call costing about a second).
 pub fn resolve(
-    args: &ClusterArgs,
+    args: &ClusterFlags,
     kube_config: &KubeConfigView,
     gcloud: &Path,
     reporter: &dyn Reporter,
@@ -630,7 +641,7 @@ mod tests {
     #[test]
     fn flags_then_context_name() {
         let v = view("https://x");
-        let args = ClusterArgs {
+        let args = ClusterFlags {
             cluster: Some("other".into()),
             ..Default::default()
         };

@@ -28,8 +28,7 @@ use k8s_openapi::api::core::v1::Node;
 use crate::cli::MigrateArgs;
 use crate::commands::plan_migrate::ClusterReads;
 use crate::engine::evacuate::{
-    confirm_start, is_ready, rerun_command, DrainSettings, Evacuation, Preflight, Recovery,
-    Session, POLL,
+    confirm_start, is_ready, rerun_command, Evacuation, Preflight, Recovery, Session, POLL,
 };
 use crate::engine::parallel::joined;
 use crate::errors::{code, exit_code, Error};
@@ -47,7 +46,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     // Everything the plan and the preflight read, and the lock, read while gcloud describes the
     // cluster.
     let (session, (lease, reads)) =
-        Session::connect_reading(&args.cluster, reporter, |kubectl, gcloud| {
+        Session::connect_reading(&args.cluster.flags(), reporter, |kubectl, gcloud| {
             std::thread::scope(|scope| {
                 let lease = scope.spawn(|| crate::engine::lock::read(kubectl));
                 let reads = ClusterReads::read(args, kubectl, gcloud)?;
@@ -93,7 +92,7 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
 
 impl<'a> Migration<'a> {
     fn new(args: &'a MigrateArgs, session: Session<'a>, old: NodePool) -> Self {
-        let settings = DrainSettings::from_args(&args.drain);
+        let settings = args.drain.settings();
         Migration {
             args,
             ev: Evacuation::new(session, &old.name, settings),

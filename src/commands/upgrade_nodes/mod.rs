@@ -61,7 +61,7 @@ pub fn exec(args: &UpgradeNodesArgs, reporter: &dyn Reporter) -> anyhow::Result<
     }
     install_interrupt_handler(reporter);
     let started = Instant::now();
-    let session = Session::connect(&args.cluster, reporter)?;
+    let session = Session::connect(&args.cluster.flags(), reporter)?;
     let Some(pool) = session.cluster.pool(&args.pool).cloned() else {
         return Err(Error::Usage(format!(
             "cluster {} has no node pool {:?}; its pools are: {}; nothing was changed",

@@ -8,12 +8,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
-use crate::cli::MoveStrategy;
 use crate::engine::parallel::joined;
 use crate::errors::Error;
 use crate::model::pod::Pod;
 use crate::model::workloads::{classify, controller_of, workload_of, PodClass, WorkloadRef};
 use crate::plan::batches::Batch;
+use crate::plan::MoveStrategy;
 use crate::report::{count, human_duration, Event};
 use crate::tools::kubectl::{Kubectl, Workloads};
 

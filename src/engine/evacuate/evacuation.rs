@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::cli::{DrainArgs, MoveStrategy};
 use crate::engine::prompt::{working_time, PROMPTS};
 use crate::engine::step::StepResult;
 use crate::errors::Error;
 use crate::model::pod::Pod;
 use crate::model::workloads::WorkloadRef;
+use crate::plan::MoveStrategy;
 use crate::report::Reporter;
 use crate::tools::kubectl::{DrainOptions, Workloads};
 
@@ -27,24 +27,6 @@ pub struct DrainSettings {
     pub max_parallel: usize,
     /// `--strategy`: how Deployments leave a node.
     pub strategy: MoveStrategy,
-}
-
-impl DrainSettings {
-    /// From the drain flags `migrate` and `rollback` share.
-    pub fn from_args(args: &DrainArgs) -> Self {
-        DrainSettings {
-            options: DrainOptions {
-                force: args.force,
-                delete_emptydir_data: args.delete_emptydir_data,
-                grace_period: args.grace_period,
-                timeout: args.drain_timeout,
-            },
-            settle_timeout: args.settle_timeout,
-            disable_eviction_after: args.disable_eviction_after,
-            max_parallel: args.max_parallel as usize,
-            strategy: args.strategy,
-        }
-    }
 }
 
 /// Emptying one pool, node by node, and what it has done so far.

@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
-use crate::cli::MoveStrategy;
 use crate::model::pod::Pod;
 use crate::plan::batches::{describe, plan_batches, Batch, BatchInput};
+use crate::plan::MoveStrategy;
 use crate::tools::kubectl::Workloads;
 
 mod drain;

@@ -2,9 +2,8 @@
 //! checked by [`Session::connect`]), its node pools' create and delete operations, and
 //! [`other_pool`], the pool on the other side of a move.
 
-use crate::cli::ClusterArgs;
 use crate::engine::parallel::joined;
-use crate::engine::target::{check_same_cluster, resolve, Target};
+use crate::engine::target::{check_same_cluster, resolve, ClusterFlags, Target};
 use crate::errors::Error;
 use crate::report::Reporter;
 use crate::tools::command::{Command, Early, Running};
@@ -86,7 +85,7 @@ impl Session<'_> {
 impl<'a> Session<'a> {
     /// Finds kubectl and gcloud, resolves the target cluster, describes it, and refuses unless the
     /// kube context talks to that same cluster. Read-only.
-    pub fn connect(args: &ClusterArgs, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
+    pub fn connect(args: &ClusterFlags, reporter: &'a dyn Reporter) -> anyhow::Result<Self> {
         Self::connect_reading(args, reporter, |_, _| Ok(())).map(|(session, ())| session)
     }
 
@@ -95,7 +94,7 @@ impl<'a> Session<'a> {
     /// result is handed back only once the kube context is known to talk to the target cluster;
     /// a failed describe or a context pointing elsewhere is reported before a failed read.
     pub fn connect_reading<T: Send>(
-        args: &ClusterArgs,
+        args: &ClusterFlags,
         reporter: &'a dyn Reporter,
         reads: impl FnOnce(&Kubectl<'a>, &Gcloud<'a>) -> anyhow::Result<T> + Send,
     ) -> anyhow::Result<(Self, T)> {
