@@ -20,12 +20,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{json, Value};
 
 use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure, StepResult};
-use crate::plan::MoveStrategy;
 use crate::engine::parallel;
 use crate::engine::watch::Waker;
 use crate::errors::Error;
 use crate::model::workloads::{controller_of, pending_pod_reason, workload_of, WorkloadRef};
 use crate::plan::rollout::annotation;
+use crate::plan::MoveStrategy;
 use crate::report::human_duration;
 use crate::tools::kubectl::{Kubectl, Workloads};
 
@@ -204,6 +204,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         restart(kubectl, d, &now)
     });
     let mut restarted = Vec::new();
+    let mut unsure = Vec::new();
     let mut failed = None;
     for result in results {
         match result {
@@ -211,13 +212,16 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
                 ev.restarted.insert(r.workload.clone());
                 restarted.push(r);
             }
-            Err(e) => {
+            Err((e, r)) => {
                 failed.get_or_insert(e);
+                unsure.push(r);
             }
         }
     }
     if let Some(e) = failed {
-        // The others were restarted: they roll out anyway, with their strategies put back.
+        // The others were restarted: they roll out anyway, with their strategies put back; so
+        // are those whose patch failed, in case the API server applied it.
+        restarted.extend(unsure);
         let e = with_restores(e.into(), kubectl, &restarted);
         return Err(StepFailure::new(&step, e));
     }
@@ -265,8 +269,11 @@ fn expected_rollout_seconds(d: &Deployment) -> i64 {
     (replicas + per_round - 1) / per_round * (POD_START_GUESS + delay)
 }
 
-/// Patches one Deployment to restart (one kubectl call) and reports it.
-fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, Error> {
+/// Patches one Deployment to restart (one kubectl call) and reports it. A failed patch comes
+/// back with what to put back all the same: a call stopped by Ctrl-C, or by its deadline, may
+/// have been applied by the API server before kubectl was stopped (putting back a strategy
+/// that was never replaced changes nothing).
+fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, (Error, Restarted)> {
     let workload = deployment_ref(d);
     let (patch, original) = restart_patch(d, now);
     let changed = patch["spec"].get("strategy").is_some();
@@ -274,7 +281,14 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, Er
     let command = kubectl
         .patch_deployment_command(&workload.namespace, &workload.name, "merge", &patch)
         .retry(true);
-    kubectl.run(&command)?;
+    if let Err(e) = kubectl.run(&command) {
+        let unsure = Restarted {
+            workload,
+            original,
+            previous_restart: None,
+        };
+        return Err((e, unsure));
+    }
     kubectl.reporter().event(
         Event::DeploymentRestarted,
         json!({"namespace": workload.namespace, "name": workload.name, "strategy_changed": changed}),

@@ -163,6 +163,27 @@ impl World {
         c.spawn().expect("plugin starts")
     }
 
+    /// [`World::spawn_plugin`] with `dir` first on PATH (a wrapper `kubectl`, say).
+    pub fn spawn_plugin_with_path(
+        &self,
+        dir: &std::path::Path,
+        args: &[&str],
+    ) -> std::process::Child {
+        let mut c = self.command(
+            self.bin_dir.join("kubectl-zdupgrade").to_str().unwrap(),
+            args,
+        );
+        let path = format!(
+            "{}:{}:{}",
+            dir.display(),
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.spawn().expect("plugin starts")
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Run {
         run(self.command("kubectl", args), Duration::from_secs(60))
     }

@@ -341,8 +341,30 @@ fn a_run_killed_while_a_strategy_is_replaced_is_put_right_by_the_next() {
 #[test]
 fn sigint_mid_rollout_puts_the_strategies_back_and_releases_the_lock() {
     let w = single_replica();
-    let before = specs(&w);
-    let mut child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    let child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
+    interrupted_once_a_strategy_is_replaced(&w, child);
+}
+
+/// The API server applies a restart's patch, but its kubectl has not exited yet when Ctrl-C
+/// stops it (here held 60 s after the patch; on a busy machine, the moment between the two):
+/// the run must put that strategy back too, though it saw the call fail.
+#[test]
+fn sigint_while_an_applied_restart_patch_is_still_running_puts_its_strategy_back() {
+    let w = single_replica();
+    let real = which::which("kubectl").expect("kubectl on PATH");
+    let wrapper = crate::kubectl_wrapper(&format!(
+        "case \" $* \" in *\" patch deployment \"*restartedAt*) '{}' \"$@\"; s=$?; sleep 60; exit $s;; esac",
+        real.display()
+    ));
+    let child = w.spawn_plugin_with_path(wrapper.path(), &["migrate", "pool-two", "--yes"]);
+    interrupted_once_a_strategy_is_replaced(&w, child);
+}
+
+/// Sends SIGINT to the migration `child` as soon as a Deployment's strategy is replaced, then
+/// checks that the run stops (130) with no strategy replaced and no lock left, and that a
+/// re-run completes with every Deployment's spec as before.
+fn interrupted_once_a_strategy_is_replaced(w: &World, mut child: std::process::Child) {
+    let before = specs(w);
     let mut stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
         let mut text = String::new();
@@ -352,7 +374,7 @@ fn sigint_mid_rollout_puts_the_strategies_back_and_releases_the_lock() {
     let mut stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let deadline = Instant::now() + Duration::from_secs(180);
-    while patched(&w).is_empty() {
+    while patched(w).is_empty() {
         assert!(Instant::now() < deadline, "no strategy was replaced");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -372,18 +394,18 @@ fn sigint_mid_rollout_puts_the_strategies_back_and_releases_the_lock() {
     let stderr = stderr.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
-        patched(&w).is_empty(),
+        patched(w).is_empty(),
         "a replaced strategy outlived the interrupted run: {:?}\n{stderr}",
-        patched(&w)
+        patched(w)
     );
     assert!(
-        crate::lease(&w).is_none(),
+        crate::lease(w).is_none(),
         "the lock outlived the run:\n{stderr}"
     );
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
-    assert_all_on_new_pool(&w);
-    assert_eq!(specs(&w), before);
+    assert_all_on_new_pool(w);
+    assert_eq!(specs(w), before);
     assert_no_pod_lost(&w.report());
 }
 
