@@ -206,13 +206,13 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
     let mut restarted = Vec::new();
     let mut unsure = Vec::new();
     let mut failed = None;
-    for result in results {
+    for (r, result) in results {
         match result {
-            Ok(r) => {
+            Ok(()) => {
                 ev.restarted.insert(r.workload.clone());
                 restarted.push(r);
             }
-            Err((e, r)) => {
+            Err(e) => {
                 failed.get_or_insert(e);
                 unsure.push(r);
             }
@@ -269,11 +269,11 @@ fn expected_rollout_seconds(d: &Deployment) -> i64 {
     (replicas + per_round - 1) / per_round * (POD_START_GUESS + delay)
 }
 
-/// Patches one Deployment to restart (one kubectl call) and reports it. A failed patch comes
-/// back with what to put back all the same: a call stopped by Ctrl-C, or by its deadline, may
-/// have been applied by the API server before kubectl was stopped (putting back a strategy
-/// that was never replaced changes nothing).
-fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, (Error, Restarted)> {
+/// Patches one Deployment to restart (one kubectl call) and reports it: what to put back, and
+/// whether the call succeeded. What to put back counts after a failure too: a call stopped by
+/// Ctrl-C, or by its deadline, may have been applied by the API server before kubectl was
+/// stopped (putting back a strategy that was never replaced changes nothing).
+fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> (Restarted, Result<(), Error>) {
     let workload = deployment_ref(d);
     let (patch, original) = restart_patch(d, now);
     let changed = patch["spec"].get("strategy").is_some();
@@ -287,7 +287,7 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, (E
             original,
             previous_restart: None,
         };
-        return Err((e, unsure));
+        return (unsure, Err(e));
     }
     kubectl.reporter().event(
         Event::DeploymentRestarted,
@@ -300,11 +300,12 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> Result<Restarted, (E
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(RESTARTED_AT))
         .map_or(Value::Null, |v| Value::String(v.clone()));
-    Ok(Restarted {
+    let done = Restarted {
         workload,
         original,
         previous_restart: Some(previous_restart),
-    })
+    };
+    (done, Ok(()))
 }
 
 /// `error`, after putting back the strategies in `restarted`, saying whether that worked.
