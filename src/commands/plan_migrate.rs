@@ -428,6 +428,7 @@ mod tests {
             exists: false,
             machine_type: "e2-standard-4".into(),
             zones: vec![],
+            nodes_per_zone: 3,
             node_count: 3,
             labels: Default::default(),
             taints: vec![],

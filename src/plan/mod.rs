@@ -36,8 +36,8 @@ use findings::volumes::{
 pub use input::{MoveStrategy, PlanInput};
 pub use moves::{moves, MovedBy, WorkloadMove};
 #[cfg(test)]
-pub(crate) use new_pool::nodes_per_zone;
-pub use new_pool::{default_num_nodes, target_version, CloneFlags, NewPool};
+pub(crate) use new_pool::{default_num_nodes, nodes_per_zone};
+pub use new_pool::{target_version, CloneFlags, NewPool};
 pub use resources::{estimate_allocatable, pod_requests, Resources};
 pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy};
 

@@ -27,6 +27,8 @@ pub struct NewPool {
     pub exists: bool,
     pub machine_type: String,
     pub zones: Vec<String>,
+    /// Nodes per zone (`--num-nodes` of its create).
+    pub nodes_per_zone: u64,
     /// Nodes it will have (per zone × zones, or more if more are registered).
     pub node_count: u64,
     /// Kubernetes node labels from the pool's config.
@@ -48,6 +50,7 @@ impl NewPool {
             name: pool.name.clone(),
             exists: true,
             machine_type: pool.config.machine_type.clone().unwrap_or_default(),
+            nodes_per_zone: per_zone,
             node_count: (per_zone * zones.len().max(1) as u64).max(registered as u64),
             zones,
             labels: pool.config.labels.clone(),
@@ -85,6 +88,7 @@ impl NewPool {
                 .map(String::from)
                 .or_else(|| old.config.machine_type.clone())
                 .unwrap_or_default(),
+            nodes_per_zone: per_zone,
             node_count: per_zone * zones.len().max(1) as u64,
             zones,
             labels: old.config.labels.clone(),

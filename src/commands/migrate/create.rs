@@ -9,13 +9,14 @@ use crate::engine::evacuate::{is_ready, Recovery};
 use crate::errors::Error;
 use crate::model::pod::Pod;
 use crate::plan::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
+use crate::plan::NewPool;
 use crate::report::Event;
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;
 
 impl Migration<'_> {
     /// The `node-pools create` command for the clone; refuses on config drift.
-    pub(super) fn create_command(&self, num_nodes: u64) -> anyhow::Result<Command> {
+    pub(super) fn create_command(&self, clone: &NewPool) -> anyhow::Result<Command> {
         let drift = config_drift(&self.old);
         if !drift.is_empty() {
             let list = drift.join(", ");
@@ -33,19 +34,13 @@ impl Migration<'_> {
                 .into());
             }
         }
-        let version = self
-            .args
-            .node_version
-            .clone()
-            .or_else(|| self.ev.session.cluster.current_master_version.clone())
-            .unwrap_or_else(|| "latest".into());
         let overrides = Overrides {
             machine_type: self.args.machine_type.clone(),
             image_type: self.args.image_type.clone(),
             disk_size: self.args.disk_size,
             disk_type: self.args.disk_type.clone(),
         };
-        let args = clone_args(&self.old, &version, num_nodes, &overrides);
+        let args = clone_args(&self.old, &clone.version, clone.nodes_per_zone, &overrides);
         let session = &self.ev.session;
         Ok(session.gcloud.create_node_pool_command(
             &session.target.cluster,
@@ -319,7 +314,7 @@ mod tests {
         let args = args(&["pool-two", "--from", "pool-gpu"]);
         let mut m = migration(&args, &crate::report::Silent);
         m.old = m.ev.session.cluster.pool("pool-gpu").unwrap().clone();
-        let err = m.create_command(1).unwrap_err();
+        let err = m.create_command(&clone_of(&m)).unwrap_err();
         assert_eq!(crate::errors::exit_code(&err), code::REFUSED);
         assert!(
             err.to_string()
@@ -329,7 +324,17 @@ mod tests {
         let args = args_allow();
         let mut m = migration(&args, &crate::report::Silent);
         m.old = m.ev.session.cluster.pool("pool-gpu").unwrap().clone();
-        assert!(m.create_command(1).is_ok());
+        assert!(m.create_command(&clone_of(&m)).is_ok());
+    }
+
+    /// The clone `m` would create, with one node per zone.
+    fn clone_of(m: &Migration) -> NewPool {
+        let cluster = &m.ev.session.cluster;
+        let flags = crate::plan::CloneFlags {
+            num_nodes: Some(1),
+            ..Default::default()
+        };
+        NewPool::clone_of("pool-two", &m.old, cluster, &[], &flags)
     }
 
     fn args_allow() -> MigrateArgs {

@@ -33,12 +33,11 @@ use crate::engine::evacuate::{
 use crate::engine::parallel::joined;
 use crate::errors::{code, exit_code, Error};
 use crate::plan::clone::{created_by_this_tool, CREATED_BY};
+use crate::plan::NewPool;
 use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
-use crate::tools::gcloud::{Cluster, NodePool};
-
-pub use crate::plan::default_num_nodes;
+use crate::tools::gcloud::NodePool;
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
@@ -133,23 +132,23 @@ impl<'a> Migration<'a> {
         let cluster = &self.ev.session.cluster;
         let new_pool = cluster.pool(&self.args.new_pool).cloned();
         let new_pool = self.wait_while_provisioning(new_pool)?;
-        let num_nodes = self
-            .args
-            .num_nodes
-            .map(u64::from)
-            .unwrap_or_else(|| default_num_nodes(&preflight.nodes, &self.old));
+        // The same value `plan migrate` shows: the clone's nodes and version.
+        let clone = NewPool::clone_of(
+            &self.args.new_pool,
+            &self.old,
+            cluster,
+            &preflight.nodes,
+            &self.args.clone_flags(),
+        );
         // A pool left in ERROR by a failed create may be created again (see `ensure_new_pool`).
         let create = match &new_pool {
             Some(pool) if pool.status.as_deref() != Some("ERROR") => None,
-            _ => Some(self.create_command(num_nodes)?),
+            _ => Some(self.create_command(&clone)?),
         };
-        let clone_nodes = num_nodes * zones_of(&self.old, cluster);
-        self.clone_nodes = clone_nodes;
+        self.clone_nodes = clone.node_count;
         let expected_new_nodes = match (&new_pool, &create) {
-            (Some(pool), None) => {
-                pool.initial_node_count.unwrap_or(1).max(1) * zones_of(pool, cluster)
-            }
-            _ => clone_nodes,
+            (Some(pool), None) => NewPool::existing(pool, cluster, 0).node_count,
+            _ => clone.node_count,
         };
 
         if self.args.dry_run {
@@ -175,9 +174,9 @@ impl<'a> Migration<'a> {
             match reused.filter(|_| exit_code(&e) == code::TIMEOUT) {
                 Some(pool) if self.unready_pool_to_recreate(&pool)? => {
                     self.reporter().warn(&format!("{e:#}"));
-                    let command = self.create_command(num_nodes)?;
+                    let command = self.create_command(&clone)?;
                     self.recreate_new_pool(&command, "none of its nodes became Ready")?;
-                    self.wait_new_nodes(clone_nodes)?;
+                    self.wait_new_nodes(clone.node_count)?;
                 }
                 _ => return Err(e),
             }
@@ -512,21 +511,12 @@ pub fn not_ready_text(nodes: &[Node]) -> String {
     }
 }
 
-fn zones_of(pool: &NodePool, cluster: &Cluster) -> u64 {
-    let zones = if pool.locations.is_empty() {
-        cluster.locations.len()
-    } else {
-        pool.locations.len()
-    };
-    zones.max(1) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::engine::evacuate::tests::{cluster, nodes, preflight, session};
-    use crate::plan::nodes_per_zone;
+    use crate::plan::{default_num_nodes, nodes_per_zone};
     use clap::Parser;
 
     pub(super) fn args(extra: &[&str]) -> MigrateArgs {
@@ -594,7 +584,12 @@ mod tests {
     fn dry_run_plan_lists_every_command() {
         let args = args(&["pool-two", "--from", "default-pool", "--grace-period", "20"]);
         let m = migration(&args, &crate::report::Silent);
-        let create = m.create_command(2).unwrap();
+        let flags = crate::plan::CloneFlags {
+            num_nodes: Some(2),
+            ..Default::default()
+        };
+        let clone = NewPool::clone_of("pool-two", &m.old, &m.ev.session.cluster, &[], &flags);
+        let create = m.create_command(&clone).unwrap();
         let plan = m.plan(&preflight(), Some(&create), 4);
         let lines: Vec<&str> = plan.lines().map(str::trim).collect();
         assert!(lines[0].starts_with("Plan (dry run, nothing changed): migrate pool default-pool -> pool-two in cluster prod"));
