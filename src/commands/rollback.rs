@@ -131,12 +131,9 @@ impl<'a> Rollback<'a> {
 
         self.confirm(preflight.nodes.len())?;
         let what = format!("rollback {}", self.args.new_pool);
-        self.ev.acquire_lock(&what, self.args.break_lock)?;
-        crate::engine::restart::restore_strategies(
-            &self.ev.session,
-            self.ev.settings.settle_timeout,
-        )
-        .map_err(|f| self.fail(f))?;
+        self.ev
+            .begin_changes(&what, self.args.break_lock)?
+            .map_err(|f| self.fail(f))?;
 
         let t = Instant::now();
         let old = self.old.clone();

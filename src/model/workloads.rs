@@ -142,11 +142,30 @@ pub fn unsettled_reason(
 ) -> Option<String> {
     let ns = Some(workload.namespace.as_str());
     let name = Some(workload.name.as_str());
+    let named = |meta: &ObjectMeta| meta.namespace.as_deref() == ns && meta.name.as_deref() == name;
+    // StatefulSets and ReplicaSets (their fields have the same names): replicas and readiness
+    // only.
+    macro_rules! replicas_and_readiness {
+        ($list:expr) => {
+            $list.iter().find(|d| named(&d.metadata)).map(|d| {
+                let s = d.status.clone().unwrap_or_default();
+                Counts {
+                    desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    ready: s.ready_replicas.unwrap_or(0),
+                    updated: None,
+                    available: None,
+                    current: None,
+                    generation: d.metadata.generation.unwrap_or(0),
+                    observed: s.observed_generation.unwrap_or(0),
+                }
+            })
+        };
+    }
     let counts = match workload.kind.as_str() {
         "Deployment" => workloads
             .deployments
             .iter()
-            .find(|d| d.metadata.namespace.as_deref() == ns && d.metadata.name.as_deref() == name)
+            .find(|d| named(&d.metadata))
             .map(|d| {
                 let s = d.status.clone().unwrap_or_default();
                 Counts {
@@ -159,38 +178,8 @@ pub fn unsettled_reason(
                     observed: s.observed_generation.unwrap_or(0),
                 }
             }),
-        "StatefulSet" => workloads
-            .stateful_sets
-            .iter()
-            .find(|d| d.metadata.namespace.as_deref() == ns && d.metadata.name.as_deref() == name)
-            .map(|d| {
-                let s = d.status.clone().unwrap_or_default();
-                Counts {
-                    desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                    ready: s.ready_replicas.unwrap_or(0),
-                    updated: None,
-                    available: None,
-                    current: None,
-                    generation: d.metadata.generation.unwrap_or(0),
-                    observed: s.observed_generation.unwrap_or(0),
-                }
-            }),
-        "ReplicaSet" => workloads
-            .replica_sets
-            .iter()
-            .find(|d| d.metadata.namespace.as_deref() == ns && d.metadata.name.as_deref() == name)
-            .map(|d| {
-                let s = d.status.clone().unwrap_or_default();
-                Counts {
-                    desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                    ready: s.ready_replicas.unwrap_or(0),
-                    updated: None,
-                    available: None,
-                    current: None,
-                    generation: d.metadata.generation.unwrap_or(0),
-                    observed: s.observed_generation.unwrap_or(0),
-                }
-            }),
+        "StatefulSet" => replicas_and_readiness!(workloads.stateful_sets),
+        "ReplicaSet" => replicas_and_readiness!(workloads.replica_sets),
         // Jobs and other controllers: no replica count to compare; only Pending pods count.
         _ => None,
     };

@@ -159,12 +159,9 @@ impl<'a> Migration<'a> {
 
         self.confirm_drain(preflight.nodes.len())?;
         let what = format!("migrate {}", self.args.new_pool);
-        self.ev.acquire_lock(&what, self.args.break_lock)?;
-        crate::engine::restart::restore_strategies(
-            &self.ev.session,
-            self.ev.settings.settle_timeout,
-        )
-        .map_err(|f| self.fail(f))?;
+        self.ev
+            .begin_changes(&what, self.args.break_lock)?
+            .map_err(|f| self.fail(f))?;
 
         let t = Instant::now();
         let reused = self.ensure_new_pool(create.as_ref(), new_pool.as_ref())?;
