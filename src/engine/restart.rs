@@ -574,6 +574,23 @@ fn left_patched(deployments: &[Deployment]) -> Result<Vec<Restarted>, Error> {
         .collect()
 }
 
+impl Evacuation<'_> {
+    /// Before the first change to the cluster: takes its lock for `what`, then puts back the
+    /// Deployment strategies an earlier run left replaced. A failed lock is the outer error; a
+    /// failed restore, the inner step failure (for the command to add the cluster's state).
+    pub fn begin_changes(
+        &mut self,
+        what: &str,
+        break_lock: bool,
+    ) -> anyhow::Result<StepResult<()>> {
+        self.acquire_lock(what, break_lock)?;
+        Ok(restore_strategies(
+            &self.session,
+            self.settings.settle_timeout,
+        ))
+    }
+}
+
 /// At the start of a run: puts back the strategy of every Deployment an earlier run left
 /// patched, once its rollout is complete (waiting up to `timeout`; after that, put back anyway
 /// and fail, naming the rollout).

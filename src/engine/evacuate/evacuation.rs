@@ -106,21 +106,6 @@ impl<'a> Evacuation<'a> {
         Ok(())
     }
 
-    /// Before the first change to the cluster: takes its lock for `what`, then puts back the
-    /// Deployment strategies an earlier run left replaced. A failed lock is the outer error; a
-    /// failed restore, the inner step failure (for the command to add the cluster's state).
-    pub fn begin_changes(
-        &mut self,
-        what: &str,
-        break_lock: bool,
-    ) -> anyhow::Result<StepResult<()>> {
-        self.acquire_lock(what, break_lock)?;
-        Ok(crate::engine::restart::restore_strategies(
-            &self.session,
-            self.settings.settle_timeout,
-        ))
-    }
-
     /// Between steps: stops the run if the lock was lost (no-op without one).
     pub fn renew_lock(&self) -> StepResult<()> {
         crate::engine::lock::renew_step(self.lock.as_ref())
