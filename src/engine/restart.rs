@@ -10,7 +10,7 @@
 //! the same patch, so whichever run comes next puts it back, even after a SIGKILL
 //! ([`restore_strategies`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -23,63 +23,19 @@ use super::evacuate::{Evacuation, PollSchedule, Preflight, Session, StepFailure,
 use crate::engine::parallel;
 use crate::engine::watch::Waker;
 use crate::errors::Error;
-use crate::model::workloads::{controller_of, pending_pod_reason, workload_of, WorkloadRef};
+use crate::model::workloads::{controller_of, pending_pod_reason, WorkloadRef};
 use crate::plan::rollout::annotation;
 use crate::plan::MoveStrategy;
 use crate::report::human_duration;
-use crate::tools::kubectl::{Kubectl, Workloads};
+use crate::tools::kubectl::Kubectl;
 
-pub use crate::plan::{left_to_eviction, resolve_rolling, surge_strategy};
+pub use crate::plan::rollout::{choose, deployment_ref};
+pub use crate::plan::{resolve_rolling, surge_strategy};
 
 /// Where the strategy a run replaced is kept until it is put back (JSON of `spec.strategy`).
 pub const ORIGINAL_STRATEGY: &str = "kubectl-zdupgrade/original-strategy";
 /// The pod-template annotation `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-pub fn deployment_ref(d: &Deployment) -> WorkloadRef {
-    WorkloadRef {
-        kind: "Deployment".into(),
-        namespace: d
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        name: d.metadata.name.clone().unwrap_or_default(),
-    }
-}
-
-/// The Deployments to restart for `pods` (a node's evictable pods), in name order, and those
-/// left to eviction with the reason. Deployments in `done` were restarted already.
-pub fn choose<'w, 'p>(
-    workloads: &'w Workloads,
-    pods: impl IntoIterator<Item = &'p Pod>,
-    done: &BTreeSet<WorkloadRef>,
-) -> (Vec<&'w Deployment>, Vec<(WorkloadRef, &'static str)>) {
-    // Each pod's owner once: the pods of a batch can number thousands.
-    let mut by_owner: BTreeMap<WorkloadRef, Vec<&Pod>> = BTreeMap::new();
-    for pod in pods {
-        if let Some(w) = workload_of(pod, workloads) {
-            by_owner.entry(w).or_default().push(pod);
-        }
-    }
-    let (mut restart, mut evict) = (Vec::new(), Vec::new());
-    for d in &workloads.deployments {
-        let key = deployment_ref(d);
-        let Some(own) = by_owner.get(&key) else {
-            continue;
-        };
-        if done.contains(&key) {
-            continue;
-        }
-        match left_to_eviction(d, own) {
-            Some(why) => evict.push((key, why)),
-            None => restart.push(d),
-        }
-    }
-    restart.sort_by_key(|d| deployment_ref(d));
-    evict.sort();
-    (restart, evict)
-}
 
 /// The merge patch that restarts `d` at `now` (RFC 3339), and the strategy to put back after
 /// its rollout when the patch replaces it (also saved in the [`ORIGINAL_STRATEGY`] annotation).

@@ -17,7 +17,7 @@
 //! Pure: no I/O, so every rule is unit-tested on hand-built objects.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -25,11 +25,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::model::pod::Pod;
+use crate::model::workloads::Workloads;
 use crate::model::workloads::{
-    is_named, pdb_name, pdbs_for_pod, resolve_int_or_percent, workload_of, workload_replicas,
-    Rounding, WorkloadRef,
+    classify, is_named, pdb_name, pdbs_for_pod, pod_node, resolve_int_or_percent, workload_of,
+    workload_replicas, PodClass, Rounding, WorkloadRef,
 };
-use crate::tools::kubectl::Workloads;
+use crate::plan::input::MoveStrategy;
+use crate::plan::rollout::{choose, deployment_ref};
 
 pub use crate::model::node::node_zone;
 
@@ -288,6 +290,55 @@ pub fn describe(batches: &[Batch], max_parallel: usize, indent: &str, list_limit
         }
     }
     out
+}
+
+/// The evictable pods among `pods` (owned or borrowed) on each of the nodes `names` (every node
+/// has an entry).
+pub fn evictable_by_node<P: Borrow<Pod>>(
+    names: &HashSet<String>,
+    pods: impl IntoIterator<Item = P>,
+) -> BTreeMap<String, Vec<P>> {
+    let mut evictable: BTreeMap<String, Vec<P>> =
+        names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    for pod in pods
+        .into_iter()
+        .filter(|p| classify(p.borrow()) == PodClass::Evictable)
+    {
+        if let Some(list) = pod_node(pod.borrow()).and_then(|n| evictable.get_mut(n)) {
+            list.push(pod);
+        }
+    }
+    evictable
+}
+
+/// The batches `nodes` are drained in, as `migrate` drains them and `plan migrate` and
+/// `--dry-run` show them ([`crate::plan::batches::plan_batches`]). With `--strategy surge`, the
+/// Deployments a rolling restart moves ([`choose`], the rule the run applies
+/// before each drain) are not evicted, so they do not limit the batches.
+pub fn drain_batches<P: Borrow<Pod>>(
+    nodes: &[Node],
+    evictable: &BTreeMap<String, Vec<P>>,
+    workloads: &Workloads,
+    pdbs: &[PodDisruptionBudget],
+    strategy: MoveStrategy,
+    max_parallel: usize,
+) -> Vec<Batch> {
+    let mut surged = HashSet::new();
+    if strategy == MoveStrategy::Surge {
+        let pods = evictable.values().flatten().map(Borrow::borrow);
+        let (chosen, _) = choose(workloads, pods, &BTreeSet::new());
+        surged.extend(chosen.into_iter().map(deployment_ref));
+    }
+    plan_batches(
+        &BatchInput {
+            nodes,
+            evictable,
+            workloads,
+            pdbs,
+            excluded: &surged,
+        },
+        max_parallel,
+    )
 }
 
 #[cfg(test)]

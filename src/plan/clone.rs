@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::tools::gcloud::NodePool;
+use crate::model::gke::NodePool;
 
 /// The user's overrides of the source pool's settings.
 #[derive(Debug, Clone, Default)]
@@ -344,7 +344,7 @@ fn is_empty(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::gcloud::Cluster;
+    use crate::model::gke::Cluster;
 
     fn pools() -> Cluster {
         serde_json::from_str(include_str!(

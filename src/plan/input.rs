@@ -11,10 +11,11 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::finding::ObjectRef;
 use super::new_pool::NewPool;
+use crate::model::gke::{Cluster, NodePool, ServerConfig};
+use crate::model::node::node_pool;
 use crate::model::pod::Pod;
+use crate::model::workloads::Workloads;
 use crate::model::workloads::{classify, controller_of, pod_node, workload_of, PodClass};
-use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
-use crate::tools::kubectl::{node_pool, Workloads};
 
 /// How Deployments are moved off a node (`--strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -39,7 +39,7 @@ pub use moves::{moves, MovedBy, WorkloadMove};
 pub(crate) use new_pool::{default_num_nodes, nodes_per_zone};
 pub use new_pool::{target_version, CloneFlags, NewPool};
 pub use resources::{estimate_allocatable, pod_requests, Resources};
-pub use rollout::{left_to_eviction, resolve_rolling, surge_strategy};
+pub use rollout::{resolve_rolling, surge_strategy};
 
 /// All findings, sorted blockers first. None is accepted yet (see [`Accepted::apply`]).
 pub fn analyze(input: &PlanInput) -> Vec<Finding> {

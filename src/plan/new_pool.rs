@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
 
+use crate::model::gke::{Cluster, NodePool, ServerConfig};
 use crate::model::node::node_zone;
 use crate::model::version::version_key;
 use crate::plan::clone::taint_effect;
-use crate::tools::gcloud::{Cluster, NodePool, ServerConfig};
 
 /// What `migrate`'s flags change in the clone of the old pool (`--num-nodes` per zone,
 /// `--machine-type`, `--node-version`); `None`: as the old pool (version: the control plane's).

@@ -6,7 +6,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
 use crate::model::pod::Pod;
-use crate::model::workloads::{pod_is_ready, resolve_int_or_percent, Rounding};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::workloads::{
+    pod_is_ready, resolve_int_or_percent, workload_of, Rounding, WorkloadRef, Workloads,
+};
 
 /// `kubectl-zdupgrade/move: evict` on a Deployment leaves its pods to eviction.
 pub const MOVE_ANNOTATION: &str = "kubectl-zdupgrade/move";
@@ -76,6 +80,51 @@ pub fn left_to_eviction(d: &Deployment, pods: &[&Pod]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+pub fn deployment_ref(d: &Deployment) -> WorkloadRef {
+    WorkloadRef {
+        kind: "Deployment".into(),
+        namespace: d
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        name: d.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// The Deployments to restart for `pods` (a node's evictable pods), in name order, and those
+/// left to eviction with the reason. Deployments in `done` were restarted already.
+pub fn choose<'w, 'p>(
+    workloads: &'w Workloads,
+    pods: impl IntoIterator<Item = &'p Pod>,
+    done: &BTreeSet<WorkloadRef>,
+) -> (Vec<&'w Deployment>, Vec<(WorkloadRef, &'static str)>) {
+    // Each pod's owner once: the pods of a batch can number thousands.
+    let mut by_owner: BTreeMap<WorkloadRef, Vec<&Pod>> = BTreeMap::new();
+    for pod in pods {
+        if let Some(w) = workload_of(pod, workloads) {
+            by_owner.entry(w).or_default().push(pod);
+        }
+    }
+    let (mut restart, mut evict) = (Vec::new(), Vec::new());
+    for d in &workloads.deployments {
+        let key = deployment_ref(d);
+        let Some(own) = by_owner.get(&key) else {
+            continue;
+        };
+        if done.contains(&key) {
+            continue;
+        }
+        match left_to_eviction(d, own) {
+            Some(why) => evict.push((key, why)),
+            None => restart.push(d),
+        }
+    }
+    restart.sort_by_key(|d| deployment_ref(d));
+    evict.sort();
+    (restart, evict)
 }
 
 #[cfg(test)]

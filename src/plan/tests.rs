@@ -3,10 +3,10 @@
 
 use super::*;
 use crate::cli::MigrateArgs;
+use crate::model::gke::{Cluster, ServerConfig};
+use crate::model::node::{node_pool, POOL_LABEL};
 use crate::model::pod::Pod;
-use crate::tools::gcloud::{Cluster, ServerConfig};
-use crate::tools::kubectl::Workloads;
-use crate::tools::kubectl::{node_pool, POOL_LABEL};
+use crate::model::workloads::Workloads;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

@@ -16,16 +16,7 @@
 //! `gate` (the health gate), `finish` (the checks before the pool goes, its deletion, the
 //! summary) and `render` (the `--dry-run` plan); what other modules use is re-exported here.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-
-use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-
-use crate::model::pod::Pod;
-use crate::plan::batches::{describe, plan_batches, Batch, BatchInput};
-use crate::plan::MoveStrategy;
-use crate::tools::kubectl::Workloads;
+use crate::plan::batches::{describe, Batch};
 
 mod drain;
 mod evacuation;
@@ -39,12 +30,13 @@ mod snapshot;
 
 pub use crate::engine::prompt::{ask, confirm_start};
 pub use crate::engine::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
+pub use crate::plan::batches::{drain_batches, evictable_by_node};
 pub use drain::check_disable_eviction_after;
 pub use evacuation::{DrainSettings, Evacuation};
 pub use gate::{PollSchedule, POLL};
 pub use nodes::{is_cordoned, is_ready, node_name};
 pub use session::{other_pool, Session};
-pub use snapshot::{evictable_by_node, Preflight, Snapshot};
+pub use snapshot::{Preflight, Snapshot};
 
 impl Evacuation<'_> {
     /// The drain batches for `--max-parallel` ([`drain_batches`]), from the preflight's picture.
@@ -104,44 +96,19 @@ impl Evacuation<'_> {
     }
 }
 
-/// The batches `nodes` are drained in, as `migrate` drains them and `plan migrate` and
-/// `--dry-run` show them ([`crate::plan::batches::plan_batches`]). With `--strategy surge`, the
-/// Deployments a rolling restart moves ([`super::restart::choose`], the rule the run applies
-/// before each drain) are not evicted, so they do not limit the batches.
-pub fn drain_batches<P: Borrow<Pod>>(
-    nodes: &[Node],
-    evictable: &BTreeMap<String, Vec<P>>,
-    workloads: &Workloads,
-    pdbs: &[PodDisruptionBudget],
-    strategy: MoveStrategy,
-    max_parallel: usize,
-) -> Vec<Batch> {
-    let mut surged = HashSet::new();
-    if strategy == MoveStrategy::Surge {
-        let pods = evictable.values().flatten().map(Borrow::borrow);
-        let (chosen, _) = super::restart::choose(workloads, pods, &BTreeSet::new());
-        surged.extend(chosen.into_iter().map(super::restart::deployment_ref));
-    }
-    plan_batches(
-        &BatchInput {
-            nodes,
-            evictable,
-            workloads,
-            pdbs,
-            excluded: &surged,
-        },
-        max_parallel,
-    )
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::engine::target::Target;
+    use crate::model::pod::Pod;
+    use crate::model::workloads::Workloads;
     use crate::model::workloads::{classify, pod_node, PodClass};
     use crate::tools::gcloud::{Cluster, Gcloud};
     use crate::tools::kubectl::Kubectl;
+    use k8s_openapi::api::core::v1::Node;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use serde::Deserialize;
+    use std::collections::BTreeMap;
 
     #[derive(Deserialize)]
     pub struct List<T> {

@@ -1,7 +1,6 @@
 //! The read-only picture a run starts from: every pod, budget and workload ([`Snapshot`]), and
 //! the pool's nodes with the pods to move and what would refuse a drain ([`Preflight`]).
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::api::core::v1::Node;
@@ -14,6 +13,7 @@ use crate::model::workloads::{
     classify, controller_of, disruptions_allowed, has_empty_dir, pdb_name, pdbs_for_pod, pod_name,
     pod_node, PodClass,
 };
+use crate::plan::batches::evictable_by_node;
 use crate::report::count;
 use crate::tools::kubectl::{Kubectl, Workloads};
 
@@ -39,25 +39,6 @@ pub fn drain_blockers(pods: &[Pod], force: bool, delete_emptydir_data: bool) -> 
         }
     }
     blockers
-}
-
-/// The evictable pods among `pods` (owned or borrowed) on each of the nodes `names` (every node
-/// has an entry).
-pub fn evictable_by_node<P: Borrow<Pod>>(
-    names: &HashSet<String>,
-    pods: impl IntoIterator<Item = P>,
-) -> BTreeMap<String, Vec<P>> {
-    let mut evictable: BTreeMap<String, Vec<P>> =
-        names.iter().map(|n| (n.clone(), Vec::new())).collect();
-    for pod in pods
-        .into_iter()
-        .filter(|p| classify(p.borrow()) == PodClass::Evictable)
-    {
-        if let Some(list) = pod_node(pod.borrow()).and_then(|n| evictable.get_mut(n)) {
-            list.push(pod);
-        }
-    }
-    evictable
 }
 
 /// Every pod, PodDisruptionBudget and workload, read once: `migrate` hands what its plan

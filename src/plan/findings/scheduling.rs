@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, Taint, Toleration};
 
 use super::subject_and_pods;
+use crate::model::node::POOL_LABEL;
 use crate::model::pod::{Pod, PodSpec};
 use crate::plan::{codes, flags, Finding, ObjectRef, PlanInput, Severity, ZONE_KEYS};
-use crate::tools::kubectl::POOL_LABEL;
 
 /// A node the moving pods could land on: an existing node of the new pool, or one it will have.
 #[derive(Debug, Clone)]
