@@ -8,82 +8,21 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use serde::Serialize;
-
 use crate::engine::parallel::joined;
 
 use crate::cli::{MigrateArgs, MoveStrategy, Output};
-use std::collections::HashSet;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 
 use crate::commands::migrate::{pick_old_pool, validate};
-use crate::engine::evacuate::{drain_batches, evictable_by_node, node_name, Session, Snapshot};
+use crate::engine::evacuate::{Session, Snapshot};
 use crate::errors::Error;
-use crate::model::workloads::pod_node;
-use crate::plan::batches::{describe, Batch};
-use crate::plan::{analyze, moves, Finding, MovedBy, NewPool, PlanInput, Severity, WorkloadMove};
+use crate::plan::batches::describe;
+use crate::plan::{Finding, MigrationPlan, MovedBy, NewPool, PlanInput, Severity};
 use crate::report::Silent;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Kubectl};
-
-/// The `-o json` document.
-#[derive(Debug, Serialize)]
-pub struct PlanReport {
-    pub cluster: String,
-    pub from: String,
-    pub to: String,
-    /// Whether NEW_POOL exists (else it is the clone migrate would create).
-    pub new_pool_exists: bool,
-    pub findings: Vec<Finding>,
-    /// `--strategy`, and how each workload with pods on the old pool moves.
-    pub strategy: MoveStrategy,
-    pub moves: Vec<WorkloadMove>,
-    /// Blocker findings, accepted or not.
-    pub blockers: usize,
-    /// Blockers not accepted by an override flag: migrate would refuse while this is not 0.
-    pub unaccepted_blockers: usize,
-    pub warnings: usize,
-    /// `--max-parallel`: the most nodes drained at once.
-    pub max_parallel: usize,
-    /// The drain batches of the old pool's nodes, in order ([`crate::plan::batches`]).
-    pub batches: Vec<Batch>,
-}
-
-impl PlanReport {
-    pub fn new(
-        cluster: &str,
-        from: &str,
-        new: &NewPool,
-        findings: Vec<Finding>,
-        strategy: MoveStrategy,
-        moves: Vec<WorkloadMove>,
-    ) -> Self {
-        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-        PlanReport {
-            cluster: cluster.to_string(),
-            from: from.to_string(),
-            to: new.name.clone(),
-            new_pool_exists: new.exists,
-            blockers: count(Severity::Blocker),
-            unaccepted_blockers: findings.iter().filter(|f| f.refuses()).count(),
-            warnings: count(Severity::Warning),
-            findings,
-            strategy,
-            moves,
-            max_parallel: 1,
-            batches: Vec::new(),
-        }
-    }
-
-    /// With the drain batches for `max_parallel` nodes at once.
-    pub fn with_batches(mut self, max_parallel: usize, batches: Vec<Batch>) -> Self {
-        self.max_parallel = max_parallel;
-        self.batches = batches;
-        self
-    }
-}
 
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     validate(args)?;
@@ -170,7 +109,7 @@ pub fn gather(
     session: &Session,
     old: &NodePool,
     reads: &ClusterReads,
-) -> anyhow::Result<PlanReport> {
+) -> anyhow::Result<MigrationPlan> {
     let cluster = &session.cluster;
     let ClusterReads {
         snapshot,
@@ -217,48 +156,12 @@ pub fn gather(
         server_config: &server_config,
         strategy: args.drain.strategy,
     };
-    let mut findings = analyze(&input);
-    let moves = moves(&input);
-    args.accepted().apply(&mut findings);
     let max_parallel = args.drain.max_parallel as usize;
-    let batches = planned_batches(&old_nodes, snapshot, args.drain.strategy, max_parallel);
-    Ok(PlanReport::new(
-        &cluster.name,
-        &old.name,
-        &new_pool,
-        findings,
-        args.drain.strategy,
-        moves,
-    )
-    .with_batches(max_parallel, batches))
-}
-
-/// The batches `migrate` would drain `old_nodes` in: the same function the run uses
-/// ([`drain_batches`]), given the snapshot's pods on those nodes.
-fn planned_batches(
-    old_nodes: &[Node],
-    snapshot: &Snapshot,
-    strategy: MoveStrategy,
-    max_parallel: usize,
-) -> Vec<Batch> {
-    let names: HashSet<String> = old_nodes.iter().map(node_name).collect();
-    let on_old = snapshot
-        .pods
-        .iter()
-        .filter(|p| pod_node(p).is_some_and(|n| names.contains(n)));
-    let evictable = evictable_by_node(&names, on_old);
-    drain_batches(
-        old_nodes,
-        &evictable,
-        &snapshot.workloads,
-        &snapshot.pdbs,
-        strategy,
-        max_parallel,
-    )
+    Ok(MigrationPlan::build(&input, &args.accepted(), max_parallel))
 }
 
 /// The refusal `migrate` (and `plan`'s exit status) gives while blockers are not accepted.
-pub fn refusal(report: &PlanReport) -> Option<Error> {
+pub fn refusal(report: &MigrationPlan) -> Option<Error> {
     if report.unaccepted_blockers == 0 {
         return None;
     }
@@ -303,7 +206,7 @@ pub fn refusal(report: &PlanReport) -> Option<Error> {
 
 /// The findings as a table: one row per finding (severity, code, objects), the message and
 /// what to do beneath it.
-pub fn render(report: &PlanReport) -> String {
+pub fn render(report: &MigrationPlan) -> String {
     let mut o = String::new();
     let how = if report.new_pool_exists {
         "existing pool"
@@ -364,7 +267,7 @@ pub fn render(report: &PlanReport) -> String {
 }
 
 /// One row per workload with pods on the old pool: how it moves and how long it may be down.
-fn render_moves(o: &mut String, report: &PlanReport) {
+fn render_moves(o: &mut String, report: &MigrationPlan) {
     if report.moves.is_empty() {
         return;
     }
@@ -399,7 +302,9 @@ fn render_moves(o: &mut String, report: &PlanReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::batches::Batch;
     use crate::plan::ObjectRef;
+    use crate::plan::WorkloadMove;
 
     fn finding(
         severity: Severity,
@@ -422,7 +327,7 @@ mod tests {
         }
     }
 
-    fn report(findings: Vec<Finding>) -> PlanReport {
+    fn report(findings: Vec<Finding>) -> MigrationPlan {
         let new = NewPool {
             name: "pool-two".into(),
             exists: false,
@@ -448,7 +353,7 @@ mod tests {
             why: "rolling restart".into(),
             expected_unavailability: "none".into(),
         }];
-        PlanReport::new(
+        MigrationPlan::new(
             "demo",
             "default-pool",
             &new,

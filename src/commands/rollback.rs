@@ -145,7 +145,10 @@ impl<'a> Rollback<'a> {
         self.ev.phase("uncordon/cordon", t);
 
         let t = Instant::now();
-        self.ev.drain_all(preflight).map_err(|f| self.fail(f))?;
+        let batches = self.ev.batches(&preflight);
+        self.ev
+            .drain_all(preflight, batches)
+            .map_err(|f| self.fail(f))?;
         self.ev.phase("drain", t);
 
         let t = Instant::now();

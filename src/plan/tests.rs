@@ -1,6 +1,7 @@
 //! The hand-built cluster ([`World`]) the analysis's unit tests run on, and the tests of the
 //! whole analysis (what a quiet cluster gives, the order of the findings).
 
+use super::analysis::analyze;
 use super::*;
 use crate::cli::MigrateArgs;
 use crate::model::gke::{Cluster, ServerConfig};

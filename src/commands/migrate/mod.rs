@@ -108,15 +108,16 @@ impl<'a> Migration<'a> {
 
     fn run(&mut self, reads: ClusterReads) -> anyhow::Result<()> {
         let t = Instant::now();
-        // The plan's findings come first: blockers refuse before anything changes.
-        let findings =
+        // The plan comes first: blockers refuse before anything changes, and the batches
+        // drained are the plan's.
+        let plan =
             crate::commands::plan_migrate::gather(self.args, &self.ev.session, &self.old, &reads)?;
-        self.show_findings(&findings);
+        self.show_findings(&plan);
         if self.args.dry_run {
             self.reporter()
-                .plan(&crate::commands::plan_migrate::render(&findings));
+                .plan(&crate::commands::plan_migrate::render(&plan));
         }
-        if let Some(refusal) = crate::commands::plan_migrate::refusal(&findings) {
+        if let Some(refusal) = crate::commands::plan_migrate::refusal(&plan) {
             return Err(refusal.into());
         }
         let old_nodes = reads.pool_nodes(self.old_name());
@@ -132,14 +133,19 @@ impl<'a> Migration<'a> {
         let cluster = &self.ev.session.cluster;
         let new_pool = cluster.pool(&self.args.new_pool).cloned();
         let new_pool = self.wait_while_provisioning(new_pool)?;
-        // The same value `plan migrate` shows: the clone's nodes and version.
-        let clone = NewPool::clone_of(
-            &self.args.new_pool,
-            &self.old,
-            cluster,
-            &preflight.nodes,
-            &self.args.clone_flags(),
-        );
+        // The clone the plan shows (its version and nodes); for a pool of this tool's to create
+        // again (left in ERROR), the same function's value.
+        let clone = if plan.new_pool.exists {
+            NewPool::clone_of(
+                &self.args.new_pool,
+                &self.old,
+                cluster,
+                &preflight.nodes,
+                &self.args.clone_flags(),
+            )
+        } else {
+            plan.new_pool.clone()
+        };
         // A pool left in ERROR by a failed create may be created again (see `ensure_new_pool`).
         let create = match &new_pool {
             Some(pool) if pool.status.as_deref() != Some("ERROR") => None,
@@ -185,7 +191,9 @@ impl<'a> Migration<'a> {
         self.ev.phase("cordon", t);
 
         let t = Instant::now();
-        self.ev.drain_all(preflight).map_err(|f| self.fail(f))?;
+        self.ev
+            .drain_all(preflight, plan.batches)
+            .map_err(|f| self.fail(f))?;
         self.ev.phase("drain", t);
 
         let t = Instant::now();
@@ -215,7 +223,7 @@ impl<'a> Migration<'a> {
 
     /// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
     /// (one line says how many there are).
-    fn show_findings(&self, report: &crate::commands::plan_migrate::PlanReport) {
+    fn show_findings(&self, report: &crate::plan::MigrationPlan) {
         use crate::plan::Severity;
         let notes = report
             .findings

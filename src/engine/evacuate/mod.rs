@@ -30,7 +30,7 @@ mod snapshot;
 
 pub use crate::engine::prompt::{ask, confirm_start};
 pub use crate::engine::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
-pub use crate::plan::batches::{drain_batches, evictable_by_node};
+pub use crate::plan::batches::drain_batches;
 pub use drain::check_disable_eviction_after;
 pub use evacuation::{DrainSettings, Evacuation};
 pub use gate::{PollSchedule, POLL};
@@ -51,16 +51,15 @@ impl Evacuation<'_> {
         )
     }
 
-    /// Drains the pool's nodes batch by batch, each batch gated on workload health. Takes the
-    /// preflight to free its pods once the batches are planned: each drain lists its node's pods
+    /// Drains the pool's nodes in `batches` (the plan's: [`drain_batches`]), each batch gated on
+    /// workload health. Takes the preflight to free its pods: each drain lists its node's pods
     /// afresh.
     ///
     /// The pool is listed again before each batch and once more after the last: a node that
     /// appeared meanwhile (the cluster autoscaler grows a pool whose pods are Pending) is
     /// cordoned at once and drained after the others, one at a time; a node gone meanwhile is
     /// left out. So no node of the pool is left with pods when it is deleted.
-    pub fn drain_all(&mut self, preflight: Preflight) -> StepResult<()> {
-        let batches = self.batches(&preflight);
+    pub fn drain_all(&mut self, preflight: Preflight, batches: Vec<Batch>) -> StepResult<()> {
         self.known = Some(preflight.workloads);
         drop(preflight.evictable);
         if self.settings.max_parallel > 1 {
