@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::command::{Command, Early, Output};
+use super::command::{words, Command, Early, Output};
 use crate::errors::Error;
 use crate::report::Reporter;
 
@@ -201,6 +201,37 @@ impl<'r> Gcloud<'r> {
     pub fn reporter(&self) -> &'r dyn Reporter {
         self.reporter
     }
+}
+
+/// Whether repeating `gcloud ARGS` after a failure is harmless: the reads (`describe`, `list`,
+/// `get-server-config`, `get-value`, `version`), not the calls that change or wait for GKE.
+pub fn safe_to_repeat(args: &[String]) -> bool {
+    // `container clusters describe C`, `container get-server-config`, `config get-value P`:
+    // the verb is the first word that is one (names come after it).
+    const VERBS: &[&str] = &[
+        "describe",
+        "list",
+        "get-server-config",
+        "get-value",
+        "version",
+        "create",
+        "delete",
+        "update",
+        "upgrade",
+        "resize",
+        "wait",
+        "cancel",
+        "rollback",
+        "complete-upgrade",
+        "set",
+        "get-credentials",
+    ];
+    let words = words(args);
+    let verb = words.iter().take(3).find(|w| VERBS.contains(w));
+    matches!(
+        verb.copied(),
+        Some("describe" | "list" | "get-server-config" | "get-value" | "version")
+    )
 }
 
 /// `gcloud config get-value PROPERTY`: `None` when unset.

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::command::Command;
+use super::command::{words, Command};
 use crate::errors::Error;
 use crate::model::pod::Pod;
 use crate::model::workloads::ItemList;
@@ -20,6 +20,19 @@ pub use crate::model::workloads::Workloads;
 use crate::report::Reporter;
 
 pub use crate::model::node::{node_pool, POOL_LABEL};
+
+/// Whether repeating `kubectl ARGS` after a failure is harmless: reads, and writes that leave
+/// the same state however often they run (`cordon`, `uncordon`, `drain`).
+pub fn safe_to_repeat(args: &[String]) -> bool {
+    match words(args).as_slice() {
+        ["config", "view", ..] => true,
+        [verb, ..] => matches!(
+            *verb,
+            "get" | "describe" | "version" | "cordon" | "uncordon" | "drain"
+        ),
+        [] => false,
+    }
+}
 
 /// `kubectl config view --minify --flatten -o json`, the fields this tool uses (the users'
 /// credentials are never read).

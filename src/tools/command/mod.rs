@@ -24,4 +24,4 @@ mod spec;
 pub use background::{Early, Running};
 pub use group::GroupChild;
 pub use retry::{cancel_retries, resume_retries};
-pub use spec::{shell_quote, Backoff, Command, Output, CLEANUP_DEADLINE};
+pub use spec::{shell_quote, words, Backoff, Command, Output, CLEANUP_DEADLINE};

@@ -12,50 +12,13 @@ impl Command {
     }
 }
 
-/// Whether repeating `name ARGS` after a failure is harmless: reads, and writes that leave the
-/// same state however often they run (`cordon`, `uncordon`, `drain`).
+/// Whether repeating `name ARGS` after a failure is harmless: each tool's wrapper knows its
+/// own verbs ([`crate::tools::kubectl::safe_to_repeat`], [`crate::tools::gcloud::safe_to_repeat`]);
+/// any other program is not repeated unless its caller says so.
 pub fn safe_to_repeat(name: &str, args: &[String]) -> bool {
-    let words: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
     match name {
-        "kubectl" => match words.as_slice() {
-            ["config", "view", ..] => true,
-            [verb, ..] => matches!(
-                *verb,
-                "get" | "describe" | "version" | "cordon" | "uncordon" | "drain"
-            ),
-            [] => false,
-        },
-        "gcloud" => {
-            // `container clusters describe C`, `container get-server-config`, `config
-            // get-value P`: the verb is the first word that is one (names come after it).
-            const VERBS: &[&str] = &[
-                "describe",
-                "list",
-                "get-server-config",
-                "get-value",
-                "version",
-                "create",
-                "delete",
-                "update",
-                "upgrade",
-                "resize",
-                "wait",
-                "cancel",
-                "rollback",
-                "complete-upgrade",
-                "set",
-                "get-credentials",
-            ];
-            let verb = words.iter().take(3).find(|w| VERBS.contains(w));
-            matches!(
-                verb.copied(),
-                Some("describe" | "list" | "get-server-config" | "get-value" | "version")
-            )
-        }
+        "kubectl" => crate::tools::kubectl::safe_to_repeat(args),
+        "gcloud" => crate::tools::gcloud::safe_to_repeat(args),
         _ => false,
     }
 }

@@ -117,6 +117,14 @@ impl fmt::Display for Command {
     }
 }
 
+/// The words of `args` that are not flags (`get`, `pods` of `get pods -o json`).
+pub fn words(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect()
+}
+
 /// Quotes `word` for a POSIX shell when needed, so a printed command line can be pasted.
 pub fn shell_quote(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
