@@ -371,6 +371,9 @@ impl MigrateArgs {
             num_nodes: self.num_nodes,
             machine_type: self.machine_type.as_deref(),
             node_version: self.node_version.as_deref(),
+            image_type: self.image_type.as_deref(),
+            disk_size: self.disk_size,
+            disk_type: self.disk_type.as_deref(),
         }
     }
 }

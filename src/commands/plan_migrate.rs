@@ -157,7 +157,12 @@ pub fn gather(
         strategy: args.drain.strategy,
     };
     let max_parallel = args.drain.max_parallel as usize;
-    Ok(MigrationPlan::build(&input, &args.accepted(), max_parallel))
+    Ok(MigrationPlan::build(
+        &input,
+        &args.accepted(),
+        &args.clone_flags(),
+        max_parallel,
+    ))
 }
 
 /// The refusal `migrate` (and `plan`'s exit status) gives while blockers are not accepted.

@@ -12,7 +12,7 @@ use super::batches::{drain_batches, evictable_by_node, Batch};
 use super::finding::{Accepted, Finding, Severity};
 use super::input::{MoveStrategy, PlanInput};
 use super::moves::{moves, WorkloadMove};
-use super::new_pool::NewPool;
+use super::new_pool::{CloneFlags, NewPool};
 use crate::model::node::node_name;
 use crate::model::pod::Pod;
 use crate::model::workloads::{pod_node, Workloads};
@@ -44,6 +44,9 @@ pub struct MigrationPlan {
     /// The pool the workloads go to (the existing one, or the clone `migrate` creates).
     #[serde(skip)]
     pub new_pool: NewPool,
+    /// The `node-pools create` arguments of the clone (none when the pool exists).
+    #[serde(skip)]
+    pub create_args: Vec<String>,
 }
 
 impl MigrationPlan {
@@ -70,6 +73,7 @@ impl MigrationPlan {
             max_parallel: 1,
             batches: Vec::new(),
             new_pool: new.clone(),
+            create_args: Vec::new(),
         }
     }
 
@@ -82,7 +86,12 @@ impl MigrationPlan {
 
     /// The plan for what `input` shows, the blockers `accepted` accepts marked, with the batches
     /// of up to `max_parallel` nodes.
-    pub fn build(input: &PlanInput, accepted: &Accepted, max_parallel: usize) -> Self {
+    pub fn build(
+        input: &PlanInput,
+        accepted: &Accepted,
+        clone: &CloneFlags,
+        max_parallel: usize,
+    ) -> Self {
         let mut findings = analyze(input);
         accepted.apply(&mut findings);
         let old_nodes: Vec<Node> = input
@@ -107,6 +116,15 @@ impl MigrationPlan {
             moves(input),
         )
         .with_batches(max_parallel, batches)
+        .with_create_args(match input.new_pool.exists {
+            true => Vec::new(),
+            false => input.new_pool.create_args(input.old_pool, clone),
+        })
+    }
+
+    fn with_create_args(mut self, args: Vec<String>) -> Self {
+        self.create_args = args;
+        self
     }
 }
 

@@ -6,18 +6,35 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
 
+use super::clone::{clone_args, Overrides};
 use crate::model::gke::{Cluster, NodePool, ServerConfig};
 use crate::model::node::node_zone;
 use crate::model::version::version_key;
 use crate::plan::clone::taint_effect;
 
 /// What `migrate`'s flags change in the clone of the old pool (`--num-nodes` per zone,
-/// `--machine-type`, `--node-version`); `None`: as the old pool (version: the control plane's).
+/// `--machine-type`, `--node-version`, `--image-type`, `--disk-size`, `--disk-type`); `None`:
+/// as the old pool (version: the control plane's).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CloneFlags<'a> {
     pub num_nodes: Option<u32>,
     pub machine_type: Option<&'a str>,
     pub node_version: Option<&'a str>,
+    pub image_type: Option<&'a str>,
+    pub disk_size: Option<u32>,
+    pub disk_type: Option<&'a str>,
+}
+
+impl CloneFlags<'_> {
+    /// The settings of the old pool these flags replace in the create arguments.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            machine_type: self.machine_type.map(String::from),
+            image_type: self.image_type.map(String::from),
+            disk_size: self.disk_size,
+            disk_type: self.disk_type.map(String::from),
+        }
+    }
 }
 
 /// The pool the workloads would move to: the existing one, or the clone `migrate` would create.
@@ -63,6 +80,12 @@ impl NewPool {
                 .or_else(|| cluster.current_master_version.clone())
                 .unwrap_or_default(),
         }
+    }
+
+    /// The `node-pools create` arguments (after `create NAME --cluster C`) that make this pool a
+    /// clone of `old` with `flags`: its version and nodes per zone.
+    pub fn create_args(&self, old: &NodePool, flags: &CloneFlags) -> Vec<String> {
+        clone_args(old, &self.version, self.nodes_per_zone, &flags.overrides())
     }
 
     /// The clone of `old` that `migrate NAME` would create with these flags (same defaults as

@@ -8,15 +8,15 @@ use super::migration::Migration;
 use crate::engine::evacuate::{is_ready, Recovery};
 use crate::errors::Error;
 use crate::model::pod::Pod;
-use crate::plan::clone::{clone_args, config_drift, created_by_this_tool, Overrides, CREATED_BY};
-use crate::plan::NewPool;
+use crate::plan::clone::{config_drift, created_by_this_tool, CREATED_BY};
 use crate::report::Event;
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;
 
 impl Migration<'_> {
-    /// The `node-pools create` command for the clone; refuses on config drift.
-    pub(super) fn create_command(&self, clone: &NewPool) -> anyhow::Result<Command> {
+    /// The `node-pools create` command with `args` (the plan's: [`NewPool::create_args`]);
+    /// refuses on config drift.
+    pub(super) fn create_command(&self, args: &[String]) -> anyhow::Result<Command> {
         let drift = config_drift(&self.old);
         if !drift.is_empty() {
             let list = drift.join(", ");
@@ -34,18 +34,11 @@ impl Migration<'_> {
                 .into());
             }
         }
-        let overrides = Overrides {
-            machine_type: self.args.machine_type.clone(),
-            image_type: self.args.image_type.clone(),
-            disk_size: self.args.disk_size,
-            disk_type: self.args.disk_type.clone(),
-        };
-        let args = clone_args(&self.old, &clone.version, clone.nodes_per_zone, &overrides);
         let session = &self.ev.session;
         Ok(session.gcloud.create_node_pool_command(
             &session.target.cluster,
             &self.args.new_pool,
-            &args,
+            args,
         ))
     }
 
@@ -314,7 +307,7 @@ mod tests {
         let args = args(&["pool-two", "--from", "pool-gpu"]);
         let mut m = migration(&args, &crate::report::Silent);
         m.old = m.ev.session.cluster.pool("pool-gpu").unwrap().clone();
-        let err = m.create_command(&clone_of(&m)).unwrap_err();
+        let err = m.create_command(&create_args(&m)).unwrap_err();
         assert_eq!(crate::errors::exit_code(&err), code::REFUSED);
         assert!(
             err.to_string()
@@ -324,17 +317,18 @@ mod tests {
         let args = args_allow();
         let mut m = migration(&args, &crate::report::Silent);
         m.old = m.ev.session.cluster.pool("pool-gpu").unwrap().clone();
-        assert!(m.create_command(&clone_of(&m)).is_ok());
+        assert!(m.create_command(&create_args(&m)).is_ok());
     }
 
-    /// The clone `m` would create, with one node per zone.
-    fn clone_of(m: &Migration) -> NewPool {
+    /// The create arguments of the clone `m` would create, with one node per zone.
+    fn create_args(m: &Migration) -> Vec<String> {
         let cluster = &m.ev.session.cluster;
         let flags = crate::plan::CloneFlags {
             num_nodes: Some(1),
             ..Default::default()
         };
-        NewPool::clone_of("pool-two", &m.old, cluster, &[], &flags)
+        crate::plan::NewPool::clone_of("pool-two", &m.old, cluster, &[], &flags)
+            .create_args(&m.old, &flags)
     }
 
     fn args_allow() -> MigrateArgs {

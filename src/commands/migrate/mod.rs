@@ -135,21 +135,24 @@ impl<'a> Migration<'a> {
         let new_pool = self.wait_while_provisioning(new_pool)?;
         // The clone the plan shows (its version and nodes); for a pool of this tool's to create
         // again (left in ERROR), the same function's value.
-        let clone = if plan.new_pool.exists {
-            NewPool::clone_of(
+        let (clone, create_args) = if plan.new_pool.exists {
+            let flags = self.args.clone_flags();
+            let clone = NewPool::clone_of(
                 &self.args.new_pool,
                 &self.old,
                 cluster,
                 &preflight.nodes,
-                &self.args.clone_flags(),
-            )
+                &flags,
+            );
+            let args = clone.create_args(&self.old, &flags);
+            (clone, args)
         } else {
-            plan.new_pool.clone()
+            (plan.new_pool.clone(), plan.create_args.clone())
         };
         // A pool left in ERROR by a failed create may be created again (see `ensure_new_pool`).
         let create = match &new_pool {
             Some(pool) if pool.status.as_deref() != Some("ERROR") => None,
-            _ => Some(self.create_command(&clone)?),
+            _ => Some(self.create_command(&create_args)?),
         };
         self.clone_nodes = clone.node_count;
         let expected_new_nodes = match (&new_pool, &create) {
@@ -177,7 +180,7 @@ impl<'a> Migration<'a> {
             match reused.filter(|_| exit_code(&e) == code::TIMEOUT) {
                 Some(pool) if self.unready_pool_to_recreate(&pool)? => {
                     self.reporter().warn(&format!("{e:#}"));
-                    let command = self.create_command(&clone)?;
+                    let command = self.create_command(&create_args)?;
                     self.recreate_new_pool(&command, "none of its nodes became Ready")?;
                     self.wait_new_nodes(clone.node_count)?;
                 }
@@ -594,7 +597,9 @@ mod tests {
             ..Default::default()
         };
         let clone = NewPool::clone_of("pool-two", &m.old, &m.ev.session.cluster, &[], &flags);
-        let create = m.create_command(&clone).unwrap();
+        let create = m
+            .create_command(&clone.create_args(&m.old, &flags))
+            .unwrap();
         let plan = m.plan(&preflight(), Some(&create), 4);
         let lines: Vec<&str> = plan.lines().map(str::trim).collect();
         assert!(lines[0].starts_with("Plan (dry run, nothing changed): migrate pool default-pool -> pool-two in cluster prod"));
