@@ -101,6 +101,17 @@ impl World {
         c
     }
 
+    /// `dir` first on `c`'s PATH, before the plugin's own directory.
+    fn put_first_on_path(&self, c: &mut Command, dir: &std::path::Path) {
+        let path = format!(
+            "{}:{}:{}",
+            dir.display(),
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path);
+    }
+
     /// Runs `kubectl zdupgrade ARGS` (the plugin, found on PATH by kubectl).
     pub fn plugin(&self, args: &[&str]) -> Run {
         let mut full = vec!["zdupgrade"];
@@ -113,13 +124,7 @@ impl World {
         let mut full = vec!["zdupgrade"];
         full.extend_from_slice(args);
         let mut c = self.command("kubectl", &full);
-        let path = format!(
-            "{}:{}:{}",
-            dir.display(),
-            self.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("PATH", path);
+        self.put_first_on_path(&mut c, dir);
         run(c, Duration::from_secs(240))
     }
 
@@ -173,13 +178,7 @@ impl World {
             self.bin_dir.join("kubectl-zdupgrade").to_str().unwrap(),
             args,
         );
-        let path = format!(
-            "{}:{}:{}",
-            dir.display(),
-            self.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("PATH", path);
+        self.put_first_on_path(&mut c, dir);
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         c.spawn().expect("plugin starts")
     }
