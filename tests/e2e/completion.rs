@@ -23,7 +23,7 @@ fn two_pools() -> World {
     second.name = "pool-two".into();
     second.nodes_per_zone = 1;
     s.pools.push(second);
-    World::new(s)
+    World::with_dispatcher(s)
 }
 
 /// The pools that have nodes, as the simulator holds them.
@@ -203,7 +203,7 @@ fn live_values_follow_the_context_and_kubeconfig_on_the_line() {
 
 #[test]
 fn versions_come_from_gke_for_the_cluster_on_the_line() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let node_versions = server_versions(&w, "validNodeVersions");
     let master_versions = server_versions(&w, "validMasterVersions");
 
@@ -241,7 +241,7 @@ fn versions_come_from_gke_for_the_cluster_on_the_line() {
 /// completion for ten minutes (per project, location and gcloud configuration).
 #[test]
 fn versions_are_asked_of_gke_once_and_reused_for_a_while() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let real = which::which("gcloud").expect("gcloud on PATH");
     let dir = tempfile::tempdir().unwrap();
     let calls = dir.path().join("calls");
@@ -297,7 +297,7 @@ fn versions_are_asked_of_gke_once_and_reused_for_a_while() {
 
 #[test]
 fn a_hung_kubectl_is_killed_whole_and_the_answer_is_empty() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let pid_file = tempfile::NamedTempFile::new().unwrap();
     // kubectl that never answers, with a child of its own (as Google's kubectl dispatcher has).
     let wrapper = kubectl_wrapper(&format!(

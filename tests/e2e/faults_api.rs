@@ -75,7 +75,7 @@ fn api_outage_mid_drain_is_waited_out() {
     // waits for them: the drain itself fails and must be run again.
     let mut s = scenario("basic");
     s.timings.termination = 25.0;
-    let w = World::new(s);
+    let w = World::with_dispatcher(s);
     let child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     wait_until("the first eviction", Duration::from_secs(180), || {
         !events(&w.report(), "eviction_accepted").is_empty()
@@ -122,7 +122,7 @@ fn api_outage_mid_drain_is_waited_out() {
 fn transient_gke_failures_are_retried() {
     let mut s = scenario("basic");
     s.faults.gke_unavailable_requests = 2;
-    let w = World::new(s);
+    let w = World::with_dispatcher(s);
     let r = w.plugin(&["migrate", "pool-two", "--dry-run"]);
     assert!(r.ok(), "{r}");
     assert!(
@@ -138,7 +138,7 @@ fn transient_gke_failures_are_retried() {
 /// A 404 from GKE is a real failure: one run of gcloud, no retry, an exit naming it.
 #[test]
 fn a_real_failure_is_not_retried() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let r = w.plugin(&["migrate", "pool-two", "--cluster", "nosuch", "--yes", "-v"]);
     assert_eq!(r.status, Some(5), "{r}");
     assert!(r.stderr.contains("code=404"), "{r}");
@@ -153,7 +153,7 @@ fn a_real_failure_is_not_retried() {
 
 #[test]
 fn a_second_run_refuses_while_the_first_holds_the_lock() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let started = Instant::now();
     let first = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     let pid = first.id();
@@ -217,7 +217,7 @@ fn spawn_in_pid_namespace(w: &World, args: &[&str]) -> Child {
 /// went on. Each run's identity now carries a random run id and its PID namespace.
 #[test]
 fn two_runs_in_separate_pid_namespaces_do_not_share_the_lock() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let first = spawn_in_pid_namespace(&w, &["migrate", "pool-two", "--yes"]);
     wait_until("the lock", Duration::from_secs(120), || lease(&w).is_some());
     let identity = holder(&lease(&w).unwrap());
@@ -245,7 +245,7 @@ fn two_runs_in_separate_pid_namespaces_do_not_share_the_lock() {
 
 #[test]
 fn a_lock_left_by_a_killed_run_is_taken_over() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let mut first = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     wait_until("the first eviction", Duration::from_secs(180), || {
         !events(&w.report(), "eviction_accepted").is_empty()
@@ -266,7 +266,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over() {
 /// `--break-lock`.
 #[test]
 fn break_lock_takes_over_a_lock_from_another_host() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     crate::create_lease(
         &w,
         "ann@far-away-host pid 1 migrate pool-three",
@@ -303,7 +303,7 @@ fn one_unavailable_answer_to_each_write_that_is_safe_to_repeat_is_ridden_out() {
         count: 1,
     };
     s.faults.unavailable_writes = vec![fail_once("/leases/"), fail_once("/deployments/")];
-    let w = World::new(s);
+    let w = World::with_dispatcher(s);
     let r = w.plugin(&["migrate", "pool-two", "--yes"]);
     assert!(r.ok(), "{r}");
     let failed = |path: &str| {
@@ -335,7 +335,7 @@ fn an_api_outage_during_a_health_gate_is_waited_out() {
     let mut s = scenario("basic");
     let db = s.workloads.iter_mut().find(|w| w.name == "db").unwrap();
     db.readiness_delay = Some(300);
-    let w = World::new(s);
+    let w = World::with_dispatcher(s);
     let child = w.spawn_plugin(&["migrate", "pool-two", "--yes"]);
     wait_until("a db pod's eviction", Duration::from_secs(180), || {
         events(&w.report(), "eviction_accepted")
@@ -399,7 +399,7 @@ fn running_with(w: &World, needle: &str) -> Vec<String> {
 /// what it started, and run again when it is safe to.
 #[test]
 fn a_hung_kubectl_call_is_stopped_at_its_deadline_and_run_again() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let dir = hanging_kubectl();
     let r = w.plugin_with_path(
         dir.path(),
@@ -428,7 +428,7 @@ fn a_hung_kubectl_call_is_stopped_at_its_deadline_and_run_again() {
 /// and the run ends with 130.
 #[test]
 fn ctrl_c_stops_a_hung_kubectl_call() {
-    let w = World::basic();
+    let w = World::with_dispatcher(scenario("basic"));
     let dir = hanging_kubectl();
     let plugin = w.bin_dir.join("kubectl-zdupgrade");
     let mut c = w.command(plugin.to_str().unwrap(), &["migrate", "pool-two", "--yes"]);

@@ -37,6 +37,10 @@ pub fn scenario(name: &str) -> Scenario {
 pub struct World {
     pub sim: SimHandle,
     pub bin_dir: PathBuf,
+    /// A directory holding `kubectl`, a link to the client Google's kubectl would pick for the
+    /// simulated server, first on the plugin's PATH (see [`World::new`]); `None` where
+    /// Google's own `kubectl` (which picks the client) is run.
+    client_dir: Option<tempfile::TempDir>,
 }
 
 pub struct Run {
@@ -66,13 +70,51 @@ impl std::fmt::Display for Run {
 }
 
 impl World {
+    /// The simulated cluster of `s`, with the plugin and its tools running the kubectl client
+    /// that Google's `kubectl` would pick for the server's version (`kubectl.1.30` beside it,
+    /// say) directly. Google's `kubectl` picks it by asking the server's version first on every
+    /// call, which doubles the CPU a call costs; the suite is made of thousands of calls on two
+    /// cores. The tests whose behaviour could depend on that choice (API outages, a server
+    /// whose version changes, kubectl's completion of plugins) use [`World::with_dispatcher`];
+    /// `ZDUPGRADE_TEST_KUBECTL=dispatcher` makes every test use Google's `kubectl`.
     pub fn new(s: Scenario) -> World {
+        let client_dir = if std::env::var("ZDUPGRADE_TEST_KUBECTL").as_deref() == Ok("dispatcher") {
+            None
+        } else {
+            client_for(&s.master_version)
+        };
+        World::start(s, client_dir)
+    }
+
+    /// The simulated cluster of `s`, with the plugin and its tools running Google's `kubectl`,
+    /// which picks a client by the server's version on every call.
+    pub fn with_dispatcher(s: Scenario) -> World {
+        World::start(s, None)
+    }
+
+    fn start(s: Scenario, client_dir: Option<tempfile::TempDir>) -> World {
         let sim = SimHandle::start(s, SimOptions::default()).expect("simulator starts");
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-zdupgrade"));
         World {
             sim,
             bin_dir: bin.parent().expect("bin dir").to_path_buf(),
+            client_dir,
         }
+    }
+
+    /// The directories before the machine's PATH: the client's, then the plugin's.
+    fn path_with(&self, first: Option<&Path>) -> String {
+        let mut dirs: Vec<PathBuf> = first.into_iter().map(Path::to_path_buf).collect();
+        dirs.extend(self.client_dir.as_ref().map(|d| d.path().to_path_buf()));
+        dirs.push(self.bin_dir.clone());
+        let mut path = std::env::join_paths(dirs)
+            .expect("paths join")
+            .into_string()
+            .expect("PATH is UTF-8");
+        if let Ok(rest) = std::env::var("PATH") {
+            path = format!("{path}:{rest}");
+        }
+        path
     }
 
     pub fn basic() -> World {
@@ -83,12 +125,7 @@ impl World {
         let mut c = Command::new(program);
         c.args(args);
         c.env_clear();
-        let path = format!(
-            "{}:{}",
-            self.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("PATH", path);
+        c.env("PATH", self.path_with(None));
         for (k, v) in self.sim.env() {
             c.env(k, v);
         }
@@ -103,13 +140,7 @@ impl World {
 
     /// `dir` first on `c`'s PATH, before the plugin's own directory.
     fn put_first_on_path(&self, c: &mut Command, dir: &std::path::Path) {
-        let path = format!(
-            "{}:{}:{}",
-            dir.display(),
-            self.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env("PATH", path);
+        c.env("PATH", self.path_with(Some(dir)));
     }
 
     /// Runs `kubectl zdupgrade ARGS` (the plugin, found on PATH by kubectl).
@@ -231,6 +262,23 @@ impl World {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// A directory with `kubectl` linked to the client Google's `kubectl` runs for a server of
+/// `server_version` (`kubectl.1.30` beside it for 1.30.5-gke.1014001), or `None` where there is
+/// no such client (another build of kubectl on PATH, or a version it has no client for).
+fn client_for(server_version: &str) -> Option<tempfile::TempDir> {
+    let minor: Vec<&str> = server_version.splitn(3, '.').take(2).collect();
+    let dispatcher = std::fs::canonicalize(which::which("kubectl").ok()?).ok()?;
+    let client = dispatcher
+        .parent()?
+        .join(format!("kubectl.{}", minor.join(".")));
+    if !client.is_file() {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(&client, dir.path().join("kubectl")).expect("link the client");
+    Some(dir)
 }
 
 fn run(mut c: Command, limit: Duration) -> Run {

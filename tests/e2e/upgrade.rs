@@ -15,11 +15,11 @@ const NEWER: &str = "1.31.1-gke.1146000";
 fn basic_with_old_nodes() -> World {
     let mut s = scenario("basic");
     s.pools[0].rest.insert("version".into(), OLD.into());
-    World::new(s)
+    World::with_dispatcher(s)
 }
 
 fn regional() -> World {
-    World::new(scenario("regional"))
+    World::with_dispatcher(scenario("regional"))
 }
 
 fn nodes(w: &World) -> Vec<Node> {
@@ -245,7 +245,7 @@ fn zonal_master_upgrade_needs_the_flag_then_rides_through_the_outage() {
     let mut s = scenario("basic");
     s.timings.master_upgrade = 160.0;
     s.timings.master_outage = 120.0;
-    let w = World::new(s);
+    let w = World::with_dispatcher(s);
     let r = w.plugin(&["upgrade-master", "--version", NEWER, "--yes"]);
     assert_eq!(r.status, Some(3), "{r}");
     for expected in ["--accept-api-downtime", "regional", "zonal", "keep serving"] {
@@ -350,7 +350,7 @@ fn upgrade_nodes_interrupted_then_resumed_attaches_and_restores_the_original() {
     // runs, and the re-run still finds it running even when a busy machine makes it take 20 s
     // to start (seen with two CPU burners and a second suite beside it).
     s.timings.node_boot = 200.0;
-    let w = World::new(s);
+    let w = World::with_dispatcher(s);
     let child = w.spawn_plugin(&["upgrade-nodes", "default-pool", "--surge", "2", "--yes"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     while events(&w.report(), "pool_upgrade_requested").is_empty() {
