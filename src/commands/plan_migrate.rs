@@ -22,7 +22,7 @@ use crate::plan::batches::describe;
 use crate::plan::{Finding, MigrationPlan, MovedBy, NewPool, PlanInput, Severity};
 use crate::report::Silent;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
-use crate::tools::kubectl::{node_pool, Kubectl};
+use crate::tools::kubectl::{node_pool, Kubectl, NodeSet};
 
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     validate(args)?;
@@ -146,6 +146,8 @@ pub fn gather(
         location: &session.target.location,
         old_pool: old,
         new_pool: &new_pool,
+        from: &NodeSet::pool(&old.name),
+        to: &NodeSet::pool(&new_pool.name),
         nodes,
         pods,
         pdbs,

@@ -21,6 +21,7 @@ use crate::engine::evacuate::{
 use crate::errors::Error;
 use crate::report::{count, Reporter};
 use crate::tools::gcloud::{Cluster, NodePool};
+use crate::tools::kubectl::NodeSet;
 
 pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
@@ -100,7 +101,7 @@ impl<'a> Rollback<'a> {
         let settings = args.drain.settings();
         Rollback {
             args,
-            ev: Evacuation::new(session, &args.new_pool, settings),
+            ev: Evacuation::new(session, NodeSet::pool(&args.new_pool), settings),
             old,
             old_uncordoned: false,
         }
@@ -117,7 +118,7 @@ impl<'a> Rollback<'a> {
     fn run(&mut self) -> anyhow::Result<()> {
         let t = Instant::now();
         let preflight = self.ev.preflight().map_err(|f| self.fail(f))?;
-        if let Some(refusal) = preflight.refusal(self.new_pool()) {
+        if let Some(refusal) = preflight.refusal(&self.ev.source) {
             return Err(refusal.into());
         }
         let old_nodes = self.old_pool_nodes(&preflight)?;
@@ -138,7 +139,7 @@ impl<'a> Rollback<'a> {
         let t = Instant::now();
         let old = self.old.clone();
         self.ev
-            .uncordon(&old, &old_nodes)
+            .uncordon(&NodeSet::pool(&old), &old_nodes)
             .map_err(|f| self.fail(f))?;
         self.old_uncordoned = true;
         self.ev.cordon(&preflight.nodes).map_err(|f| self.fail(f))?;
@@ -153,7 +154,7 @@ impl<'a> Rollback<'a> {
 
         let t = Instant::now();
         self.ev
-            .check_emptied(&old, self.args.delete_new_pool)
+            .check_emptied(&NodeSet::pool(&old), self.args.delete_new_pool)
             .map_err(|f| self.fail(f))?;
         if self.args.delete_new_pool {
             self.ev

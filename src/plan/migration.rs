@@ -94,11 +94,7 @@ impl MigrationPlan {
     ) -> Self {
         let mut findings = analyze(input);
         accepted.apply(&mut findings);
-        let old_nodes: Vec<Node> = input
-            .pool_nodes(&input.old_pool.name)
-            .into_iter()
-            .cloned()
-            .collect();
+        let old_nodes: Vec<Node> = input.old_nodes().into_iter().cloned().collect();
         let batches = planned_batches(
             &old_nodes,
             input.pods,

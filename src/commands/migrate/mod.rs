@@ -38,6 +38,7 @@ use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;
+use crate::tools::kubectl::NodeSet;
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
@@ -94,7 +95,7 @@ impl<'a> Migration<'a> {
         let settings = args.drain.settings();
         Migration {
             args,
-            ev: Evacuation::new(session, &old.name, settings),
+            ev: Evacuation::new(session, NodeSet::pool(&old.name), settings),
             old,
             new_pool_exists: false,
             create_failed: false,
@@ -125,7 +126,7 @@ impl<'a> Migration<'a> {
             .ev
             .preflight_with(reads.snapshot, old_nodes)
             .map_err(|f| self.fail(f))?;
-        if let Some(refusal) = preflight.refusal(self.old_name()) {
+        if let Some(refusal) = preflight.refusal(&self.ev.source) {
             return Err(refusal.into());
         }
         self.ev.phase("preflight", t);
@@ -201,7 +202,10 @@ impl<'a> Migration<'a> {
 
         let t = Instant::now();
         self.ev
-            .check_emptied(&self.args.new_pool, !self.args.keep_old_pool)
+            .check_emptied(
+                &NodeSet::pool(&self.args.new_pool),
+                !self.args.keep_old_pool,
+            )
             .map_err(|f| self.fail(f))?;
         if self.args.keep_old_pool {
             self.reporter().done(&format!(

@@ -29,7 +29,7 @@ fn allocatable_per_node(input: &PlanInput) -> (Resources, String) {
         .as_ref()
         .and_then(|m| m.max_pods_per_node)
         .unwrap_or(110) as i64;
-    if let Some(node) = input.pool_nodes(&new.name).first() {
+    if let Some(node) = input.new_nodes().first() {
         return (
             node_allocatable(node),
             format!("from the allocatable of pool {}'s nodes", new.name),
@@ -37,7 +37,7 @@ fn allocatable_per_node(input: &PlanInput) -> (Resources, String) {
     }
     let old_machine = input.old_pool.config.machine_type.as_deref().unwrap_or("");
     if new.machine_type == old_machine {
-        if let Some(node) = input.pool_nodes(&input.old_pool.name).first() {
+        if let Some(node) = input.old_nodes().first() {
             let mut r = node_allocatable(node);
             if r.pods == 0 {
                 r.pods = max_pods;
@@ -81,7 +81,7 @@ pub(crate) fn capacity(input: &PlanInput) -> Vec<Finding> {
             ))
             .remedy("check by hand that the new pool can hold the old pool's pods")];
     }
-    let registered = input.pool_nodes(&new.name);
+    let registered = input.new_nodes();
     let registered_names: BTreeSet<&str> = registered
         .iter()
         .filter_map(|n| n.metadata.name.as_deref())

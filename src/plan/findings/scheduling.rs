@@ -22,7 +22,7 @@ pub(crate) struct Prospect {
 /// The new pool's nodes: the registered ones, else one synthesized per zone from an old node's
 /// labels with the new pool's name, zone, machine type, node labels and taints.
 pub(crate) fn prospects(input: &PlanInput) -> Vec<Prospect> {
-    let registered = input.pool_nodes(&input.new_pool.name);
+    let registered = input.new_nodes();
     if !registered.is_empty() {
         return registered
             .into_iter()
@@ -42,7 +42,7 @@ pub(crate) fn prospects(input: &PlanInput) -> Vec<Prospect> {
     }
     let new = input.new_pool;
     let template = input
-        .pool_nodes(&input.old_pool.name)
+        .old_nodes()
         .first()
         .and_then(|n| n.metadata.labels.clone())
         .unwrap_or_default();
