@@ -82,6 +82,26 @@ impl NewPool {
         }
     }
 
+    /// The nodes a selector matches (`migrate --to-selector`), seen as the pool the workloads
+    /// go to: existing, with the nodes' machine type and zones; labels and taints are read
+    /// from the nodes themselves by the findings.
+    pub fn of_nodes(selector: &str, nodes: &[Node]) -> Self {
+        let per_zone = nodes_per_zone(nodes);
+        NewPool {
+            name: selector.to_string(),
+            exists: true,
+            machine_type: nodes.first().and_then(machine_type).unwrap_or_default(),
+            zones: per_zone.keys().filter(|z| !z.is_empty()).cloned().collect(),
+            nodes_per_zone: per_zone.values().copied().max().unwrap_or(0),
+            node_count: nodes.len() as u64,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            spot: false,
+            preemptible: false,
+            version: String::new(),
+        }
+    }
+
     /// The `node-pools create` arguments (after `create NAME --cluster C`) that make this pool a
     /// clone of `old` with `flags`: its version and nodes per zone.
     pub fn create_args(&self, old: &NodePool, flags: &CloneFlags) -> Vec<String> {
@@ -161,6 +181,26 @@ pub fn target_version(new: &NewPool, server: &ServerConfig) -> String {
         }
     }
     new.version.clone()
+}
+
+/// The old nodes a selector matches (`migrate --from-selector`), seen as a pool: its name and
+/// the nodes' machine type; no GKE setting.
+pub fn pool_of_nodes(selector: &str, nodes: &[Node]) -> NodePool {
+    let mut pool: NodePool = serde_json::from_value(serde_json::json!({ "name": selector }))
+        .expect("a pool with only a name");
+    pool.config.machine_type = nodes.first().and_then(machine_type);
+    pool
+}
+
+/// The node's machine type, from its well-known instance-type label.
+fn machine_type(node: &Node) -> Option<String> {
+    let labels = node.metadata.labels.as_ref()?;
+    [
+        "node.kubernetes.io/instance-type",
+        "beta.kubernetes.io/instance-type",
+    ]
+    .iter()
+    .find_map(|key| labels.get(*key).cloned())
 }
 
 /// Number of the pool's nodes per zone (Ready or not).

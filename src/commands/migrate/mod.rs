@@ -41,6 +41,9 @@ use crate::tools::gcloud::NodePool;
 use crate::tools::kubectl::NodeSet;
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    if args.selectors.given().is_some() {
+        return crate::commands::selector::migrate::exec(args, reporter);
+    }
     validate(args)?;
     let started = Instant::now();
     // Everything the plan and the preflight read, and the lock, read while gcloud describes the
@@ -113,22 +116,12 @@ impl<'a> Migration<'a> {
         // drained are the plan's.
         let plan =
             crate::commands::plan_migrate::gather(self.args, &self.ev.session, &self.old, &reads)?;
-        self.show_findings(&plan);
-        if self.args.dry_run {
-            self.reporter()
-                .plan(&crate::commands::plan_migrate::render(&plan));
-        }
-        if let Some(refusal) = crate::commands::plan_migrate::refusal(&plan) {
-            return Err(refusal.into());
-        }
+        show_plan(self.reporter(), &plan, self.args.dry_run)?;
         let old_nodes = reads.pool_nodes(self.old_name());
         let preflight = self
             .ev
-            .preflight_with(reads.snapshot, old_nodes)
-            .map_err(|f| self.fail(f))?;
-        if let Some(refusal) = preflight.refusal(&self.ev.source) {
-            return Err(refusal.into());
-        }
+            .preflight_checked(reads.snapshot, old_nodes)
+            .map_err(|f| self.fail(f))??;
         self.ev.phase("preflight", t);
 
         let cluster = &self.ev.session.cluster;
@@ -190,15 +183,9 @@ impl<'a> Migration<'a> {
         }
         self.ev.phase("new pool", t);
 
-        let t = Instant::now();
-        self.ev.cordon(&preflight.nodes).map_err(|f| self.fail(f))?;
-        self.ev.phase("cordon", t);
-
-        let t = Instant::now();
         self.ev
-            .drain_all(preflight, plan.batches)
+            .cordon_and_drain(preflight, plan.batches)
             .map_err(|f| self.fail(f))?;
-        self.ev.phase("drain", t);
 
         let t = Instant::now();
         self.ev
@@ -226,40 +213,6 @@ impl<'a> Migration<'a> {
         self.ev.phase(phase, t);
         self.ev.summary();
         Ok(())
-    }
-
-    /// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
-    /// (one line says how many there are).
-    fn show_findings(&self, report: &crate::plan::MigrationPlan) {
-        use crate::plan::Severity;
-        let notes = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Info)
-            .count();
-        if notes > 0 {
-            self.reporter().info(&format!(
-                "preflight: {} (shown with -v, and by `kubectl zdupgrade plan migrate`)",
-                crate::report::count(notes, "note", "notes")
-            ));
-        }
-        for f in &report.findings {
-            let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
-            let text = format!("{} ({}): {}", f.code, objects.join(", "), f.message);
-            match (f.severity, f.accepted) {
-                (Severity::Blocker, true) => self.reporter().warn(&format!(
-                    "{text} [accepted by {}]",
-                    f.override_flag.unwrap_or("an override")
-                )),
-                (Severity::Blocker, false) => {}
-                (Severity::Warning, _) => self.reporter().warn(&text),
-                (Severity::Info, _) => self.reporter().detail(&text),
-            }
-            self.reporter().event(
-                Event::Finding,
-                serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
-            );
-        }
     }
 
     /// Draining is destructive: without `--yes`, ask on a terminal and refuse otherwise,
@@ -483,6 +436,57 @@ impl Recovery for Migration<'_> {
             );
         }
         next
+    }
+}
+
+/// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
+/// (one line says how many there are).
+pub fn show_findings(reporter: &dyn Reporter, report: &crate::plan::MigrationPlan) {
+    use crate::plan::Severity;
+    let notes = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Info)
+        .count();
+    if notes > 0 {
+        reporter.info(&format!(
+            "preflight: {} (shown with -v, and by `kubectl zdupgrade plan migrate`)",
+            crate::report::count(notes, "note", "notes")
+        ));
+    }
+    for f in &report.findings {
+        let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
+        let text = format!("{} ({}): {}", f.code, objects.join(", "), f.message);
+        match (f.severity, f.accepted) {
+            (Severity::Blocker, true) => reporter.warn(&format!(
+                "{text} [accepted by {}]",
+                f.override_flag.unwrap_or("an override")
+            )),
+            (Severity::Blocker, false) => {}
+            (Severity::Warning, _) => reporter.warn(&text),
+            (Severity::Info, _) => reporter.detail(&text),
+        }
+        reporter.event(
+            Event::Finding,
+            serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
+        );
+    }
+}
+
+/// The plan before any change: its findings ([`show_findings`]), the whole plan with
+/// `--dry-run`, and the refusal while a blocker is not accepted.
+pub fn show_plan(
+    reporter: &dyn Reporter,
+    plan: &crate::plan::MigrationPlan,
+    dry_run: bool,
+) -> Result<(), Error> {
+    show_findings(reporter, plan);
+    if dry_run {
+        reporter.plan(&crate::commands::plan_migrate::render(plan));
+    }
+    match crate::commands::plan_migrate::refusal(plan) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
     }
 }
 

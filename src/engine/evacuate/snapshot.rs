@@ -105,6 +105,20 @@ impl Evacuation<'_> {
         self.preflight_with(snapshot.map_err(fail)?, nodes.map_err(fail)?)
     }
 
+    /// [`Evacuation::preflight_with`], and its refusal ([`Preflight::refusal`]) as the inner
+    /// error when a drain would lose pods.
+    pub fn preflight_checked(
+        &mut self,
+        snapshot: Snapshot,
+        nodes: Vec<Node>,
+    ) -> StepResult<Result<Preflight, Error>> {
+        let preflight = self.preflight_with(snapshot, nodes)?;
+        Ok(match preflight.refusal(&self.source) {
+            Some(refusal) => Err(refusal),
+            None => Ok(preflight),
+        })
+    }
+
     /// [`Evacuation::preflight`] on pods, PDBs, workloads and the pool's `nodes` already read.
     pub fn preflight_with(
         &mut self,
