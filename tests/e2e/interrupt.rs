@@ -11,16 +11,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A spawned plugin whose stdout and stderr are read in the background (no pipe fills up).
-struct Spawned {
+pub(crate) struct Spawned {
     child: Child,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
 }
 
-struct Ended {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ended {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl std::fmt::Display for Ended {
@@ -42,7 +42,7 @@ fn read_all(mut from: impl Read + Send + 'static) -> JoinHandle<String> {
 }
 
 impl Spawned {
-    fn new(w: &World, args: &[&str]) -> Spawned {
+    pub fn new(w: &World, args: &[&str]) -> Spawned {
         let mut child = w.spawn_plugin(args);
         let stdout = read_all(child.stdout.take().expect("stdout piped"));
         let stderr = read_all(child.stderr.take().expect("stderr piped"));
@@ -53,15 +53,15 @@ impl Spawned {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn exited(&mut self) -> bool {
+    pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    fn wait(mut self, limit: Duration) -> Ended {
+    pub fn wait(mut self, limit: Duration) -> Ended {
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -81,7 +81,7 @@ impl Spawned {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
         .status()
@@ -91,7 +91,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// Waits (up to 120 s) until the simulator has recorded an event of `kind`; returns it.
-fn wait_for_event(w: &World, plugin: &mut Spawned, kind: &str) -> Value {
+pub(crate) fn wait_for_event(w: &World, plugin: &mut Spawned, kind: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(e) = events(&w.report(), kind).first() {
@@ -297,7 +297,7 @@ fn sigint_during_pool_create_reports_the_gke_operation_and_a_rerun_reuses_it() {
 }
 
 /// The README's promise: the first signal's cleanup still deletes the run's Lease.
-fn assert_lock_released(w: &World, ended: &Ended) {
+pub(crate) fn assert_lock_released(w: &World, ended: &Ended) {
     assert!(
         !ended.stderr.contains("could not release"),
         "the lock was not released:\n{ended}"

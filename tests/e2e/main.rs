@@ -17,6 +17,7 @@ mod plan;
 mod pool_ops;
 mod refusals;
 mod rollback;
+mod selector;
 mod status;
 mod surge;
 mod upgrade;
