@@ -245,15 +245,23 @@ fn sigterm_mid_drain_stops_safely_and_a_rerun_completes() {
     assert_migrated(&w);
 }
 
+/// Runs the plugin with `args`, sends it `sig` once the simulator has recorded an event of
+/// `kind`, and returns how it ended: exit status 130, as an interruption must.
+pub(crate) fn interrupt_at(w: &World, args: &[&str], kind: &str, sig: &str) -> Ended {
+    let mut plugin = Spawned::new(w, args);
+    wait_for_event(w, &mut plugin, kind);
+    signal(plugin.pid(), sig);
+    let ended = plugin.wait(Duration::from_secs(60));
+    assert_eq!(ended.status.code(), Some(130), "{ended}");
+    ended
+}
+
 #[test]
 fn sigint_during_pool_create_reports_the_gke_operation_and_a_rerun_reuses_it() {
     let w = World::basic();
-    let mut plugin = Spawned::new(&w, &["migrate", "pool-two", "--yes"]);
-    wait_for_event(&w, &mut plugin, "pool_create_requested");
-    signal(plugin.pid(), "INT");
-    let ended = plugin.wait(Duration::from_secs(60));
+    let args = ["migrate", "pool-two", "--yes"];
+    let ended = interrupt_at(&w, &args, "pool_create_requested", "INT");
 
-    assert_eq!(ended.status.code(), Some(130), "{ended}");
     assert!(
         ended
             .stderr

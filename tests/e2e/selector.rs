@@ -3,10 +3,10 @@
 //! the workloads, group `new` is empty). Every run has a `gcloud` first on PATH that records
 //! its calls and fails: the mode must never need it.
 
-use crate::interrupt::{assert_lock_released, signal, wait_for_event, Spawned};
-use crate::migrate::{assert_one_node_at_a_time, event_t};
-use crate::{assert_zero_downtime, events, lease, scenario, Run, World};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use crate::interrupt::{assert_lock_released, interrupt_at, Spawned};
+use crate::migrate::{assert_cordoned_before, assert_one_node_at_a_time, event_t, workload_pods};
+use crate::{assert_zero_downtime, events, lease, scenario, script_dir, Run, World};
+use k8s_openapi::api::core::v1::Node;
 use std::time::Duration;
 
 const SELECTORS: [&str; 4] = ["--from-selector", "group=old", "--to-selector", "group=new"];
@@ -20,23 +20,24 @@ fn world(new_nodes: u32) -> World {
 
 /// A `gcloud` that records its arguments in `called` beside it and fails.
 fn gcloud_trap() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("gcloud");
-    let log = dir.path().join("called");
-    let text = format!("#!/bin/sh\necho \"$@\" >> '{}'\nexit 1\n", log.display());
-    std::fs::write(&script, text).expect("write the trap");
-    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(&script, mode).expect("make the trap executable");
-    dir
+    script_dir("gcloud", |dir| {
+        let log = dir.join("called");
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\nexit 1\n", log.display())
+    })
+}
+
+/// `command`, the selectors, then `extra`.
+fn with_selectors<'a>(command: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args: Vec<&str> = command.to_vec();
+    args.extend_from_slice(&SELECTORS);
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Runs the plugin with the selectors, `extra` and the gcloud trap; asserts gcloud was not run.
 fn run(w: &World, command: &[&str], extra: &[&str]) -> Run {
     let trap = gcloud_trap();
-    let mut args: Vec<&str> = command.to_vec();
-    args.extend_from_slice(&SELECTORS);
-    args.extend_from_slice(extra);
-    let r = w.plugin_with_path(trap.path(), &args);
+    let r = w.plugin_with_path(trap.path(), &with_selectors(command, extra));
     let called = std::fs::read_to_string(trap.path().join("called")).unwrap_or_default();
     assert_eq!(called, "", "gcloud was run:\n{r}");
     r
@@ -69,36 +70,14 @@ fn cordoned(w: &World, node: &str) -> bool {
 
 /// The pods not owned by a DaemonSet on `nodes`, and whether every such pod anywhere is Ready.
 fn workload_pods_on(w: &World, nodes: &[String]) -> (Vec<String>, bool) {
-    w.sim.with(|s| {
-        let pods: Vec<&Pod> = s
-            .objs
-            .list::<Pod>()
-            .filter(|p| {
-                !p.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.kind == "DaemonSet")
-            })
-            .collect();
-        let all_ready = pods.iter().all(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        });
-        let on = pods
-            .iter()
-            .filter(|p| {
-                p.spec
-                    .as_ref()
-                    .and_then(|s| s.node_name.as_ref())
-                    .is_some_and(|n| nodes.contains(n))
-            })
-            .filter_map(|p| p.metadata.name.clone())
-            .collect();
-        (on, all_ready)
-    })
+    let pods = workload_pods(w);
+    let all_ready = pods.iter().all(|(_, _, ready)| *ready);
+    let on = pods
+        .into_iter()
+        .filter(|(_, node, _)| nodes.contains(node))
+        .map(|(pod, _, _)| pod)
+        .collect();
+    (on, all_ready)
 }
 
 /// The end state of a migration: the old nodes cordoned and empty, the workloads all Ready on
@@ -116,18 +95,11 @@ fn assert_migrated(w: &World, old: &[String]) {
     let report = w.report();
     assert_zero_downtime(&report);
     let evictions = events(&report, "eviction_accepted");
-    let first = event_t(evictions.first().expect("an eviction"));
-    let cordons = events(&report, "node_cordoned");
-    for node in old {
-        let c = cordons
-            .iter()
-            .find(|e| e["object"] == node.as_str())
-            .unwrap_or_else(|| panic!("{node} was never cordoned"));
-        assert!(
-            event_t(c) <= first,
-            "{node} cordoned after the first eviction"
-        );
-    }
+    assert_cordoned_before(
+        &report,
+        old,
+        event_t(evictions.first().expect("an eviction")),
+    );
     let drained = assert_one_node_at_a_time(&report, &evictions);
     assert!(drained.iter().all(|n| old.contains(n)), "{drained:?}");
     assert!(lease(w).is_none(), "the lock outlived the run");
@@ -164,9 +136,7 @@ fn a_selector_migration_empties_the_old_nodes_with_zero_downtime_and_no_gcloud()
 fn a_selector_migration_waits_for_new_nodes_that_appear_during_the_run() {
     let w = world(0);
     let old = group(&w, "old");
-    let mut args: Vec<&str> = vec!["migrate"];
-    args.extend_from_slice(&SELECTORS);
-    args.extend_from_slice(&["--yes", "--node-timeout", "10m"]);
+    let args = with_selectors(&["migrate"], &["--yes", "--node-timeout", "10m"]);
     let mut plugin = Spawned::new(&w, &args);
     std::thread::sleep(Duration::from_secs(3));
     assert!(
@@ -310,14 +280,8 @@ fn dry_run_plan_and_a_run_without_a_terminal_change_nothing() {
 fn an_interrupted_selector_migration_releases_the_lock_and_a_rerun_finishes() {
     let w = world(3);
     let old = group(&w, "old");
-    let mut args: Vec<&str> = vec!["migrate"];
-    args.extend_from_slice(&SELECTORS);
-    args.push("--yes");
-    let mut plugin = Spawned::new(&w, &args);
-    wait_for_event(&w, &mut plugin, "eviction_accepted");
-    signal(plugin.pid(), "TERM");
-    let ended = plugin.wait(Duration::from_secs(60));
-    assert_eq!(ended.status.code(), Some(130), "{ended}");
+    let args = with_selectors(&["migrate"], &["--yes"]);
+    let ended = interrupt_at(&w, &args, "eviction_accepted", "TERM");
     assert!(
         ended
             .stderr
