@@ -296,6 +296,24 @@ fn an_interrupted_selector_migration_releases_the_lock_and_a_rerun_finishes() {
     );
     assert_lock_released(&w, &ended);
 
+    // `status` with the same selectors shows where it stopped, changing nothing.
+    let writes = w.writes().len();
+    let r = run(&w, &["status"], &[]);
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.stdout.contains("Context gke_demo-project_us-central1-a_demo (server http://127.0.0.1:")
+            && r.stdout.contains("Migration in progress: group=old -> group=new: 3 of 3 nodes cordoned")
+            && r.stdout.contains("continue:  kubectl zdupgrade migrate --from-selector group=old --to-selector group=new")
+            && r.stdout.contains("roll back: kubectl zdupgrade rollback --from-selector group=old --to-selector group=new"),
+        "{r}"
+    );
+    let r = run(&w, &["status"], &["-o", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).expect("a JSON status");
+    assert_eq!(status["pools"][0]["name"], "group=old", "{status}");
+    assert_eq!(status["pools"][0]["cordoned"], 3, "{status}");
+    assert_eq!(status["selectors"]["to_selector"], "group=new", "{status}");
+    assert_eq!(w.writes().len(), writes, "status wrote");
+
     let r = run(&w, &["migrate"], &["--yes"]);
     assert!(r.ok(), "{r}");
     assert!(
