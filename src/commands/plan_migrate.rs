@@ -25,9 +25,6 @@ use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Kubectl, NodeSet};
 
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
-    if args.selectors.given().is_some() {
-        return crate::commands::selector::migrate::plan(args, output, out);
-    }
     validate(args)?;
     let quiet = Silent;
     let (session, reads) =

@@ -3,6 +3,7 @@
 //! the workloads, group `new` is empty). Every run has a `gcloud` first on PATH that records
 //! its calls and fails: the mode must never need it.
 
+use crate::completion::{complete, reply};
 use crate::interrupt::{assert_lock_released, interrupt_at, Spawned};
 use crate::migrate::{assert_cordoned_before, assert_one_node_at_a_time, event_t, workload_pods};
 use crate::{assert_zero_downtime, events, lease, scenario, script_dir, Run, World};
@@ -353,4 +354,29 @@ fn a_selector_rollback_moves_the_workloads_back() {
     assert!(r.ok(), "{r}");
     let (moved, _) = workload_pods_on(&w, &new);
     assert_eq!(moved.len(), 7, "{moved:?}");
+}
+
+#[test]
+fn the_selector_flags_complete_with_the_nodes_labels() {
+    let w = world(3);
+    let (flags, _) = reply(&complete(&w, &["migrate", "--"]));
+    for flag in ["--from-selector", "--to-selector"] {
+        assert!(
+            flags.iter().any(|f| f == flag),
+            "{flag} not offered: {flags:?}"
+        );
+    }
+    let (values, _) = reply(&complete(&w, &["migrate", "--from-selector", "group="]));
+    assert_eq!(values, ["group=new", "group=old"]);
+    let (values, _) = reply(&complete(
+        &w,
+        &["status", "--from-selector=group=old", "--to-selector=eks"],
+    ));
+    assert_eq!(
+        values,
+        [
+            "--to-selector=eks.amazonaws.com/nodegroup=ng-new",
+            "--to-selector=eks.amazonaws.com/nodegroup=ng-old"
+        ]
+    );
 }

@@ -41,9 +41,6 @@ use crate::tools::gcloud::NodePool;
 use crate::tools::kubectl::NodeSet;
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
-    if args.selectors.given().is_some() {
-        return crate::commands::selector::migrate::exec(args, reporter);
-    }
     validate(args)?;
     let started = Instant::now();
     // Everything the plan and the preflight read, and the lock, read while gcloud describes the
