@@ -64,7 +64,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool.
+    /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool; or, on any cluster, from the nodes of one label selector to another's.
     #[command(after_help = examples::MIGRATE)]
     Migrate(MigrateArgs),
     /// Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it.
@@ -116,7 +116,10 @@ Examples:
   kubectl zdupgrade migrate pool-b --keep-old-pool --max-parallel 2
 
   # Another cluster: the kube context goes before or after the subcommand, as with kubectl
-  kubectl zdupgrade --context gke_acme_europe-west1_prod migrate pool-b";
+  kubectl zdupgrade --context gke_acme_europe-west1_prod migrate pool-b
+
+  # Not GKE (EKS, AKS, kops, kubeadm): new nodes labelled group=new brought up by you; no gcloud
+  kubectl zdupgrade migrate --from-selector group=old --to-selector group=new --yes";
 
     pub const ROLLBACK: &str = "\
 Examples:
@@ -127,7 +130,10 @@ Examples:
   kubectl zdupgrade rollback pool-b --to default-pool
 
   # Without a prompt, and delete pool-b once it is drained
-  kubectl zdupgrade rollback pool-b --delete-new-pool --quiet";
+  kubectl zdupgrade rollback pool-b --delete-new-pool --quiet
+
+  # Undo a migration between node groups (the migration's own selectors)
+  kubectl zdupgrade rollback --from-selector group=old --to-selector group=new";
 
     pub const UPGRADE_NODES: &str = "\
 Examples:
@@ -158,7 +164,10 @@ Examples:
   kubectl zdupgrade status -o yaml
 
   # Another cluster, named before the subcommand as with kubectl
-  kubectl zdupgrade --context gke_acme_europe-west1_prod status";
+  kubectl zdupgrade --context gke_acme_europe-west1_prod status
+
+  # A migration between node groups, on any cluster (kubectl only)
+  kubectl zdupgrade status --from-selector group=old --to-selector group=new";
 
     pub const PLAN: &str = "\
 Examples:
@@ -174,7 +183,10 @@ Examples:
   kubectl zdupgrade plan migrate pool-b --machine-type e2-standard-8 -o json
 
   # Accept the local PersistentVolumes blocker, as migrate would with the same flag
-  kubectl zdupgrade plan migrate pool-b --allow-local-volumes";
+  kubectl zdupgrade plan migrate pool-b --allow-local-volumes
+
+  # Not GKE: the same checks against the nodes of another label selector
+  kubectl zdupgrade plan migrate --from-selector group=old --to-selector group=new";
 
     pub const COMPLETION: &str = "\
 Examples:
