@@ -376,6 +376,7 @@ mod tests {
             spot: false,
             preemptible: false,
             version: "1.30".into(),
+            by_selector: false,
         };
         let moves = vec![WorkloadMove {
             workload: crate::model::workloads::WorkloadRef {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Taint};
 
 use super::clone::{clone_args, Overrides};
+use super::finding::ObjectRef;
 use crate::model::gke::{Cluster, NodePool, ServerConfig};
 use crate::model::node::node_zone;
 use crate::model::version::version_key;
@@ -56,9 +57,28 @@ pub struct NewPool {
     pub preemptible: bool,
     /// The node version it would run (`latest` and partial versions as the user gave them).
     pub version: String,
+    /// Whether it is the nodes a label selector matches (`--to-selector`; `name` is then the
+    /// selector), not a GKE pool.
+    pub by_selector: bool,
 }
 
 impl NewPool {
+    /// How messages name it: `pool NAME`, or `selector TEXT`.
+    pub fn describe(&self) -> String {
+        let noun = if self.by_selector { "selector" } else { "pool" };
+        format!("{noun} {}", self.name)
+    }
+
+    /// The object findings about it name: a `NodePool`, or a `NodeSelector`.
+    pub fn object(&self) -> ObjectRef {
+        let kind = if self.by_selector {
+            "NodeSelector"
+        } else {
+            "NodePool"
+        };
+        ObjectRef::new(kind, None, &self.name)
+    }
+
     /// An existing pool, as GKE describes it.
     pub fn existing(pool: &NodePool, cluster: &Cluster, registered: usize) -> Self {
         let zones = pool_zones(pool, cluster);
@@ -79,6 +99,7 @@ impl NewPool {
                 .clone()
                 .or_else(|| cluster.current_master_version.clone())
                 .unwrap_or_default(),
+            by_selector: false,
         }
     }
 
@@ -99,6 +120,7 @@ impl NewPool {
             spot: false,
             preemptible: false,
             version: String::new(),
+            by_selector: true,
         }
     }
 
@@ -143,6 +165,7 @@ impl NewPool {
                 .map(String::from)
                 .or_else(|| cluster.current_master_version.clone())
                 .unwrap_or_else(|| "latest".into()),
+            by_selector: false,
         }
     }
 }

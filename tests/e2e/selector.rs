@@ -263,6 +263,16 @@ fn dry_run_plan_and_a_run_without_a_terminal_change_nothing() {
         (Some("group=old"), Some("group=new"))
     );
     assert_eq!(plan["batches"].as_array().map(Vec::len), Some(3), "{plan}");
+    // Capacity is judged against the new nodes' own allocatable, and named by their selector.
+    let capacity = &plan["findings"][0];
+    assert_eq!(capacity["code"], "new-pool-capacity", "{plan}");
+    assert_eq!(capacity["objects"][0]["kind"], "NodeSelector", "{plan}");
+    assert!(
+        capacity["message"].as_str().is_some_and(|m| m.starts_with(
+            "selector group=new (3 node(s) of e2-standard-4, 3920m CPU, 13621Mi memory per node, from the allocatable of selector group=new's nodes)"
+        )),
+        "{plan}"
+    );
 
     // The wrong-cluster guard: without --yes and without a terminal, it names the cluster and
     // refuses.

@@ -224,7 +224,14 @@ pub(crate) fn unsatisfiable_scheduling(input: &PlanInput) -> Vec<Finding> {
             entry.0.push(pod);
         }
     }
-    let new = &input.new_pool.name;
+    let new = input.new_pool.describe();
+    let remedy = if input.new_pool.by_selector {
+        format!("give the nodes of {new} the labels/taints the pods need")
+    } else {
+        format!(
+            "give {new} the labels/taints the pods need (create it yourself; migrate reuses it)"
+        )
+    };
     misfits
         .into_iter()
         .map(|(subject, (pods, reason))| {
@@ -234,11 +241,11 @@ pub(crate) fn unsatisfiable_scheduling(input: &PlanInput) -> Vec<Finding> {
                 subject_and_pods(&subject, &pods),
             )
             .message(format!(
-                "{subject}: {} pod(s) cannot run on pool {new}: no node of it matches {reason}; once drained they stay Pending",
+                "{subject}: {} pod(s) cannot run on {new}: no node of it matches {reason}; once drained they stay Pending",
                 pods.len()
             ))
             .remedy(format!(
-                "give pool {new} the labels/taints the pods need (create it yourself; migrate reuses it) or change the pods' scheduling constraints; pass {} to go on anyway",
+                "{remedy} or change the pods' scheduling constraints; pass {} to go on anyway",
                 flags::ALLOW_UNSCHEDULABLE
             ))
             .override_flag(flags::ALLOW_UNSCHEDULABLE)
