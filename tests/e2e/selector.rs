@@ -340,8 +340,10 @@ fn a_selector_rollback_moves_the_workloads_back() {
     let (old, new) = (group(&w, "old"), group(&w, "new"));
     let r = run(&w, &["migrate"], &["--yes"]);
     assert!(r.ok(), "{r}");
+    let writes = w.writes().len();
     let r = run(&w, &["rollback"], &["--dry-run"]);
     assert!(r.ok(), "{r}");
+    assert_eq!(w.writes().len(), writes, "the dry run wrote:\n{r}");
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("Plan (dry run, nothing changed): roll back the nodes of selector group=new -> selector group=old"),
         "{r}"
@@ -389,4 +391,54 @@ fn the_selector_flags_complete_with_the_nodes_labels() {
             "--to-selector=eks.amazonaws.com/nodegroup=ng-old"
         ]
     );
+}
+
+/// Runs `kubectl zdupgrade ARGS` on a terminal (`script` gives it one) that answers `answer`.
+fn on_a_terminal(w: &World, args: &[&str], answer: &str) -> Run {
+    let line = std::iter::once("kubectl zdupgrade")
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = w.command("script", &["-qec", &line, "/dev/null"]);
+    c.stdin(std::process::Stdio::piped());
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
+    let mut child = c.spawn().expect("script starts");
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    stdin.write_all(answer.as_bytes()).expect("answer written");
+    let out = crate::wait_with_limit(child, Duration::from_secs(240));
+    drop(stdin);
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+#[test]
+fn on_a_terminal_it_names_the_cluster_and_asks_once() {
+    let w = world(3);
+    let args = with_selectors(&["migrate"], &[]);
+    let question = "In context gke_demo-project_us-central1-a_demo (server http://127.0.0.1:";
+    let r = on_a_terminal(&w, &args, "n\n");
+    assert_eq!(r.status, Some(3), "{r}");
+    assert_eq!(r.stdout.matches(question).count(), 1, "{r}");
+    assert!(
+        r.stdout.contains("cordon and drain the 3 node(s) of selector group=old onto the 3 node(s) of selector group=new? [y/N]")
+            && r.stdout.contains("not confirmed: nothing was changed"),
+        "{r}"
+    );
+    assert_eq!(w.writes(), Vec::<serde_json::Value>::new());
+
+    let r = on_a_terminal(&w, &args, "y\n");
+    assert_eq!(r.status, Some(0), "{r}");
+    assert_eq!(
+        r.stdout.matches("[y/N]").count(),
+        1,
+        "asked more than once:\n{r}"
+    );
+    assert_migrated(&w, &group(&w, "old"));
 }
