@@ -64,7 +64,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool.
+    /// Move every workload from a node pool to a new one (created as a clone), then delete the old pool; or, on any cluster, from the nodes of one label selector to another's.
     #[command(after_help = examples::MIGRATE)]
     Migrate(MigrateArgs),
     /// Undo a migration: uncordon the old pool, drain the new one node by node, optionally delete it.
@@ -116,7 +116,10 @@ Examples:
   kubectl zdupgrade migrate pool-b --keep-old-pool --max-parallel 2
 
   # Another cluster: the kube context goes before or after the subcommand, as with kubectl
-  kubectl zdupgrade --context gke_acme_europe-west1_prod migrate pool-b";
+  kubectl zdupgrade --context gke_acme_europe-west1_prod migrate pool-b
+
+  # Not GKE (EKS, AKS, kops, kubeadm): new nodes labelled group=new brought up by you; no gcloud
+  kubectl zdupgrade migrate --from-selector group=old --to-selector group=new --yes";
 
     pub const ROLLBACK: &str = "\
 Examples:
@@ -127,7 +130,10 @@ Examples:
   kubectl zdupgrade rollback pool-b --to default-pool
 
   # Without a prompt, and delete pool-b once it is drained
-  kubectl zdupgrade rollback pool-b --delete-new-pool --quiet";
+  kubectl zdupgrade rollback pool-b --delete-new-pool --quiet
+
+  # Undo a migration between node groups (the migration's own selectors)
+  kubectl zdupgrade rollback --from-selector group=old --to-selector group=new";
 
     pub const UPGRADE_NODES: &str = "\
 Examples:
@@ -158,7 +164,10 @@ Examples:
   kubectl zdupgrade status -o yaml
 
   # Another cluster, named before the subcommand as with kubectl
-  kubectl zdupgrade --context gke_acme_europe-west1_prod status";
+  kubectl zdupgrade --context gke_acme_europe-west1_prod status
+
+  # A migration between node groups, on any cluster (kubectl only)
+  kubectl zdupgrade status --from-selector group=old --to-selector group=new";
 
     pub const PLAN: &str = "\
 Examples:
@@ -174,7 +183,10 @@ Examples:
   kubectl zdupgrade plan migrate pool-b --machine-type e2-standard-8 -o json
 
   # Accept the local PersistentVolumes blocker, as migrate would with the same flag
-  kubectl zdupgrade plan migrate pool-b --allow-local-volumes";
+  kubectl zdupgrade plan migrate pool-b --allow-local-volumes
+
+  # Not GKE: the same checks against the nodes of another label selector
+  kubectl zdupgrade plan migrate --from-selector group=old --to-selector group=new";
 
     pub const COMPLETION: &str = "\
 Examples:
@@ -260,14 +272,44 @@ fn non_empty(text: &str) -> Result<String, String> {
     }
 }
 
+/// The selector mode, for clusters other than GKE (or without gcloud): the old and the new
+/// nodes named by label selectors instead of node pools. No pool is created or deleted, and
+/// gcloud is not run.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Clusters other than GKE")]
+pub struct SelectorArgs {
+    /// Label selector of the nodes to move away from, as kubectl's -l takes it (`group=old`);
+    /// with --to-selector, instead of node pools.
+    #[arg(long, value_name = "SELECTOR", requires = "to_selector")]
+    pub from_selector: Option<String>,
+
+    /// Label selector of the nodes to move to (`group=new`); they must exist (or appear within
+    /// --node-timeout) and match none of --from-selector's nodes.
+    #[arg(long, value_name = "SELECTOR", requires = "from_selector")]
+    pub to_selector: Option<String>,
+}
+
+impl SelectorArgs {
+    /// The two selectors' texts, when the selector mode is asked for.
+    pub fn given(&self) -> Option<(&str, &str)> {
+        Some((self.from_selector.as_deref()?, self.to_selector.as_deref()?))
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
     /// Name of the node pool to move workloads to (created as a clone of the old pool if missing).
-    #[arg(value_name = "NEW_POOL")]
+    #[arg(
+        value_name = "NEW_POOL",
+        required_unless_present = "to_selector",
+        conflicts_with_all = ["from_selector", "to_selector"],
+        default_value = "",
+        hide_default_value = true
+    )]
     pub new_pool: String,
 
     /// The node pool to move away from (default: the only other pool).
-    #[arg(long, value_name = "OLD_POOL")]
+    #[arg(long, value_name = "OLD_POOL", conflicts_with = "from_selector")]
     pub from: Option<String>,
 
     /// Confirm draining and deleting the old pool without being asked (needed when stdin is not a terminal).
@@ -284,10 +326,11 @@ pub struct MigrateArgs {
     pub break_lock: bool,
 
     /// Stop after draining: keep the old pool (cordoned), ready for a rollback.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_selector")]
     pub keep_old_pool: bool,
 
-    /// How long to wait for the new pool's nodes to be Ready.
+    /// How long to wait for the new pool's nodes (--to-selector: for a Ready node to match) to
+    /// be Ready.
     #[arg(
         long,
         value_name = "DURATION",
@@ -298,7 +341,7 @@ pub struct MigrateArgs {
     pub node_timeout: Duration,
 
     /// Go on even if the old pool has settings the clone cannot reproduce.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_selector")]
     pub allow_config_drift: bool,
 
     /// Go on even if pods use local PersistentVolumes (they cannot follow to the new pool).
@@ -315,31 +358,34 @@ pub struct MigrateArgs {
     pub allow_unschedulable: bool,
 
     /// Machine type of the new pool (default: the old pool's).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", conflicts_with = "from_selector")]
     pub machine_type: Option<String>,
 
     /// Nodes per zone in the new pool (default: the most the old pool has in any zone).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "from_selector")]
     pub num_nodes: Option<u32>,
 
     /// Kubernetes version of the new pool (default: the control plane's).
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", conflicts_with = "from_selector")]
     pub node_version: Option<String>,
 
     /// Image type of the new pool (default: the old pool's).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", conflicts_with = "from_selector")]
     pub image_type: Option<String>,
 
     /// Boot disk size in GB of the new pool (default: the old pool's).
-    #[arg(long, value_name = "GB", value_parser = clap::value_parser!(u32).range(10..=65536))]
+    #[arg(long, value_name = "GB", value_parser = clap::value_parser!(u32).range(10..=65536), conflicts_with = "from_selector")]
     pub disk_size: Option<u32>,
 
     /// Boot disk type of the new pool (default: the old pool's).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", conflicts_with = "from_selector")]
     pub disk_type: Option<String>,
 
     #[command(flatten)]
     pub drain: DrainArgs,
+
+    #[command(flatten)]
+    pub selectors: SelectorArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -746,11 +792,17 @@ impl clap::ValueEnum for MoveStrategy {
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
     /// The pool a migration moved workloads to, to drain back.
-    #[arg(value_name = "NEW_POOL")]
+    #[arg(
+        value_name = "NEW_POOL",
+        required_unless_present = "to_selector",
+        conflicts_with_all = ["from_selector", "to_selector"],
+        default_value = "",
+        hide_default_value = true
+    )]
     pub new_pool: String,
 
     /// The pool to move workloads back to (default: the only other pool).
-    #[arg(long, value_name = "OLD_POOL")]
+    #[arg(long, value_name = "OLD_POOL", conflicts_with = "from_selector")]
     pub to: Option<String>,
 
     /// Confirm without being asked (required when stdin is not a terminal).
@@ -767,11 +819,16 @@ pub struct RollbackArgs {
     pub break_lock: bool,
 
     /// Delete NEW_POOL once it is drained.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_selector")]
     pub delete_new_pool: bool,
 
     #[command(flatten)]
     pub drain: DrainArgs,
+
+    /// The selectors of the migration to undo (the same as migrate's): the --from-selector
+    /// nodes are uncordoned, the --to-selector nodes cordoned and drained.
+    #[command(flatten)]
+    pub selectors: SelectorArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -847,6 +904,11 @@ pub struct UpgradeMasterArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
+    /// A selector-mode migration's two node groups: their nodes, cordoned and drained, and
+    /// the command that continues it; kubectl only, no gcloud.
+    #[command(flatten)]
+    pub selectors: SelectorArgs,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

@@ -37,7 +37,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             };
             reported(cli, |r| {
                 interrupt::install(r, interrupt::OnInterrupt::StopCommands);
-                commands::migrate::exec(&args, r)
+                match args.selectors.given() {
+                    Some(_) => commands::selector::migrate::exec(&args, r),
+                    None => commands::migrate::exec(&args, r),
+                }
             })
         }
         Command::Rollback(args) => {
@@ -68,7 +71,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             commands::status::exec(args, cli.output, &mut std::io::stdout().lock())
         }
         Command::Plan(cli::PlanCommand::Migrate(args)) => {
-            commands::plan_migrate::exec(args, cli.output, &mut std::io::stdout().lock())
+            let out = &mut std::io::stdout().lock();
+            match args.selectors.given() {
+                Some(_) => commands::selector::migrate::plan(args, cli.output, out),
+                None => commands::plan_migrate::exec(args, cli.output, out),
+            }
         }
         Command::Completion(args) => {
             commands::completion::exec(args, &mut std::io::stdout().lock())

@@ -5,6 +5,7 @@ pub mod completion;
 pub mod migrate;
 pub mod plan_migrate;
 pub mod rollback;
+pub mod selector;
 pub mod status;
 pub mod upgrade_master;
 pub mod upgrade_nodes;

@@ -22,7 +22,7 @@ use crate::plan::batches::describe;
 use crate::plan::{Finding, MigrationPlan, MovedBy, NewPool, PlanInput, Severity};
 use crate::report::Silent;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
-use crate::tools::kubectl::{node_pool, Kubectl};
+use crate::tools::kubectl::{node_pool, Kubectl, NodeSet};
 
 pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     validate(args)?;
@@ -32,14 +32,19 @@ pub fn exec(args: &MigrateArgs, output: Output, out: &mut dyn Write) -> anyhow::
             Ok(ClusterReads::read(args, kubectl, gcloud)?)
         })?;
     let old = pick_old_pool(&session.cluster, &args.new_pool, args.from.as_deref())?;
-    let report = gather(args, &session, old, &reads)?;
+    print(&gather(args, &session, old, &reads)?, output, out)
+}
+
+/// Writes the plan in `output`'s format; the refusal (exit status 3) while a blocker is not
+/// accepted.
+pub fn print(report: &MigrationPlan, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        Output::Yaml => write!(out, "{}", crate::yaml::to_string(&report)?)?,
-        Output::Text => write!(out, "{}", render(&report))?,
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
+        Output::Yaml => write!(out, "{}", crate::yaml::to_string(report)?)?,
+        Output::Text => write!(out, "{}", render(report))?,
     }
     out.flush()?;
-    match refusal(&report) {
+    match refusal(report) {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
@@ -111,20 +116,6 @@ pub fn gather(
     reads: &ClusterReads,
 ) -> anyhow::Result<MigrationPlan> {
     let cluster = &session.cluster;
-    let ClusterReads {
-        snapshot,
-        server_config,
-        nodes,
-        daemon_sets,
-        pvcs,
-        pvs,
-    } = reads;
-    let Snapshot {
-        pods,
-        pdbs,
-        workloads,
-    } = snapshot;
-
     let old_nodes = reads.pool_nodes(&old.name);
     let new_pool = match cluster.pool(&args.new_pool) {
         Some(pool) => NewPool::existing(pool, cluster, reads.pool_nodes(&pool.name).len()),
@@ -136,16 +127,53 @@ pub fn gather(
             &args.clone_flags(),
         ),
     };
-    let server_config = match server_config {
+    let server_config = match &reads.server_config {
         Some(config) => config.clone(),
         None if new_pool.version == "latest" => session.gcloud.server_versions()?,
         None => ServerConfig::default(),
     };
+    let sets = (NodeSet::pool(&old.name), NodeSet::pool(&new_pool.name));
+    Ok(build(
+        args,
+        session,
+        (old, &new_pool),
+        &sets,
+        reads,
+        &server_config,
+    ))
+}
+
+/// The plan for moving the nodes of `sets.0` (seen as the pool `pools.0`) to those of `sets.1`
+/// (seen as `pools.1`), on what `reads` shows. Pure: `gather` (pools) and the selector mode
+/// (selectors, no gcloud) share it.
+pub fn build(
+    args: &MigrateArgs,
+    session: &Session,
+    (old, new_pool): (&NodePool, &NewPool),
+    (from, to): &(NodeSet, NodeSet),
+    reads: &ClusterReads,
+    server_config: &ServerConfig,
+) -> MigrationPlan {
+    let ClusterReads {
+        snapshot,
+        nodes,
+        daemon_sets,
+        pvcs,
+        pvs,
+        ..
+    } = reads;
+    let Snapshot {
+        pods,
+        pdbs,
+        workloads,
+    } = snapshot;
     let input = PlanInput {
-        cluster,
+        cluster: &session.cluster,
         location: &session.target.location,
         old_pool: old,
-        new_pool: &new_pool,
+        new_pool,
+        from,
+        to,
         nodes,
         pods,
         pdbs,
@@ -153,16 +181,11 @@ pub fn gather(
         daemon_sets,
         pvcs,
         pvs,
-        server_config: &server_config,
+        server_config,
         strategy: args.drain.strategy,
     };
     let max_parallel = args.drain.max_parallel as usize;
-    Ok(MigrationPlan::build(
-        &input,
-        &args.accepted(),
-        &args.clone_flags(),
-        max_parallel,
-    ))
+    MigrationPlan::build(&input, &args.accepted(), &args.clone_flags(), max_parallel)
 }
 
 /// The refusal `migrate` (and `plan`'s exit status) gives while blockers are not accepted.
@@ -218,11 +241,19 @@ pub fn render(report: &MigrationPlan) -> String {
     } else {
         "to be created as a clone"
     };
-    let _ = writeln!(
-        o,
-        "Plan for migrating pool {} -> {} ({how}) in cluster {} (read-only: nothing was changed)\n",
-        report.from, report.to, report.cluster
-    );
+    let _ = if report.by_selector {
+        writeln!(
+            o,
+            "Plan for migrating the nodes of selector {} -> selector {} in context {} (read-only: nothing was changed)\n",
+            report.from, report.to, report.cluster
+        )
+    } else {
+        writeln!(
+            o,
+            "Plan for migrating pool {} -> {} ({how}) in cluster {} (read-only: nothing was changed)\n",
+            report.from, report.to, report.cluster
+        )
+    };
     if report.findings.is_empty() {
         let _ = writeln!(o, "No findings.");
     } else {
@@ -345,6 +376,7 @@ mod tests {
             spot: false,
             preemptible: false,
             version: "1.30".into(),
+            by_selector: false,
         };
         let moves = vec![WorkloadMove {
             workload: crate::model::workloads::WorkloadRef {

@@ -6,6 +6,10 @@
 //! Like `migrate`, every step derives what is left from the cluster (uncordoning and cordoning are
 //! idempotent, drained nodes are skipped), so re-running the same command resumes; `--dry-run`
 //! prints the plan. The machinery is shared with `migrate` ([`crate::engine::evacuate`]).
+//!
+//! `rollback --from-selector OLD --to-selector NEW` (the migration's own selectors) is the same
+//! without GKE: the OLD nodes are uncordoned, the NEW ones cordoned and drained; no pool is
+//! deleted and gcloud is not run.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -20,9 +24,16 @@ use crate::engine::evacuate::{
 };
 use crate::errors::Error;
 use crate::report::{count, Reporter};
+use crate::tools::command::shell_quote;
 use crate::tools::gcloud::{Cluster, NodePool};
+use crate::tools::kubectl::NodeSet;
+
+use super::selector::Selectors;
 
 pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
+    if let Some(given) = args.selectors.given() {
+        return exec_selectors(args, Selectors::parse(given)?, reporter);
+    }
     validate(args)?;
     let started = Instant::now();
     let session = Session::connect(&args.cluster.flags(), reporter)?;
@@ -35,7 +46,43 @@ pub fn exec(args: &RollbackArgs, reporter: &dyn Reporter) -> anyhow::Result<()> 
         session.describe(),
         args.new_pool
     ));
-    let mut rollback = Rollback::new(args, session, old);
+    let sets = (NodeSet::pool(&old), NodeSet::pool(&args.new_pool));
+    let mut rollback = Rollback::new(args, session, sets, None);
+    rollback.ev.phase("resolve", started);
+    rollback.run()
+}
+
+/// The selector mode: moves the workloads from the `--to-selector` nodes back to the
+/// `--from-selector` ones. kubectl only.
+fn exec_selectors(
+    args: &RollbackArgs,
+    selectors: Selectors,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    crate::engine::evacuate::check_disable_eviction_after(
+        args.drain.disable_eviction_after,
+        args.drain.drain_timeout,
+    )?;
+    let started = Instant::now();
+    let session = Session::connect_kubectl(&args.cluster.flags(), reporter)?;
+    crate::engine::lock::check(&session.kubectl, reporter, args.break_lock, args.dry_run)?;
+    let nodes = session.kubectl.nodes()?;
+    if selectors.targets(&nodes)?.is_empty() {
+        return Err(Error::Usage(format!(
+            "--to-selector {} matches no node of {}: nothing to roll back; nothing was changed",
+            selectors.to.name(),
+            session.describe()
+        ))
+        .into());
+    }
+    reporter.done(&format!(
+        "{}: rolling back the nodes of {} -> {}",
+        session.describe(),
+        selectors.to,
+        selectors.from
+    ));
+    let sets = (selectors.from.clone(), selectors.to.clone());
+    let mut rollback = Rollback::new(args, session, sets, Some(selectors));
     rollback.ev.phase("resolve", started);
     rollback.run()
 }
@@ -88,21 +135,30 @@ pub fn pick_rollback_pool<'c>(
 
 struct Rollback<'a> {
     args: &'a RollbackArgs,
-    /// Emptying the new pool.
+    /// Emptying the new pool (or the `--to-selector` nodes).
     ev: Evacuation<'a>,
-    /// The pool the workloads return to.
-    old: String,
+    /// The pool the workloads return to (or the `--from-selector` nodes).
+    old: NodeSet,
     old_uncordoned: bool,
+    /// The selector mode's selectors; `None` for pools.
+    selectors: Option<Selectors>,
 }
 
 impl<'a> Rollback<'a> {
-    fn new(args: &'a RollbackArgs, session: Session<'a>, old: String) -> Self {
+    /// Moving the workloads from `new` back to `old`.
+    fn new(
+        args: &'a RollbackArgs,
+        session: Session<'a>,
+        (old, new): (NodeSet, NodeSet),
+        selectors: Option<Selectors>,
+    ) -> Self {
         let settings = args.drain.settings();
         Rollback {
             args,
-            ev: Evacuation::new(session, &args.new_pool, settings),
+            ev: Evacuation::new(session, new, settings),
             old,
             old_uncordoned: false,
+            selectors,
         }
     }
 
@@ -110,14 +166,15 @@ impl<'a> Rollback<'a> {
         self.ev.session.reporter
     }
 
-    fn new_pool(&self) -> &str {
-        &self.args.new_pool
+    /// The nodes emptied, as messages name them (`pool pool-two`, `selector group=new`).
+    fn new_pool(&self) -> &NodeSet {
+        &self.ev.source
     }
 
     fn run(&mut self) -> anyhow::Result<()> {
         let t = Instant::now();
         let preflight = self.ev.preflight().map_err(|f| self.fail(f))?;
-        if let Some(refusal) = preflight.refusal(self.new_pool()) {
+        if let Some(refusal) = preflight.refusal(&self.ev.source) {
             return Err(refusal.into());
         }
         let old_nodes = self.old_pool_nodes(&preflight)?;
@@ -130,7 +187,10 @@ impl<'a> Rollback<'a> {
         }
 
         self.confirm(preflight.nodes.len())?;
-        let what = format!("rollback {}", self.args.new_pool);
+        let what = match &self.selectors {
+            Some(selectors) => format!("rollback {}", selectors.flags()),
+            None => format!("rollback {}", self.args.new_pool),
+        };
         self.ev
             .begin_changes(&what, self.args.break_lock)?
             .map_err(|f| self.fail(f))?;
@@ -159,14 +219,19 @@ impl<'a> Rollback<'a> {
             self.ev
                 .delete_pool(self.args.yes)
                 .map_err(|f| self.fail(f))?;
+        } else if self.selectors.is_some() {
+            self.reporter().done(&format!(
+                "the nodes of {} are cordoned and empty; the plugin removes no node",
+                self.new_pool()
+            ));
         } else {
             let session = &self.ev.session;
             self.reporter().done(&format!(
                 "pool {} kept (no --delete-new-pool): its nodes are cordoned and empty; delete it with `{}`",
-                self.new_pool(),
+                self.args.new_pool,
                 session
                     .gcloud
-                    .delete_node_pool_command(&session.target.cluster, self.new_pool())
+                    .delete_node_pool_command(&session.target.cluster, &self.args.new_pool)
             ));
         }
         let phase = if self.args.delete_new_pool {
@@ -187,22 +252,30 @@ impl<'a> Rollback<'a> {
             .ev
             .session
             .kubectl
-            .pool_nodes(old)
+            .nodes_in(old)
             .map_err(|e| self.fail_step("preflight", e))?;
         let ready = nodes.iter().filter(|n| is_ready(n)).count();
         if ready == 0 && preflight.pod_count() > 0 {
+            let instead = match &self.selectors {
+                Some(s) => format!(
+                    "bring up new nodes and migrate to them: `kubectl zdupgrade migrate --from-selector {} --to-selector <their selector>`",
+                    shell_quote(s.to.name())
+                ),
+                None => format!(
+                    "Migrate to a fresh pool instead: `kubectl zdupgrade migrate <fresh-pool> --from {}`",
+                    self.args.new_pool
+                ),
+            };
             return Err(Error::Refused(format!(
-                "pool {old} has no Ready node ({} in all): the pods of pool {} would have nowhere to go; nothing was changed. \
-                 Migrate to a fresh pool instead: `kubectl zdupgrade migrate <fresh-pool> --from {}`",
+                "{old} has no Ready node ({} in all): the pods of {} would have nowhere to go; nothing was changed. {instead}",
                 nodes.len(),
                 self.new_pool(),
-                self.new_pool()
             ))
             .into());
         }
         if ready < preflight.nodes.len() {
             self.reporter().warn(&format!(
-                "pool {old} has {ready} Ready nodes, pool {} has {}: the health gate stops the rollback if the pods do not fit",
+                "{old} has {ready} Ready nodes, {} has {}: the health gate stops the rollback if the pods do not fit",
                 self.new_pool(),
                 preflight.nodes.len()
             ));
@@ -215,17 +288,22 @@ impl<'a> Rollback<'a> {
     fn confirm(&self, nodes: usize) -> Result<(), Error> {
         let (old, new) = (&self.old, self.new_pool());
         let then = if self.args.delete_new_pool {
-            format!("delete pool {new} (asked again)")
+            format!("delete {new} (asked again)")
         } else {
-            format!("keep pool {new}")
+            format!("keep {new}")
+        };
+        // Without GKE to check the cluster against, the question names it.
+        let cluster = match &self.ev.session.kube {
+            Some(kube) => format!("In {}: ", kube.describe()),
+            None => String::new(),
         };
         confirm_start(
             self.args.yes,
             &format!(
-                "Uncordon pool {old}, then cordon and drain the {nodes} node(s) of pool {new} and {then}?"
+                "{cluster}Uncordon {old}, then cordon and drain the {nodes} node(s) of {new} and {then}?"
             ),
             &format!(
-                "rolling back uncordons pool {old}, cordons and drains the {nodes} node(s) of pool {new} and then would {then}: \
+                "{cluster}rolling back uncordons {old}, cordons and drains the {nodes} node(s) of {new} and then would {then}: \
                  pass --yes to confirm (stdin is not a terminal); `--dry-run` shows the plan. Nothing was changed."
             ),
         )
@@ -236,14 +314,24 @@ impl<'a> Rollback<'a> {
         let mut out = String::new();
         let (old, new) = (&self.old, self.new_pool());
         let session = &self.ev.session;
+        let _ = match &session.kube {
+            Some(kube) => writeln!(
+                out,
+                "Plan (dry run, nothing changed): roll back the nodes of {new} -> {old} in {}",
+                kube.describe()
+            ),
+            None => writeln!(
+                out,
+                "Plan (dry run, nothing changed): roll back {new} -> {} in cluster {} (project {}, location {})",
+                old.name(),
+                session.target.cluster,
+                session.target.project,
+                session.target.location
+            ),
+        };
         let _ = writeln!(
             out,
-            "Plan (dry run, nothing changed): roll back pool {new} -> {old} in cluster {} (project {}, location {})",
-            session.target.cluster, session.target.project, session.target.location
-        );
-        let _ = writeln!(
-            out,
-            "1. preflight: pool {new} has {} and {} to move back; pool {old} has {} Ready: OK",
+            "1. preflight: {new} has {} and {} to move back; {old} has {} Ready: OK",
             count(preflight.nodes.len(), "node", "nodes"),
             count(preflight.pod_count(), "pod", "pods"),
             count(
@@ -259,7 +347,7 @@ impl<'a> Rollback<'a> {
             .collect();
         let _ = writeln!(
             out,
-            "2. uncordon {} of pool {old} ({} already schedulable){}",
+            "2. uncordon {} of {old} ({} already schedulable){}",
             count(cordoned.len(), "node", "nodes"),
             old_nodes.len() - cordoned.len(),
             if cordoned.is_empty() { "" } else { ":" }
@@ -269,6 +357,13 @@ impl<'a> Rollback<'a> {
         }
         self.ev.plan_cordon_and_drain(&mut out, preflight, 3);
         crate::engine::restart::plan_moves(&mut out, &self.ev, preflight);
+        if self.selectors.is_some() {
+            let _ = writeln!(
+                out,
+                "5. keep the nodes of {new}, cordoned and empty (the plugin removes no node)"
+            );
+            return out;
+        }
         let keep = (!self.args.delete_new_pool).then_some("pass --delete-new-pool to delete it");
         self.ev.plan_delete(&mut out, 5, keep, self.args.yes);
         out
@@ -280,22 +375,32 @@ impl Recovery for Rollback<'_> {
         let total = self.ev.nodes.len();
         let (old, new) = (&self.old, self.new_pool());
         let old_state = if self.old_uncordoned {
-            format!("pool {old} is schedulable again")
+            format!("{old} is schedulable again")
         } else {
-            format!("pool {old} was not changed")
+            format!("{old} was not changed")
+        };
+        let exists = match self.selectors {
+            Some(_) => String::new(),
+            None => format!("; {new} still exists"),
         };
         format!(
-            "{old_state}; {} of {total} nodes of pool {new} cordoned, {} of {total} drained; pool {new} still exists",
+            "{old_state}; {} of {total} nodes of {new} cordoned, {} of {total} drained{exists}",
             self.ev.cordoned, self.ev.drained
         )
     }
 
     fn next_text(&self) -> String {
+        let forward = match &self.selectors {
+            Some(s) => format!("kubectl zdupgrade migrate {}", s.flags()),
+            None => format!(
+                "kubectl zdupgrade migrate {} --from {}",
+                self.args.new_pool,
+                self.old.name()
+            ),
+        };
         format!(
-            "re-run `{}` to resume the rollback; or go forward again: `kubectl zdupgrade migrate {} --from {}`",
-            rerun_command(),
-            self.new_pool(),
-            self.old
+            "re-run `{}` to resume the rollback; or go forward again: `{forward}`",
+            rerun_command()
         )
     }
 }
@@ -318,7 +423,12 @@ mod tests {
     }
 
     fn rollback<'a>(args: &'a RollbackArgs, reporter: &'a dyn Reporter) -> Rollback<'a> {
-        Rollback::new(args, session(reporter), "default-pool".into())
+        Rollback::new(
+            args,
+            session(reporter),
+            (NodeSet::pool("default-pool"), NodeSet::pool(&args.new_pool)),
+            None,
+        )
     }
 
     #[test]

@@ -19,7 +19,12 @@ use crate::model::pod::Pod;
 use crate::model::version::{is_zonal_location, version_key};
 use crate::model::workloads::{classify, pod_node, unsettled_reason, PodClass, WorkloadRef};
 use crate::report::Silent;
+use crate::tools::command::shell_quote;
 use crate::tools::find_tool;
+
+use super::selector::Selectors;
+use crate::engine::evacuate::Session;
+use crate::engine::target::KubeTarget;
 use crate::tools::gcloud::{Cluster, Gcloud};
 use crate::tools::kubectl::{node_pool, Kubectl, Workloads, POOL_LABEL};
 
@@ -42,6 +47,18 @@ pub struct Status {
     /// The cluster's lock (Lease `kube-system/kubectl-zdupgrade`) when a run holds it, or left
     /// it behind.
     pub lock: Option<LockStatus>,
+    /// `status --from-selector A --to-selector B` (no GKE: project, location and versions are
+    /// empty, `pools` are the two node groups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selectors: Option<SelectorsStatus>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SelectorsStatus {
+    pub context: String,
+    pub server: String,
+    pub from_selector: String,
+    pub to_selector: String,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -81,6 +98,10 @@ pub struct InProgress {
 }
 
 pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(given) = args.selectors.given() {
+        let status = selectors_status(args, Selectors::parse(given)?)?;
+        return print(&status, output, out);
+    }
     let kubectl_path = find_tool("kubectl")?;
     let gcloud_path = find_tool("gcloud")?;
     let quiet = Silent;
@@ -126,12 +147,86 @@ pub fn exec(args: &StatusArgs, output: Output, out: &mut dyn Write) -> anyhow::R
     status.lock = lease
         .as_ref()
         .map(|l| LockStatus::of(l, jiff::Timestamp::now()));
+    print(&status, output, out)
+}
+
+fn print(status: &Status, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     match output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
-        Output::Yaml => write!(out, "{}", crate::yaml::to_string(&status)?)?,
-        Output::Text => write!(out, "{}", render(&status))?,
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(status)?)?,
+        Output::Yaml => write!(out, "{}", crate::yaml::to_string(status)?)?,
+        Output::Text => write!(out, "{}", render(status))?,
     }
     Ok(())
+}
+
+/// The selector mode's status: the two node groups, unhealthy workloads, the migration under
+/// way and the lock, read with kubectl alone.
+fn selectors_status(args: &StatusArgs, selectors: Selectors) -> anyhow::Result<Status> {
+    let quiet = Silent;
+    let session = Session::connect_kubectl(&args.cluster.flags(), &quiet)?;
+    let kubectl = &session.kubectl;
+    let (nodes, pods, workloads, lease) = (
+        kubectl.nodes()?,
+        kubectl.all_pods()?,
+        kubectl.workloads()?,
+        crate::engine::lock::read(kubectl)?,
+    );
+    let movable_on = movable_on(&pods);
+    let [from, to] = [&selectors.from, &selectors.to].map(|set| {
+        let mine: Vec<&Node> = nodes.iter().filter(|n| set.contains(n)).collect();
+        let version = mine
+            .first()
+            .and_then(|n| n.status.as_ref()?.node_info.as_ref())
+            .map(|i| i.kubelet_version.clone())
+            .unwrap_or_default();
+        pool_status(set.name(), version, "-".into(), &mine, &movable_on)
+    });
+    let context = match &args.cluster.context {
+        Some(context) => format!(" --context {}", shell_quote(context)),
+        None => String::new(),
+    };
+    let flags = selectors.flags();
+    let in_progress = (from.cordoned > 0).then(|| InProgress {
+        from: from.name.clone(),
+        to: to.name.clone(),
+        nodes_cordoned: from.cordoned,
+        nodes_drained: from.drained,
+        nodes_total: from.nodes,
+        continue_command: format!("kubectl zdupgrade migrate {flags}{context}"),
+        rollback_command: format!("kubectl zdupgrade rollback {flags}{context}"),
+    });
+    let notes = (from.cordoned == 0 && to.cordoned > 0)
+        .then(|| format!(
+            "{} node(s) of selector {} are cordoned (a rollback?): `kubectl zdupgrade migrate {flags}{context}` makes them schedulable and moves the workloads there",
+            to.cordoned, to.name
+        ))
+        .into_iter()
+        .collect();
+    let kube = session.kube.clone().unwrap_or_else(|| KubeTarget {
+        context: session.target.cluster.clone(),
+        server: String::new(),
+    });
+    Ok(Status {
+        project: String::new(),
+        location: String::new(),
+        cluster: kube.context.clone(),
+        location_type: "",
+        control_plane_version: String::new(),
+        available_upgrades: Vec::new(),
+        pools: vec![from, to],
+        unhealthy_workloads: unhealthy(&workloads, &pods),
+        in_progress,
+        notes,
+        lock: lease
+            .as_ref()
+            .map(|l| LockStatus::of(l, jiff::Timestamp::now())),
+        selectors: Some(SelectorsStatus {
+            context: kube.context,
+            server: kube.server,
+            from_selector: selectors.from.name().to_string(),
+            to_selector: selectors.to.name().to_string(),
+        }),
+    })
 }
 
 /// Everything `status` shows, from what gcloud and kubectl returned.
@@ -155,14 +250,7 @@ pub fn build(
         .collect();
     available_upgrades.sort_by_key(|v| std::cmp::Reverse(version_key(v)));
 
-    let movable_on: BTreeMap<&str, usize> = pods
-        .iter()
-        .filter(|p| classify(p) == PodClass::Evictable)
-        .filter_map(pod_node)
-        .fold(BTreeMap::new(), |mut m, n| {
-            *m.entry(n).or_default() += 1;
-            m
-        });
+    let movable_on = movable_on(pods);
     let pools: Vec<PoolStatus> = cluster
         .node_pools
         .iter()
@@ -171,51 +259,12 @@ pub fn build(
                 .iter()
                 .filter(|n| node_pool(n) == Some(p.name.as_str()))
                 .collect();
-            PoolStatus {
-                name: p.name.clone(),
-                version: p.version.clone().unwrap_or_default(),
-                state: p.status.clone().unwrap_or_default(),
-                nodes: mine.len(),
-                ready: mine.iter().filter(|n| is_ready(n)).count(),
-                cordoned: mine.iter().filter(|n| is_cordoned(n)).count(),
-                drained: mine
-                    .iter()
-                    .filter(|n| {
-                        is_cordoned(n)
-                            && !movable_on
-                                .contains_key(n.metadata.name.as_deref().unwrap_or_default())
-                    })
-                    .count(),
-            }
+            let version = p.version.clone().unwrap_or_default();
+            let state = p.status.clone().unwrap_or_default();
+            pool_status(&p.name, version, state, &mine, &movable_on)
         })
         .collect();
-
-    let mut unhealthy_workloads = Vec::new();
-    let refs = workloads
-        .deployments
-        .iter()
-        .map(|d| ("Deployment", &d.metadata))
-        .chain(
-            workloads
-                .stateful_sets
-                .iter()
-                .map(|s| ("StatefulSet", &s.metadata)),
-        );
-    for (kind, meta) in refs {
-        let w = WorkloadRef {
-            kind: kind.to_string(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-        };
-        if let Some(reason) = unsettled_reason(&w, workloads, pods) {
-            unhealthy_workloads.push(UnhealthyWorkload {
-                kind: w.kind,
-                namespace: w.namespace,
-                name: w.name,
-                reason,
-            });
-        }
-    }
+    let unhealthy_workloads = unhealthy(workloads, pods);
 
     // A pool with cordoned nodes next to one that takes pods is a migration under way.
     let in_progress = pools.iter().filter(|p| p.cordoned > 0).find_map(|from| {
@@ -266,7 +315,77 @@ pub fn build(
         in_progress,
         notes,
         lock: None,
+        selectors: None,
     }
+}
+
+/// Pods a drain would move, per node.
+fn movable_on(pods: &[Pod]) -> BTreeMap<&str, usize> {
+    pods.iter()
+        .filter(|p| classify(p) == PodClass::Evictable)
+        .filter_map(pod_node)
+        .fold(BTreeMap::new(), |mut m, n| {
+            *m.entry(n).or_default() += 1;
+            m
+        })
+}
+
+/// A pool's (or a node group's) line: its `nodes`, Ready, cordoned, and cordoned with nothing
+/// left to move (`movable_on`).
+fn pool_status(
+    name: &str,
+    version: String,
+    state: String,
+    nodes: &[&Node],
+    movable_on: &BTreeMap<&str, usize>,
+) -> PoolStatus {
+    PoolStatus {
+        name: name.to_string(),
+        version,
+        state,
+        nodes: nodes.len(),
+        ready: nodes.iter().filter(|n| is_ready(n)).count(),
+        cordoned: nodes.iter().filter(|n| is_cordoned(n)).count(),
+        drained: nodes
+            .iter()
+            .filter(|n| {
+                is_cordoned(n)
+                    && !movable_on.contains_key(n.metadata.name.as_deref().unwrap_or_default())
+            })
+            .count(),
+    }
+}
+
+/// Every Deployment and StatefulSet not fully ready, with why.
+fn unhealthy(workloads: &Workloads, pods: &[Pod]) -> Vec<UnhealthyWorkload> {
+    let mut unhealthy_workloads = Vec::new();
+    let refs = workloads
+        .deployments
+        .iter()
+        .map(|d| ("Deployment", &d.metadata))
+        .chain(
+            workloads
+                .stateful_sets
+                .iter()
+                .map(|s| ("StatefulSet", &s.metadata)),
+        );
+    for (kind, meta) in refs {
+        let w = WorkloadRef {
+            kind: kind.to_string(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        };
+        if let Some(reason) = unsettled_reason(&w, workloads, pods) {
+            unhealthy_workloads.push(UnhealthyWorkload {
+                kind: w.kind,
+                namespace: w.namespace,
+                name: w.name,
+                reason,
+            });
+        }
+    }
+
+    unhealthy_workloads
 }
 
 pub fn render(s: &Status) -> String {
@@ -275,26 +394,38 @@ pub fn render(s: &Status) -> String {
         o.push_str(&t);
         o.push('\n');
     };
-    line(format!(
-        "Cluster {} (project {}, {} {})",
-        s.cluster, s.project, s.location_type, s.location
-    ));
-    let upgrades = if s.available_upgrades.is_empty() {
-        "none offered".to_string()
+    if let Some(k) = &s.selectors {
+        line(format!(
+            "Context {} (server {}): nodes of selector {} -> selector {}",
+            k.context, k.server, k.from_selector, k.to_selector
+        ));
     } else {
-        s.available_upgrades.join(", ")
-    };
-    line(format!(
-        "Control plane {}   upgrades available: {upgrades}",
-        s.control_plane_version
-    ));
+        line(format!(
+            "Cluster {} (project {}, {} {})",
+            s.cluster, s.project, s.location_type, s.location
+        ));
+        let upgrades = if s.available_upgrades.is_empty() {
+            "none offered".to_string()
+        } else {
+            s.available_upgrades.join(", ")
+        };
+        line(format!(
+            "Control plane {}   upgrades available: {upgrades}",
+            s.control_plane_version
+        ));
+    }
     if s.location_type == "zonal" {
         line("  zonal: the Kubernetes API is unavailable for minutes during a control-plane upgrade (a regional cluster avoids it)".into());
     }
     line(String::new());
+    let column = if s.selectors.is_some() {
+        "SELECTOR"
+    } else {
+        "POOL"
+    };
     line(format!(
         "{:<24} {:<22} {:<12} {:>5} {:>5} {:>8} {:>7}",
-        "POOL", "VERSION", "STATE", "NODES", "READY", "CORDONED", "DRAINED"
+        column, "VERSION", "STATE", "NODES", "READY", "CORDONED", "DRAINED"
     ));
     for p in &s.pools {
         line(format!(

@@ -50,6 +50,7 @@ pub fn values(source: Source, selection: &Selection) -> Vec<Candidate> {
     match source {
         Source::Pools => pools(selection),
         Source::Contexts => contexts(selection),
+        Source::NodeLabels => node_labels(selection),
         Source::NodeVersions | Source::MasterVersions => versions(source, selection),
     }
     .unwrap_or_default()
@@ -81,10 +82,38 @@ struct NodeList {
 }
 
 /// Each pool that has nodes, with its node count.
-fn pools(selection: &Selection) -> Option<Vec<Candidate>> {
+/// Every node of the cluster on the line.
+fn node_list(selection: &Selection) -> Option<NodeList> {
     let command = kubectl(selection)?.command(["get", "nodes", "-o", "json"]);
-    let nodes: NodeList =
-        serde_json::from_str(&stdout_within(&command, limit_of(KUBECTL_LIMIT))?).ok()?;
+    serde_json::from_str(&stdout_within(&command, limit_of(KUBECTL_LIMIT))?).ok()
+}
+
+/// Each `key=value` label of the nodes (but the hostname, one per node), with how many nodes
+/// carry it: the selectors of node groups.
+fn node_labels(selection: &Selection) -> Option<Vec<Candidate>> {
+    let nodes = node_list(selection)?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for labels in nodes
+        .items
+        .iter()
+        .filter_map(|n| n.metadata.labels.as_ref())
+    {
+        for (key, value) in labels
+            .iter()
+            .filter(|(k, _)| *k != "kubernetes.io/hostname")
+        {
+            *counts.entry(format!("{key}={value}")).or_default() += 1;
+        }
+    }
+    let described = counts.into_iter().map(|(label, nodes)| {
+        let noun = if nodes == 1 { "node" } else { "nodes" };
+        Candidate::new(label, Some(format!("node label, {nodes} {noun}")))
+    });
+    Some(described.collect())
+}
+
+fn pools(selection: &Selection) -> Option<Vec<Candidate>> {
+    let nodes = node_list(selection)?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for pool in nodes.items.iter().filter_map(node_pool) {
         *counts.entry(pool).or_default() += 1;

@@ -51,6 +51,9 @@ pub enum Source {
     MasterVersions,
     /// The kubeconfig's contexts (kubectl).
     Contexts,
+    /// The nodes' labels as `key=value` selectors (kubectl), for `--from-selector` and
+    /// `--to-selector`.
+    NodeLabels,
 }
 
 /// The cluster-selection flags typed earlier on the line: live values are read from the
@@ -194,6 +197,7 @@ fn source_of(command: &clap::Command, arg: &Arg) -> Option<Source> {
         "VERSION" if command.get_name() == "upgrade-master" => Some(Source::MasterVersions),
         "VERSION" => Some(Source::NodeVersions),
         "CONTEXT" => Some(Source::Contexts),
+        "SELECTOR" => Some(Source::NodeLabels),
         _ => None,
     }
 }

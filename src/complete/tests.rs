@@ -195,6 +195,11 @@ fn versions_contexts_and_files() {
     );
     assert_eq!(live("migrate p --node-version ").0, Source::NodeVersions);
     assert_eq!(live("status --context ").0, Source::Contexts);
+    assert_eq!(live("migrate --from-selector ").0, Source::NodeLabels);
+    assert_eq!(
+        live("rollback --from-selector g=o --to-selector=").0,
+        Source::NodeLabels
+    );
     assert_eq!(live("migrate p --context=gke").0, Source::Contexts);
     assert_eq!(answer(&words("status --kubeconfig ")), Answer::Files);
     assert_eq!(answer(&words("status --kubeconfig=")), Answer::Files);

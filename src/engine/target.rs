@@ -32,6 +32,38 @@ pub struct Target {
     pub cluster: String,
 }
 
+/// A cluster as the kubeconfig alone names it, for the commands that need no gcloud (the
+/// selector mode): its kube context and API server. What the wrong-cluster guard shows, since
+/// no GKE description can be compared with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    pub context: String,
+    /// The API server's URL, any credentials in it masked.
+    pub server: String,
+}
+
+impl KubeTarget {
+    /// The current (or `--context`) context of a minified kubeconfig view.
+    pub fn of(view: &KubeConfigView) -> Result<KubeTarget, Error> {
+        let context = view.current_context.clone().unwrap_or_default();
+        let server = view.cluster().map(|c| c.server.clone()).unwrap_or_default();
+        if context.is_empty() || server.is_empty() {
+            return Err(Error::Usage(format!(
+                "the kubeconfig names no API server for context {context:?}: pass --context NAME (`kubectl config get-contexts` lists them); nothing was changed"
+            )));
+        }
+        Ok(KubeTarget {
+            context,
+            server: redact_userinfo(&server),
+        })
+    }
+
+    /// "context C (server URL)".
+    pub fn describe(&self) -> String {
+        format!("context {} (server {})", self.context, self.server)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GkeContext {
     pub project: String,

@@ -4,5 +4,6 @@
 pub(crate) mod gke;
 pub(crate) mod node;
 pub(crate) mod pod;
+pub(crate) mod selector;
 pub(crate) mod version;
 pub(crate) mod workloads;

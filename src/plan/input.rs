@@ -12,8 +12,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use super::finding::ObjectRef;
 use super::new_pool::NewPool;
 use crate::model::gke::{Cluster, NodePool, ServerConfig};
-use crate::model::node::node_pool;
 use crate::model::pod::Pod;
+use crate::model::selector::NodeSet;
 use crate::model::workloads::Workloads;
 use crate::model::workloads::{classify, controller_of, pod_node, workload_of, PodClass};
 
@@ -34,6 +34,10 @@ pub struct PlanInput<'a> {
     pub location: &'a str,
     pub old_pool: &'a NodePool,
     pub new_pool: &'a NewPool,
+    /// The old nodes: the old pool's, or those a selector matches (`migrate --from-selector`).
+    pub from: &'a NodeSet,
+    /// The nodes the workloads go to: the new pool's, or those `--to-selector` matches.
+    pub to: &'a NodeSet,
     /// Every node of the cluster.
     pub nodes: &'a [Node],
     pub pods: &'a [Pod],
@@ -48,17 +52,23 @@ pub struct PlanInput<'a> {
 }
 
 impl PlanInput<'_> {
-    pub(crate) fn pool_nodes(&self, pool: &str) -> Vec<&Node> {
+    /// The old nodes, as read.
+    pub(crate) fn old_nodes(&self) -> Vec<&Node> {
         self.nodes
             .iter()
-            .filter(|n| node_pool(n) == Some(pool))
+            .filter(|n| self.from.contains(n))
             .collect()
+    }
+
+    /// The nodes of the destination registered so far.
+    pub(crate) fn new_nodes(&self) -> Vec<&Node> {
+        self.nodes.iter().filter(|n| self.to.contains(n)).collect()
     }
 
     /// Pods a drain of the old pool evicts (not DaemonSet, mirror or finished pods).
     pub(crate) fn evictable_on_old(&self) -> Vec<&Pod> {
         let old: BTreeSet<&str> = self
-            .pool_nodes(&self.old_pool.name)
+            .old_nodes()
             .into_iter()
             .filter_map(|n| n.metadata.name.as_deref())
             .collect();

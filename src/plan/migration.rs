@@ -28,6 +28,10 @@ pub struct MigrationPlan {
     pub to: String,
     /// Whether NEW_POOL exists (else it is the clone migrate would create).
     pub new_pool_exists: bool,
+    /// Whether `from` and `to` are label selectors (`--from-selector`, `--to-selector`) rather
+    /// than node pools; absent from the document for pools.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub by_selector: bool,
     pub findings: Vec<Finding>,
     /// `--strategy`, and how each workload with pods on the old pool moves.
     pub strategy: MoveStrategy,
@@ -64,6 +68,7 @@ impl MigrationPlan {
             from: from.to_string(),
             to: new.name.clone(),
             new_pool_exists: new.exists,
+            by_selector: false,
             blockers: count(Severity::Blocker),
             unaccepted_blockers: findings.iter().filter(|f| f.refuses()).count(),
             warnings: count(Severity::Warning),
@@ -94,11 +99,7 @@ impl MigrationPlan {
     ) -> Self {
         let mut findings = analyze(input);
         accepted.apply(&mut findings);
-        let old_nodes: Vec<Node> = input
-            .pool_nodes(&input.old_pool.name)
-            .into_iter()
-            .cloned()
-            .collect();
+        let old_nodes: Vec<Node> = input.old_nodes().into_iter().cloned().collect();
         let batches = planned_batches(
             &old_nodes,
             input.pods,
@@ -120,6 +121,12 @@ impl MigrationPlan {
             true => Vec::new(),
             false => input.new_pool.create_args(input.old_pool, clone),
         })
+    }
+
+    /// The same plan, its `from` and `to` being label selectors.
+    pub fn by_selector(mut self) -> Self {
+        self.by_selector = true;
+        self
     }
 
     fn with_create_args(mut self, args: Vec<String>) -> Self {

@@ -35,7 +35,7 @@ pub use moves::MovedBy;
 pub(crate) use moves::WorkloadMove;
 #[cfg(test)]
 pub(crate) use new_pool::{default_num_nodes, nodes_per_zone};
-pub use new_pool::{target_version, CloneFlags, NewPool};
+pub use new_pool::{pool_of_nodes, target_version, CloneFlags, NewPool};
 pub use resources::{estimate_allocatable, pod_requests, Resources};
 pub use rollout::{resolve_rolling, surge_strategy};
 

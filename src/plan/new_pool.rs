@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Taint};
 
 use super::clone::{clone_args, Overrides};
+use super::finding::ObjectRef;
 use crate::model::gke::{Cluster, NodePool, ServerConfig};
 use crate::model::node::node_zone;
 use crate::model::version::version_key;
@@ -56,9 +57,28 @@ pub struct NewPool {
     pub preemptible: bool,
     /// The node version it would run (`latest` and partial versions as the user gave them).
     pub version: String,
+    /// Whether it is the nodes a label selector matches (`--to-selector`; `name` is then the
+    /// selector), not a GKE pool.
+    pub by_selector: bool,
 }
 
 impl NewPool {
+    /// How messages name it: `pool NAME`, or `selector TEXT`.
+    pub fn describe(&self) -> String {
+        let noun = if self.by_selector { "selector" } else { "pool" };
+        format!("{noun} {}", self.name)
+    }
+
+    /// The object findings about it name: a `NodePool`, or a `NodeSelector`.
+    pub fn object(&self) -> ObjectRef {
+        let kind = if self.by_selector {
+            "NodeSelector"
+        } else {
+            "NodePool"
+        };
+        ObjectRef::new(kind, None, &self.name)
+    }
+
     /// An existing pool, as GKE describes it.
     pub fn existing(pool: &NodePool, cluster: &Cluster, registered: usize) -> Self {
         let zones = pool_zones(pool, cluster);
@@ -79,6 +99,28 @@ impl NewPool {
                 .clone()
                 .or_else(|| cluster.current_master_version.clone())
                 .unwrap_or_default(),
+            by_selector: false,
+        }
+    }
+
+    /// The nodes a selector matches (`migrate --to-selector`), seen as the pool the workloads
+    /// go to: existing, with the nodes' machine type and zones; labels and taints are read
+    /// from the nodes themselves by the findings.
+    pub fn of_nodes(selector: &str, nodes: &[Node]) -> Self {
+        let per_zone = nodes_per_zone(nodes);
+        NewPool {
+            name: selector.to_string(),
+            exists: true,
+            machine_type: nodes.first().and_then(machine_type).unwrap_or_default(),
+            zones: per_zone.keys().filter(|z| !z.is_empty()).cloned().collect(),
+            nodes_per_zone: per_zone.values().copied().max().unwrap_or(0),
+            node_count: nodes.len() as u64,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            spot: false,
+            preemptible: false,
+            version: String::new(),
+            by_selector: true,
         }
     }
 
@@ -123,6 +165,7 @@ impl NewPool {
                 .map(String::from)
                 .or_else(|| cluster.current_master_version.clone())
                 .unwrap_or_else(|| "latest".into()),
+            by_selector: false,
         }
     }
 }
@@ -161,6 +204,26 @@ pub fn target_version(new: &NewPool, server: &ServerConfig) -> String {
         }
     }
     new.version.clone()
+}
+
+/// The old nodes a selector matches (`migrate --from-selector`), seen as a pool: its name and
+/// the nodes' machine type; no GKE setting.
+pub fn pool_of_nodes(selector: &str, nodes: &[Node]) -> NodePool {
+    let mut pool: NodePool = serde_json::from_value(serde_json::json!({ "name": selector }))
+        .expect("a pool with only a name");
+    pool.config.machine_type = nodes.first().and_then(machine_type);
+    pool
+}
+
+/// The node's machine type, from its well-known instance-type label.
+fn machine_type(node: &Node) -> Option<String> {
+    let labels = node.metadata.labels.as_ref()?;
+    [
+        "node.kubernetes.io/instance-type",
+        "beta.kubernetes.io/instance-type",
+    ]
+    .iter()
+    .find_map(|key| labels.get(*key).cloned())
 }
 
 /// Number of the pool's nodes per zone (Ready or not).

@@ -7,6 +7,7 @@ use crate::cli::MigrateArgs;
 use crate::model::gke::{Cluster, ServerConfig};
 use crate::model::node::{node_pool, POOL_LABEL};
 use crate::model::pod::Pod;
+use crate::model::selector::NodeSet;
 use crate::model::workloads::Workloads;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
@@ -179,6 +180,8 @@ impl World {
             location: &self.location,
             old_pool: old,
             new_pool: &new,
+            from: &NodeSet::pool(OLD),
+            to: &NodeSet::pool(NEW),
             nodes: &self.nodes,
             pods: &self.pods,
             pdbs: &self.pdbs,

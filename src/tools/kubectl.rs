@@ -20,6 +20,7 @@ pub use crate::model::workloads::Workloads;
 use crate::report::Reporter;
 
 pub use crate::model::node::{node_pool, POOL_LABEL};
+pub use crate::model::selector::NodeSet;
 
 /// Whether repeating `kubectl ARGS` after a failure is harmless: reads, and writes that leave
 /// the same state however often they run (`cordon`, `uncordon`, `drain`).
@@ -205,18 +206,20 @@ impl<'r> Kubectl<'r> {
     }
 
     pub fn pool_nodes_command(&self, pool: &str) -> Command {
-        self.command([
-            "get",
-            "nodes",
-            "-l",
-            &format!("{POOL_LABEL}={pool}"),
-            "-o",
-            "json",
-        ])
+        self.nodes_in_command(&NodeSet::pool(pool))
     }
 
     pub fn pool_nodes(&self, pool: &str) -> Result<Vec<Node>, Error> {
-        let list: ItemList<Node> = self.pool_nodes_command(pool).json(self.reporter)?;
+        self.nodes_in(&NodeSet::pool(pool))
+    }
+
+    /// `kubectl get nodes -l SELECTOR`: the nodes of a pool, or those a selector matches.
+    pub fn nodes_in_command(&self, set: &NodeSet) -> Command {
+        self.command(["get", "nodes", "-l", &set.label_selector(), "-o", "json"])
+    }
+
+    pub fn nodes_in(&self, set: &NodeSet) -> Result<Vec<Node>, Error> {
+        let list: ItemList<Node> = self.nodes_in_command(set).json(self.reporter)?;
         Ok(list.items)
     }
 

@@ -32,7 +32,7 @@ fn pools_with_nodes(w: &World) -> Vec<String> {
     pools.into_iter().collect()
 }
 
-fn complete(w: &World, words: &[&str]) -> Run {
+pub(crate) fn complete(w: &World, words: &[&str]) -> Run {
     let mut c = w.command(COMPLETER, words);
     patient(&mut c);
     run(c, Duration::from_secs(300))
@@ -40,7 +40,7 @@ fn complete(w: &World, words: &[&str]) -> Run {
 
 /// The candidates of a protocol reply (values only) and its directive; the reply must be well
 /// formed: exit 0, nothing on stderr, a last line `:N`.
-fn reply(r: &Run) -> (Vec<String>, u8) {
+pub(crate) fn reply(r: &Run) -> (Vec<String>, u8) {
     assert!(r.ok() && r.stderr.is_empty(), "{r}");
     let mut lines: Vec<&str> = r.stdout.lines().collect();
     let directive = lines

@@ -11,16 +11,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A spawned plugin whose stdout and stderr are read in the background (no pipe fills up).
-struct Spawned {
+pub(crate) struct Spawned {
     child: Child,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
 }
 
-struct Ended {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ended {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl std::fmt::Display for Ended {
@@ -42,7 +42,7 @@ fn read_all(mut from: impl Read + Send + 'static) -> JoinHandle<String> {
 }
 
 impl Spawned {
-    fn new(w: &World, args: &[&str]) -> Spawned {
+    pub fn new(w: &World, args: &[&str]) -> Spawned {
         let mut child = w.spawn_plugin(args);
         let stdout = read_all(child.stdout.take().expect("stdout piped"));
         let stderr = read_all(child.stderr.take().expect("stderr piped"));
@@ -53,15 +53,15 @@ impl Spawned {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn exited(&mut self) -> bool {
+    pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    fn wait(mut self, limit: Duration) -> Ended {
+    pub fn wait(mut self, limit: Duration) -> Ended {
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -81,7 +81,7 @@ impl Spawned {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
         .status()
@@ -91,7 +91,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// Waits (up to 120 s) until the simulator has recorded an event of `kind`; returns it.
-fn wait_for_event(w: &World, plugin: &mut Spawned, kind: &str) -> Value {
+pub(crate) fn wait_for_event(w: &World, plugin: &mut Spawned, kind: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(e) = events(&w.report(), kind).first() {
@@ -245,15 +245,23 @@ fn sigterm_mid_drain_stops_safely_and_a_rerun_completes() {
     assert_migrated(&w);
 }
 
+/// Runs the plugin with `args`, sends it `sig` once the simulator has recorded an event of
+/// `kind`, and returns how it ended: exit status 130, as an interruption must.
+pub(crate) fn interrupt_at(w: &World, args: &[&str], kind: &str, sig: &str) -> Ended {
+    let mut plugin = Spawned::new(w, args);
+    wait_for_event(w, &mut plugin, kind);
+    signal(plugin.pid(), sig);
+    let ended = plugin.wait(Duration::from_secs(60));
+    assert_eq!(ended.status.code(), Some(130), "{ended}");
+    ended
+}
+
 #[test]
 fn sigint_during_pool_create_reports_the_gke_operation_and_a_rerun_reuses_it() {
     let w = World::basic();
-    let mut plugin = Spawned::new(&w, &["migrate", "pool-two", "--yes"]);
-    wait_for_event(&w, &mut plugin, "pool_create_requested");
-    signal(plugin.pid(), "INT");
-    let ended = plugin.wait(Duration::from_secs(60));
+    let args = ["migrate", "pool-two", "--yes"];
+    let ended = interrupt_at(&w, &args, "pool_create_requested", "INT");
 
-    assert_eq!(ended.status.code(), Some(130), "{ended}");
     assert!(
         ended
             .stderr
@@ -297,7 +305,7 @@ fn sigint_during_pool_create_reports_the_gke_operation_and_a_rerun_reuses_it() {
 }
 
 /// The README's promise: the first signal's cleanup still deletes the run's Lease.
-fn assert_lock_released(w: &World, ended: &Ended) {
+pub(crate) fn assert_lock_released(w: &World, ended: &Ended) {
     assert!(
         !ended.stderr.contains("could not release"),
         "the lock was not released:\n{ended}"

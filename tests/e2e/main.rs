@@ -17,6 +17,7 @@ mod plan;
 mod pool_ops;
 mod refusals;
 mod rollback;
+mod selector;
 mod status;
 mod surge;
 mod upgrade;
@@ -395,12 +396,18 @@ pub fn kill_tree(pid: u32) {
 /// plugin's PATH with [`World::plugin_with_path`].
 pub fn kubectl_wrapper(before: &str) -> tempfile::TempDir {
     let real = which::which("kubectl").expect("kubectl on PATH");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("kubectl");
     let text = format!("#!/bin/sh\n{before}\n'{}' \"$@\"\n", real.display());
-    std::fs::write(&script, text).expect("write the wrapper");
+    script_dir("kubectl", |_| text)
+}
+
+/// A temporary directory holding an executable script `program`, whose text `script` makes
+/// from the directory's path.
+pub fn script_dir(program: &str, script: impl FnOnce(&Path) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(program);
+    std::fs::write(&path, script(dir.path())).expect("write the script");
     let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(&script, mode).expect("make the wrapper executable");
+    std::fs::set_permissions(&path, mode).expect("make the script executable");
     dir
 }
 

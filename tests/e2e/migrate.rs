@@ -55,6 +55,19 @@ pub fn assert_one_node_at_a_time(report: &Value, evictions: &[&Value]) -> Vec<St
     seen
 }
 
+/// Checks that every node of `nodes` was cordoned at simulated time `t` (the first eviction)
+/// or before.
+pub fn assert_cordoned_before(report: &Value, nodes: &[String], t: f64) {
+    let cordons = events(report, "node_cordoned");
+    for n in nodes {
+        let c = cordons
+            .iter()
+            .find(|e| e["object"] == n.as_str())
+            .unwrap_or_else(|| panic!("{n} was never cordoned"));
+        assert!(event_t(c) <= t, "{n} cordoned after the first eviction");
+    }
+}
+
 /// Checks what the basic scenario's migration must show in the event log.
 fn assert_migration_order(report: &Value, old_nodes: &[String]) {
     let t = event_t;
@@ -63,17 +76,7 @@ fn assert_migration_order(report: &Value, old_nodes: &[String]) {
     let evictions = events(report, "eviction_accepted");
     let deletes = events(report, "pool_delete_requested");
     assert!(!evictions.is_empty(), "no eviction recorded");
-    let first_eviction = t(evictions[0]);
-    for n in old_nodes {
-        let c = cordons
-            .iter()
-            .find(|e| e["object"] == n.as_str())
-            .unwrap_or_else(|| panic!("{n} was never cordoned"));
-        assert!(
-            t(c) <= first_eviction,
-            "{n} cordoned after the first eviction"
-        );
-    }
+    assert_cordoned_before(report, old_nodes, t(evictions[0]));
     if let Some(c) = created.iter().find(|e| e["object"] == "pool-two") {
         assert!(t(c) < t(cordons[0]), "pool-two created after cordoning");
     }
@@ -95,6 +98,14 @@ fn assert_migration_order(report: &Value, old_nodes: &[String]) {
 /// (pod, pool, Ready) for every pod not owned by a DaemonSet.
 pub fn pods_by_pool(w: &World) -> Vec<(String, String, bool)> {
     let pools = w.node_pools();
+    workload_pods(w)
+        .into_iter()
+        .map(|(pod, node, ready)| (pod, pools.get(&node).cloned().unwrap_or_default(), ready))
+        .collect()
+}
+
+/// (pod, node, Ready) for every pod not owned by a DaemonSet.
+pub fn workload_pods(w: &World) -> Vec<(String, String, bool)> {
     w.sim.with(|s| {
         s.objs
             .list::<Pod>()
@@ -116,11 +127,7 @@ pub fn pods_by_pool(w: &World) -> Vec<(String, String, bool)> {
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
                     .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                (
-                    p.metadata.name.clone().unwrap_or_default(),
-                    pools.get(&node).cloned().unwrap_or_default(),
-                    ready,
-                )
+                (p.metadata.name.clone().unwrap_or_default(), node, ready)
             })
             .collect()
     })

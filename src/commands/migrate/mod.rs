@@ -38,6 +38,7 @@ use crate::report::Event;
 use crate::report::{human_duration, Reporter};
 use crate::tools::command::Command;
 use crate::tools::gcloud::NodePool;
+use crate::tools::kubectl::NodeSet;
 
 pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     validate(args)?;
@@ -94,7 +95,7 @@ impl<'a> Migration<'a> {
         let settings = args.drain.settings();
         Migration {
             args,
-            ev: Evacuation::new(session, &old.name, settings),
+            ev: Evacuation::new(session, NodeSet::pool(&old.name), settings),
             old,
             new_pool_exists: false,
             create_failed: false,
@@ -112,22 +113,12 @@ impl<'a> Migration<'a> {
         // drained are the plan's.
         let plan =
             crate::commands::plan_migrate::gather(self.args, &self.ev.session, &self.old, &reads)?;
-        self.show_findings(&plan);
-        if self.args.dry_run {
-            self.reporter()
-                .plan(&crate::commands::plan_migrate::render(&plan));
-        }
-        if let Some(refusal) = crate::commands::plan_migrate::refusal(&plan) {
-            return Err(refusal.into());
-        }
+        show_plan(self.reporter(), &plan, self.args.dry_run)?;
         let old_nodes = reads.pool_nodes(self.old_name());
         let preflight = self
             .ev
-            .preflight_with(reads.snapshot, old_nodes)
-            .map_err(|f| self.fail(f))?;
-        if let Some(refusal) = preflight.refusal(self.old_name()) {
-            return Err(refusal.into());
-        }
+            .preflight_checked(reads.snapshot, old_nodes)
+            .map_err(|f| self.fail(f))??;
         self.ev.phase("preflight", t);
 
         let cluster = &self.ev.session.cluster;
@@ -189,19 +180,16 @@ impl<'a> Migration<'a> {
         }
         self.ev.phase("new pool", t);
 
-        let t = Instant::now();
-        self.ev.cordon(&preflight.nodes).map_err(|f| self.fail(f))?;
-        self.ev.phase("cordon", t);
-
-        let t = Instant::now();
         self.ev
-            .drain_all(preflight, plan.batches)
+            .cordon_and_drain(preflight, plan.batches)
             .map_err(|f| self.fail(f))?;
-        self.ev.phase("drain", t);
 
         let t = Instant::now();
         self.ev
-            .check_emptied(&self.args.new_pool, !self.args.keep_old_pool)
+            .check_emptied(
+                &NodeSet::pool(&self.args.new_pool),
+                !self.args.keep_old_pool,
+            )
             .map_err(|f| self.fail(f))?;
         if self.args.keep_old_pool {
             self.reporter().done(&format!(
@@ -222,40 +210,6 @@ impl<'a> Migration<'a> {
         self.ev.phase(phase, t);
         self.ev.summary();
         Ok(())
-    }
-
-    /// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
-    /// (one line says how many there are).
-    fn show_findings(&self, report: &crate::plan::MigrationPlan) {
-        use crate::plan::Severity;
-        let notes = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Info)
-            .count();
-        if notes > 0 {
-            self.reporter().info(&format!(
-                "preflight: {} (shown with -v, and by `kubectl zdupgrade plan migrate`)",
-                crate::report::count(notes, "note", "notes")
-            ));
-        }
-        for f in &report.findings {
-            let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
-            let text = format!("{} ({}): {}", f.code, objects.join(", "), f.message);
-            match (f.severity, f.accepted) {
-                (Severity::Blocker, true) => self.reporter().warn(&format!(
-                    "{text} [accepted by {}]",
-                    f.override_flag.unwrap_or("an override")
-                )),
-                (Severity::Blocker, false) => {}
-                (Severity::Warning, _) => self.reporter().warn(&text),
-                (Severity::Info, _) => self.reporter().detail(&text),
-            }
-            self.reporter().event(
-                Event::Finding,
-                serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
-            );
-        }
     }
 
     /// Draining is destructive: without `--yes`, ask on a terminal and refuse otherwise,
@@ -479,6 +433,57 @@ impl Recovery for Migration<'_> {
             );
         }
         next
+    }
+}
+
+/// Warnings and accepted blockers of the plan, as warnings; notes only with `--verbose`
+/// (one line says how many there are).
+pub fn show_findings(reporter: &dyn Reporter, report: &crate::plan::MigrationPlan) {
+    use crate::plan::Severity;
+    let notes = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Info)
+        .count();
+    if notes > 0 {
+        reporter.info(&format!(
+            "preflight: {} (shown with -v, and by `kubectl zdupgrade plan migrate`)",
+            crate::report::count(notes, "note", "notes")
+        ));
+    }
+    for f in &report.findings {
+        let objects: Vec<String> = f.objects.iter().map(ToString::to_string).collect();
+        let text = format!("{} ({}): {}", f.code, objects.join(", "), f.message);
+        match (f.severity, f.accepted) {
+            (Severity::Blocker, true) => reporter.warn(&format!(
+                "{text} [accepted by {}]",
+                f.override_flag.unwrap_or("an override")
+            )),
+            (Severity::Blocker, false) => {}
+            (Severity::Warning, _) => reporter.warn(&text),
+            (Severity::Info, _) => reporter.detail(&text),
+        }
+        reporter.event(
+            Event::Finding,
+            serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
+        );
+    }
+}
+
+/// The plan before any change: its findings ([`show_findings`]), the whole plan with
+/// `--dry-run`, and the refusal while a blocker is not accepted.
+pub fn show_plan(
+    reporter: &dyn Reporter,
+    plan: &crate::plan::MigrationPlan,
+    dry_run: bool,
+) -> Result<(), Error> {
+    show_findings(reporter, plan);
+    if dry_run {
+        reporter.plan(&crate::commands::plan_migrate::render(plan));
+    }
+    match crate::commands::plan_migrate::refusal(plan) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
     }
 }
 

@@ -45,11 +45,11 @@ impl Evacuation<'_> {
     /// Lists the pool's nodes again: cordons the nodes that appeared since the last look (and
     /// returns them, to be drained) and forgets the nodes that are gone (returned too).
     pub(super) fn relist_pool(&mut self) -> StepResult<(Vec<String>, HashSet<String>)> {
-        let step = format!("list the nodes of pool {}", self.pool);
+        let step = format!("list the nodes of {}", self.source);
         let nodes = self
             .session
             .kubectl
-            .pool_nodes(&self.pool)
+            .nodes_in(&self.source)
             .map_err(|e| StepFailure::new(&step, e))?;
         let now: HashSet<String> = nodes.iter().map(node_name).collect();
         let gone: HashSet<String> = self
@@ -69,15 +69,15 @@ impl Evacuation<'_> {
         }
         let names: Vec<String> = appeared.iter().map(node_name).collect();
         self.reporter().warn(&format!(
-            "{} ({}) appeared in pool {} during the migration (the cluster autoscaler adds nodes to a pool whose pods are Pending): cordoned now, drained after the others",
+            "{} ({}) appeared in {} during the migration (the cluster autoscaler adds nodes to a pool whose pods are Pending): cordoned now, drained after the others",
             count(names.len(), "node", "nodes"),
             names.join(", "),
-            self.pool
+            self.source
         ));
         for name in &names {
             self.reporter().event(
                 Event::NodeAppeared,
-                json!({"node": name, "pool": self.pool}),
+                json!({"node": name, "pool": self.source.name()}),
             );
         }
         self.cordon(&appeared)?;
@@ -198,7 +198,7 @@ impl Evacuation<'_> {
             ));
             reporter.event(
                 Event::NodeDrained,
-                json!({"node": node, "pool": self.pool, "pods_evicted": 0, "skipped": true}),
+                json!({"node": node, "pool": self.source.name(), "pods_evicted": 0, "skipped": true}),
             );
         }
         if to_drain.is_empty() {
@@ -246,7 +246,7 @@ impl Evacuation<'_> {
         let drain = NodeDrain {
             session: &self.session,
             settings: &self.settings,
-            pool: &self.pool,
+            pool: self.source.name(),
             pdbs: std::sync::OnceLock::new(),
         };
         let results = in_parallel(&to_drain, |(node, index, pods)| {

@@ -8,6 +8,7 @@ use crate::engine::prompt::{working_time, PROMPTS};
 use crate::engine::step::StepResult;
 use crate::errors::Error;
 use crate::model::pod::Pod;
+use crate::model::selector::NodeSet;
 use crate::model::workloads::WorkloadRef;
 use crate::plan::MoveStrategy;
 use crate::report::Reporter;
@@ -33,8 +34,8 @@ pub struct DrainSettings {
 pub struct Evacuation<'a> {
     pub session: Session<'a>,
     pub settings: DrainSettings,
-    /// The pool being emptied.
-    pub pool: String,
+    /// The nodes being emptied: a pool, or the nodes a selector matches.
+    pub source: NodeSet,
     /// Its nodes, sorted (known after the preflight).
     pub nodes: Vec<String>,
     /// Nodes of the pool cordoned, by this run or an earlier one.
@@ -63,11 +64,11 @@ pub struct Evacuation<'a> {
 }
 
 impl<'a> Evacuation<'a> {
-    pub fn new(session: Session<'a>, pool: &str, settings: DrainSettings) -> Self {
+    pub fn new(session: Session<'a>, source: NodeSet, settings: DrainSettings) -> Self {
         Evacuation {
             session,
             settings,
-            pool: pool.to_string(),
+            source,
             nodes: Vec::new(),
             cordoned: 0,
             drained: 0,

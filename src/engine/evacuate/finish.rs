@@ -12,6 +12,7 @@ use crate::errors::Error;
 use crate::model::pod::Pod;
 use crate::model::workloads::{classify, pod_name, pod_node, workload_of, PodClass, WorkloadRef};
 use crate::report::{count, human_duration, Event};
+use crate::tools::kubectl::NodeSet;
 
 use super::drain::list_node_pods;
 use super::nodes::node_name;
@@ -28,26 +29,26 @@ impl Evacuation<'_> {
     /// (a rollout counts as complete while its old pods terminate) are waited for, up to their
     /// deletion deadline. `deleting`: whether the pool is deleted next (else it is kept, and the
     /// messages say so).
-    pub fn check_emptied(&mut self, destination: &str, deleting: bool) -> StepResult<()> {
-        let pool = self.pool.clone();
-        let step = format!("check that pool {pool} is empty");
+    pub fn check_emptied(&mut self, destination: &NodeSet, deleting: bool) -> StepResult<()> {
+        let pool = self.source.clone();
+        let step = format!("check that {pool} is empty");
         let (when, left) = if deleting {
             (
-                format!("before deleting pool {pool}"),
-                format!("pool {pool} was not deleted"),
+                format!("before deleting {pool}"),
+                format!("{pool} was not deleted"),
             )
         } else {
             (
-                format!("at the end, pool {pool} kept"),
-                format!("pool {pool} is kept, its nodes cordoned"),
+                format!("at the end, {pool} kept"),
+                format!("{pool} is kept, its nodes cordoned"),
             )
         };
         let fail = |e| StepFailure::new(&step, e);
         let kubectl = &self.session.kubectl;
         let (destination, pods, workloads, pool_nodes) = std::thread::scope(|scope| {
-            let destination = scope.spawn(|| kubectl.pool_nodes(destination));
+            let destination = scope.spawn(|| kubectl.nodes_in(destination));
             let workloads = scope.spawn(|| kubectl.workloads());
-            let pool_nodes = scope.spawn(|| kubectl.pool_nodes(&pool));
+            let pool_nodes = scope.spawn(|| kubectl.nodes_in(&pool));
             (
                 joined(destination),
                 kubectl.all_pods(),
@@ -94,7 +95,7 @@ impl Evacuation<'_> {
                 )
             };
             return Err(fail(Error::Refused(format!(
-                "pods still run on the nodes of pool {pool}{why}: {}; {left}",
+                "pods still run on the nodes of {pool}{why}: {}; {left}",
                 running
                     .iter()
                     .map(|p| pod_name(p))
@@ -130,9 +131,9 @@ impl Evacuation<'_> {
         let nodes: BTreeSet<&str> = pods.iter().filter_map(|p| pod_node(p)).collect();
         let nodes: Vec<String> = nodes.into_iter().map(String::from).collect();
         reporter.info(&format!(
-            "waiting for {} to finish terminating on pool {} (up to {} more)",
+            "waiting for {} to finish terminating on {} (up to {} more)",
             count(waiting.len(), "pod", "pods"),
-            self.pool,
+            self.source,
             human_duration(left_of_grace + TERMINATION_SLACK)
         ));
         loop {
@@ -162,8 +163,8 @@ impl Evacuation<'_> {
                     })
                     .collect();
                 return Err(Error::Timeout(format!(
-                    "pods still terminating on the nodes of pool {} {} after their grace period ended: {}; {left}",
-                    self.pool,
+                    "pods still terminating on the nodes of {} {} after their grace period ended: {}; {left}",
+                    self.source,
                     human_duration(TERMINATION_SLACK),
                     names.join(", "),
                 )));
@@ -175,7 +176,7 @@ impl Evacuation<'_> {
     /// Deletes the emptied pool: with `yes`, at once; else after "y" on the terminal (an answer
     /// "no" keeps it; no terminal is a failure). Returns whether the pool was deleted.
     pub fn delete_pool(&mut self, yes: bool) -> StepResult<bool> {
-        let pool = self.pool.clone();
+        let pool = self.source.name().to_string();
         let reporter = self.reporter();
         let step = format!("delete pool {pool}");
         if !yes {

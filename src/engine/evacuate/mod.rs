@@ -51,6 +51,22 @@ impl Evacuation<'_> {
         )
     }
 
+    /// Cordons every node of the preflight, then drains them in `batches`
+    /// ([`Evacuation::drain_all`]); each timed as a phase of the summary (`cordon`, `drain`).
+    pub fn cordon_and_drain(
+        &mut self,
+        preflight: Preflight,
+        batches: Vec<Batch>,
+    ) -> StepResult<()> {
+        let t = std::time::Instant::now();
+        self.cordon(&preflight.nodes)?;
+        self.phase("cordon", t);
+        let t = std::time::Instant::now();
+        self.drain_all(preflight, batches)?;
+        self.phase("drain", t);
+        Ok(())
+    }
+
     /// Drains the pool's nodes in `batches` (the plan's: [`drain_batches`]), each batch gated on
     /// workload health. Takes the preflight to free its pods: each drain lists its node's pods
     /// afresh.
@@ -157,6 +173,7 @@ pub(crate) mod tests {
                 cluster: "prod".into(),
             },
             cluster: cluster(),
+            kube: None,
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::errors::Error;
 use crate::report::{count, Event};
 use crate::tools::command::Command;
-use crate::tools::kubectl::Kubectl;
+use crate::tools::kubectl::{Kubectl, NodeSet};
 
 use super::{Evacuation, StepFailure, StepResult};
 pub use crate::model::node::{is_cordoned, is_ready, node_name};
@@ -57,14 +57,14 @@ impl Evacuation<'_> {
     /// Cordons every node of the pool not cordoned yet, a few kubectl calls at a time.
     pub fn cordon(&mut self, nodes: &[Node]) -> StepResult<()> {
         let reporter = self.reporter();
-        reporter.step(&format!("Cordoning pool {}", self.pool));
+        reporter.step(&format!("Cordoning {}", self.source));
         let names: Vec<String> = nodes
             .iter()
             .filter(|n| !is_cordoned(n))
             .map(node_name)
             .collect();
         let kubectl = &self.session.kubectl;
-        let pool = &self.pool;
+        let pool = self.source.name();
         let (now, failed) = node_calls(
             kubectl,
             &names,
@@ -76,19 +76,19 @@ impl Evacuation<'_> {
             return Err(StepFailure::new(&format!("cordon node {name}"), e));
         }
         reporter.done(&format!(
-            "{} of pool {} cordoned ({now} now, {} already)",
+            "{} of {} cordoned ({now} now, {} already)",
             count(nodes.len(), "node", "nodes"),
-            self.pool,
+            self.source,
             nodes.len() - now
         ));
         Ok(())
     }
 
-    /// Makes the nodes of `pool` (the destination) schedulable again; returns how many were
-    /// cordoned.
-    pub fn uncordon(&self, pool: &str, nodes: &[Node]) -> StepResult<usize> {
+    /// Makes the nodes of `destination` schedulable again; returns how many were cordoned.
+    pub fn uncordon(&self, destination: &NodeSet, nodes: &[Node]) -> StepResult<usize> {
         let reporter = self.reporter();
-        reporter.step(&format!("Uncordoning pool {pool}"));
+        reporter.step(&format!("Uncordoning {destination}"));
+        let pool = destination.name();
         let cordoned: Vec<String> = nodes
             .iter()
             .filter(|n| is_cordoned(n))
@@ -102,11 +102,11 @@ impl Evacuation<'_> {
             |node| reporter.event(Event::NodeUncordoned, json!({"node": node, "pool": pool})),
         );
         if let Some((node, e)) = failed {
-            let step = format!("uncordon node {node} of pool {pool}");
+            let step = format!("uncordon node {node} of {destination}");
             return Err(StepFailure::new(&step, e));
         }
         reporter.done(&format!(
-            "{} of pool {pool} schedulable ({} now, {} already)",
+            "{} of {destination} schedulable ({} now, {} already)",
             count(nodes.len(), "node", "nodes"),
             cordoned.len(),
             nodes.len() - cordoned.len()

@@ -79,7 +79,7 @@ impl Evacuation<'_> {
 
     /// Plan step `number` for `--dry-run`: delete the emptied pool, or keep it (`keep` says why).
     pub fn plan_delete(&self, out: &mut String, number: usize, keep: Option<&str>, yes: bool) {
-        let pool = &self.pool;
+        let pool = self.source.name();
         match keep {
             Some(why) => {
                 let _ = writeln!(out, "{number}. keep pool {pool} ({why})");

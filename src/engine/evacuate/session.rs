@@ -3,7 +3,7 @@
 //! [`other_pool`], the pool on the other side of a move.
 
 use crate::engine::parallel::joined;
-use crate::engine::target::{check_same_cluster, resolve, ClusterFlags, Target};
+use crate::engine::target::{check_same_cluster, resolve, ClusterFlags, KubeTarget, Target};
 use crate::errors::Error;
 use crate::report::Reporter;
 use crate::tools::command::{Command, Early, Running};
@@ -18,9 +18,15 @@ use super::step_error;
 pub struct Session<'a> {
     pub reporter: &'a dyn Reporter,
     pub kubectl: Kubectl<'a>,
+    /// In a kubectl-only session ([`Session::connect_kubectl`]), bound to no project and never
+    /// run: nothing of the selector mode asks GKE.
     pub gcloud: Gcloud<'a>,
+    /// In a kubectl-only session, only `cluster` is set: the kube context's name.
     pub target: Target,
+    /// In a kubectl-only session, named after the kube context, with no pool.
     pub cluster: Cluster,
+    /// The kube context and API server of a kubectl-only session; `None` for GKE.
+    pub kube: Option<KubeTarget>,
 }
 
 impl Session<'_> {
@@ -100,22 +106,7 @@ impl<'a> Session<'a> {
     ) -> anyhow::Result<(Self, T)> {
         let kubectl_path = find_tool("kubectl")?;
         let gcloud_path = find_tool("gcloud")?;
-        reporter.step("Resolving the cluster");
-        let kubectl = Kubectl::new(
-            &kubectl_path,
-            args.context.as_deref(),
-            args.kubeconfig.as_deref(),
-            reporter,
-        )
-        .with_request_timeout(args.request_timeout);
-        let kube_config = kubectl.config_view().map_err(|e| {
-            step_error(
-                "resolve the cluster",
-                e,
-                "nothing was changed",
-                "fix the kube context (or pass --context / --kubeconfig) and re-run",
-            )
-        })?;
+        let (kubectl, kube_config) = kube_context(&kubectl_path, args, reporter)?;
         let target = resolve(args, &kube_config, &gcloud_path, reporter)?;
         let gcloud = Gcloud::new(&gcloud_path, &target.project, &target.location, reporter);
         let (cluster, read) = std::thread::scope(|scope| {
@@ -151,12 +142,41 @@ impl<'a> Session<'a> {
             gcloud,
             target,
             cluster,
+            kube: None,
         };
         Ok((session, read))
     }
 
-    /// "cluster C (project P, location L), control plane V".
+    /// For a cluster that is not GKE, or not asked of GKE: kubectl alone, bound to the kube
+    /// context (`--context`, else the current one), whose name and API server the session
+    /// describes. No gcloud is needed, looked for or run. Read-only.
+    pub fn connect_kubectl(
+        args: &ClusterFlags,
+        reporter: &'a dyn Reporter,
+    ) -> anyhow::Result<Self> {
+        let (kubectl, view) = kube_context(&find_tool("kubectl")?, args, reporter)?;
+        let kube = KubeTarget::of(&view)?;
+        let cluster: Cluster = serde_json::from_value(serde_json::json!({"name": kube.context}))?;
+        Ok(Session {
+            reporter,
+            kubectl,
+            gcloud: Gcloud::new(std::path::Path::new("gcloud"), "", "", reporter),
+            target: Target {
+                project: String::new(),
+                location: String::new(),
+                cluster: kube.context.clone(),
+            },
+            cluster,
+            kube: Some(kube),
+        })
+    }
+
+    /// "cluster C (project P, location L), control plane V"; for a kubectl-only session,
+    /// "context C (server URL)".
     pub fn describe(&self) -> String {
+        if let Some(kube) = &self.kube {
+            return kube.describe();
+        }
         format!(
             "cluster {} (project {}, location {}), control plane {}",
             self.target.cluster,
@@ -168,6 +188,32 @@ impl<'a> Session<'a> {
                 .unwrap_or("?")
         )
     }
+}
+
+/// kubectl bound to the flags' context, kubeconfig and request timeout, and the kubeconfig as
+/// that context sees it (the first step of every session).
+fn kube_context<'a>(
+    kubectl_path: &std::path::Path,
+    args: &ClusterFlags,
+    reporter: &'a dyn Reporter,
+) -> anyhow::Result<(Kubectl<'a>, crate::tools::kubectl::KubeConfigView)> {
+    reporter.step("Resolving the cluster");
+    let kubectl = Kubectl::new(
+        kubectl_path,
+        args.context.as_deref(),
+        args.kubeconfig.as_deref(),
+        reporter,
+    )
+    .with_request_timeout(args.request_timeout);
+    let view = kubectl.config_view().map_err(|e| {
+        step_error(
+            "resolve the cluster",
+            e,
+            "nothing was changed",
+            "fix the kube context (or pass --context / --kubeconfig) and re-run",
+        )
+    })?;
+    Ok((kubectl, view))
 }
 
 /// The pool on the other side of a move: `named` if it exists, else the only pool other than

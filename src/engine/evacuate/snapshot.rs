@@ -15,7 +15,7 @@ use crate::model::workloads::{
 };
 use crate::plan::batches::evictable_by_node;
 use crate::report::count;
-use crate::tools::kubectl::{Kubectl, Workloads};
+use crate::tools::kubectl::{Kubectl, NodeSet, Workloads};
 
 use super::nodes::{is_cordoned, node_name};
 use super::{Evacuation, StepFailure, StepResult};
@@ -82,10 +82,10 @@ impl Preflight {
     }
 
     /// The refusal when a drain would lose pods, before anything changed.
-    pub fn refusal(&self, pool: &str) -> Option<Error> {
+    pub fn refusal(&self, source: &NodeSet) -> Option<Error> {
         (!self.blockers.is_empty()).then(|| {
             Error::Refused(format!(
-                "refusing to drain pool {pool}: nothing was changed\n  {}",
+                "refusing to drain {source}: nothing was changed\n  {}",
                 self.blockers.join("\n  ")
             ))
         })
@@ -99,10 +99,24 @@ impl Evacuation<'_> {
         let fail = |e| StepFailure::new("preflight", e);
         let kubectl = &self.session.kubectl;
         let (snapshot, nodes) = std::thread::scope(|scope| {
-            let nodes = scope.spawn(|| kubectl.pool_nodes(&self.pool));
+            let nodes = scope.spawn(|| kubectl.nodes_in(&self.source));
             (Snapshot::read(kubectl), joined(nodes))
         });
         self.preflight_with(snapshot.map_err(fail)?, nodes.map_err(fail)?)
+    }
+
+    /// [`Evacuation::preflight_with`], and its refusal ([`Preflight::refusal`]) as the inner
+    /// error when a drain would lose pods.
+    pub fn preflight_checked(
+        &mut self,
+        snapshot: Snapshot,
+        nodes: Vec<Node>,
+    ) -> StepResult<Result<Preflight, Error>> {
+        let preflight = self.preflight_with(snapshot, nodes)?;
+        Ok(match preflight.refusal(&self.source) {
+            Some(refusal) => Err(refusal),
+            None => Ok(preflight),
+        })
     }
 
     /// [`Evacuation::preflight`] on pods, PDBs, workloads and the pool's `nodes` already read.
@@ -111,8 +125,8 @@ impl Evacuation<'_> {
         snapshot: Snapshot,
         nodes: Vec<Node>,
     ) -> StepResult<Preflight> {
-        let pool = self.pool.clone();
-        self.reporter().step(&format!("Preflight: pool {pool}"));
+        let pool = self.source.clone();
+        self.reporter().step(&format!("Preflight: {pool}"));
         let names: HashSet<String> = nodes.iter().map(node_name).collect();
         self.nodes = names.iter().cloned().collect();
         self.nodes.sort();
@@ -155,7 +169,7 @@ impl Evacuation<'_> {
             }
         }
         self.reporter().done(&format!(
-            "pool {pool}: {} ({} cordoned), {} to move",
+            "{pool}: {} ({} cordoned), {} to move",
             count(preflight.nodes.len(), "node", "nodes"),
             self.cordoned,
             count(preflight.pod_count(), "pod", "pods")
@@ -182,9 +196,9 @@ mod tests {
         );
         assert!(drain_blockers(&pods, true, true).is_empty());
         let mut p = preflight();
-        assert!(p.refusal("old").is_none());
+        assert!(p.refusal(&NodeSet::pool("old")).is_none());
         p.blockers = blockers;
-        let refusal = p.refusal("old").unwrap();
+        let refusal = p.refusal(&NodeSet::pool("old")).unwrap();
         assert_eq!(refusal.exit_code(), code::REFUSED);
         assert!(refusal
             .to_string()

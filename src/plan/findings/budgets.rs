@@ -132,8 +132,8 @@ pub(crate) fn single_replicas(input: &PlanInput) -> Vec<Finding> {
                 subject_and_pods(&subject, &[pod]),
             )
             .message(format!(
-                "{subject} has 1 replica: it is unavailable while its pod is evicted and restarts on pool {}, {how_long}",
-                input.new_pool.name
+                "{subject} has 1 replica: it is unavailable while its pod is evicted and restarts on {}, {how_long}",
+                input.new_pool.describe()
             ))
             .remedy(format!(
                 "scale it to 2 or more replicas before migrating if it must stay up (`kubectl scale {} {} -n {} --replicas=2`)",

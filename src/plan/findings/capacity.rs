@@ -29,15 +29,15 @@ fn allocatable_per_node(input: &PlanInput) -> (Resources, String) {
         .as_ref()
         .and_then(|m| m.max_pods_per_node)
         .unwrap_or(110) as i64;
-    if let Some(node) = input.pool_nodes(&new.name).first() {
+    if let Some(node) = input.new_nodes().first() {
         return (
             node_allocatable(node),
-            format!("from the allocatable of pool {}'s nodes", new.name),
+            format!("from the allocatable of {}'s nodes", new.describe()),
         );
     }
     let old_machine = input.old_pool.config.machine_type.as_deref().unwrap_or("");
     if new.machine_type == old_machine {
-        if let Some(node) = input.pool_nodes(&input.old_pool.name).first() {
+        if let Some(node) = input.old_nodes().first() {
             let mut r = node_allocatable(node);
             if r.pods == 0 {
                 r.pods = max_pods;
@@ -72,7 +72,7 @@ fn allocatable_per_node(input: &PlanInput) -> (Resources, String) {
 pub(crate) fn capacity(input: &PlanInput) -> Vec<Finding> {
     let new = input.new_pool;
     let (per_node, source) = allocatable_per_node(input);
-    let pool_ref = ObjectRef::new("NodePool", None, &new.name);
+    let pool_ref = new.object();
     if source.is_empty() {
         return vec![Finding::new(Severity::Warning, codes::NEW_POOL_CAPACITY, vec![pool_ref])
             .message(format!(
@@ -81,7 +81,7 @@ pub(crate) fn capacity(input: &PlanInput) -> Vec<Finding> {
             ))
             .remedy("check by hand that the new pool can hold the old pool's pods")];
     }
-    let registered = input.pool_nodes(&new.name);
+    let registered = input.new_nodes();
     let registered_names: BTreeSet<&str> = registered
         .iter()
         .filter_map(|n| n.metadata.name.as_deref())
@@ -150,16 +150,24 @@ pub(crate) fn capacity(input: &PlanInput) -> Vec<Finding> {
         findings.push(
             Finding::new(Severity::Blocker, codes::INSUFFICIENT_CAPACITY, vec![pool_ref.clone()])
                 .message(format!(
-                    "pool {} ({nodes_text}, {} per node, {source}) has {capacity} allocatable but needs {needed}: {breakdown}; short of {}: pods that do not fit stay Pending and migrate stops at --settle-timeout",
-                    new.name,
+                    "{} ({nodes_text}, {} per node, {source}) has {capacity} allocatable but needs {needed}: {breakdown}; short of {}: pods that do not fit stay Pending and migrate stops at --settle-timeout",
+                    new.describe(),
                     per_node,
                     short.join(", ")
                 ))
-                .remedy(format!(
-                    "use a larger --machine-type or more --num-nodes (per zone), or resize pool {} if it exists; pass {} to go on anyway",
-                    new.name,
-                    flags::ALLOW_INSUFFICIENT_CAPACITY
-                ))
+                .remedy(if new.by_selector {
+                    format!(
+                        "add nodes matching {} (or larger ones); pass {} to go on anyway",
+                        new.describe(),
+                        flags::ALLOW_INSUFFICIENT_CAPACITY
+                    )
+                } else {
+                    format!(
+                        "use a larger --machine-type or more --num-nodes (per zone), or resize pool {} if it exists; pass {} to go on anyway",
+                        new.name,
+                        flags::ALLOW_INSUFFICIENT_CAPACITY
+                    )
+                })
                 .override_flag(flags::ALLOW_INSUFFICIENT_CAPACITY),
         );
     }
@@ -188,8 +196,8 @@ pub(crate) fn capacity(input: &PlanInput) -> Vec<Finding> {
                 subject_and_pods(&subject, &pods),
             )
             .message(format!(
-                "{subject}: each pod requests {r}, more than one node of pool {} offers after its DaemonSets ({room}; {source})",
-                new.name
+                "{subject}: each pod requests {r}, more than one node of {} offers after its DaemonSets ({room}; {source})",
+                new.describe()
             ))
             .remedy(format!(
                 "use a larger --machine-type; pass {} to go on anyway",
@@ -202,8 +210,8 @@ pub(crate) fn capacity(input: &PlanInput) -> Vec<Finding> {
         findings.push(
             Finding::new(Severity::Info, codes::NEW_POOL_CAPACITY, vec![pool_ref])
                 .message(format!(
-                    "pool {} ({nodes_text}, {per_node} per node, {source}) has {capacity} allocatable and needs {needed}: {breakdown}",
-                    new.name
+                    "{} ({nodes_text}, {per_node} per node, {source}) has {capacity} allocatable and needs {needed}: {breakdown}",
+                    new.describe()
                 ))
                 .remedy("nothing to do"),
         );

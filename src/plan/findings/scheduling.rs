@@ -22,7 +22,7 @@ pub(crate) struct Prospect {
 /// The new pool's nodes: the registered ones, else one synthesized per zone from an old node's
 /// labels with the new pool's name, zone, machine type, node labels and taints.
 pub(crate) fn prospects(input: &PlanInput) -> Vec<Prospect> {
-    let registered = input.pool_nodes(&input.new_pool.name);
+    let registered = input.new_nodes();
     if !registered.is_empty() {
         return registered
             .into_iter()
@@ -42,7 +42,7 @@ pub(crate) fn prospects(input: &PlanInput) -> Vec<Prospect> {
     }
     let new = input.new_pool;
     let template = input
-        .pool_nodes(&input.old_pool.name)
+        .old_nodes()
         .first()
         .and_then(|n| n.metadata.labels.clone())
         .unwrap_or_default();
@@ -224,7 +224,14 @@ pub(crate) fn unsatisfiable_scheduling(input: &PlanInput) -> Vec<Finding> {
             entry.0.push(pod);
         }
     }
-    let new = &input.new_pool.name;
+    let new = input.new_pool.describe();
+    let remedy = if input.new_pool.by_selector {
+        format!("give the nodes of {new} the labels/taints the pods need")
+    } else {
+        format!(
+            "give {new} the labels/taints the pods need (create it yourself; migrate reuses it)"
+        )
+    };
     misfits
         .into_iter()
         .map(|(subject, (pods, reason))| {
@@ -234,11 +241,11 @@ pub(crate) fn unsatisfiable_scheduling(input: &PlanInput) -> Vec<Finding> {
                 subject_and_pods(&subject, &pods),
             )
             .message(format!(
-                "{subject}: {} pod(s) cannot run on pool {new}: no node of it matches {reason}; once drained they stay Pending",
+                "{subject}: {} pod(s) cannot run on {new}: no node of it matches {reason}; once drained they stay Pending",
                 pods.len()
             ))
             .remedy(format!(
-                "give pool {new} the labels/taints the pods need (create it yourself; migrate reuses it) or change the pods' scheduling constraints; pass {} to go on anyway",
+                "{remedy} or change the pods' scheduling constraints; pass {} to go on anyway",
                 flags::ALLOW_UNSCHEDULABLE
             ))
             .override_flag(flags::ALLOW_UNSCHEDULABLE)

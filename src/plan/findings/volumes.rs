@@ -224,8 +224,8 @@ pub(crate) fn zonal_volumes(input: &PlanInput) -> Vec<Finding> {
                 objects,
             )
             .message(format!(
-                "{subject}: pool {} has nodes only in {} but {detail}: zonal disks cannot follow to another zone, so once drained these pods stay Pending",
-                new.name,
+                "{subject}: {} has nodes only in {} but {detail}: zonal disks cannot follow to another zone, so once drained these pods stay Pending",
+                new.describe(),
                 if new.zones.is_empty() {
                     "no known zone".to_string()
                 } else {
@@ -233,8 +233,13 @@ pub(crate) fn zonal_volumes(input: &PlanInput) -> Vec<Finding> {
                 }
             ))
             .remedy(format!(
-                "give pool {} nodes in those zones (--node-locations when you create it; migrate reuses it), or move the data; pass {} to go on anyway",
-                new.name,
+                "give {} nodes in those zones{}, or move the data; pass {} to go on anyway",
+                new.describe(),
+                if new.by_selector {
+                    ""
+                } else {
+                    " (--node-locations when you create it; migrate reuses it)"
+                },
                 flags::ALLOW_UNSCHEDULABLE
             ))
             .override_flag(flags::ALLOW_UNSCHEDULABLE)

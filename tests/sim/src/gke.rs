@@ -14,7 +14,10 @@ use serde_json::{json, Map, Value};
 
 pub struct PendingNode {
     pub name: String,
+    /// Its GKE pool; empty for a node of a scenario's `node_groups`.
     pub pool: String,
+    /// The scenario's node group it belongs to (no GKE pool), if any.
+    pub group: Option<String>,
     pub zone: String,
     pub version: String,
     pub register_at: f64,
@@ -700,6 +703,7 @@ fn add_nodes(
             sim.gke.pending_nodes.push(PendingNode {
                 name,
                 pool: pool.to_string(),
+                group: None,
                 zone: zone.clone(),
                 version: version.to_string(),
                 register_at: t + tm.node_boot,
@@ -730,6 +734,57 @@ pub fn autoscaler_add_nodes(sim: &mut Sim, pool: &str, zone: &str, count: u32) -
     let t = sim.now();
     sim.rec
         .log(t, "autoscaler_scale_up", pool, &names.join(" "));
+    names
+}
+
+/// Boots `count` machines of the scenario's node group `group` (no GKE pool; a provider such as
+/// an EKS node group or a kubeadm operator bringing up nodes): each registers NotReady at the
+/// next controller pass and turns Ready `node_ready` simulated seconds later, as a booted node
+/// does. Logged as `node_group_scale_up`. Returns the node names.
+pub fn add_group_nodes(sim: &mut Sim, group: &str, count: u32) -> Vec<String> {
+    let t = sim.now();
+    let ready = sim.timings().node_ready;
+    let names = push_group_nodes(sim, group, count, t, ready);
+    sim.rec
+        .log(t, "node_group_scale_up", group, &names.join(" "));
+    names
+}
+
+/// Queues `count` nodes of node group `group`, registering at `register_at` and Ready
+/// `ready_delay` after. Returns their names.
+pub fn push_group_nodes(
+    sim: &mut Sim,
+    group: &str,
+    count: u32,
+    register_at: f64,
+    ready_delay: f64,
+) -> Vec<String> {
+    let spec = sim.scenario.node_groups.iter().find(|g| g.name == group);
+    let zone = spec
+        .and_then(|g| g.zone.clone())
+        .or_else(|| sim.scenario.zones.first().cloned())
+        .unwrap_or_default();
+    let version = sim
+        .scenario
+        .master_version
+        .split("-gke")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let name = format!("{group}-{}", sim.objs.random_suffix(5));
+        names.push(name.clone());
+        sim.gke.pending_nodes.push(PendingNode {
+            name,
+            pool: String::new(),
+            group: Some(group.to_string()),
+            zone: zone.clone(),
+            version: version.clone(),
+            register_at,
+            ready_delay: Some(ready_delay),
+        });
+    }
     names
 }
 
@@ -1034,13 +1089,15 @@ pub fn tick(sim: &mut Sim) {
 }
 
 fn node_object(sim: &Sim, p: &PendingNode) -> Node {
+    if let Some(group) = &p.group {
+        return group_node_object(sim, p, group);
+    }
     let pool = sim.gke.pool(&p.pool).cloned().unwrap_or_default();
     let cfg = &pool["config"];
     let machine = cfg["machineType"]
         .as_str()
         .unwrap_or("e2-medium")
         .to_string();
-    let (cpu, mem) = machine_allocatable(&machine);
     let max_pods = pool["maxPodsConstraint"]["maxPodsPerNode"]
         .as_str()
         .and_then(|s| s.parse::<i64>().ok())
@@ -1082,21 +1139,69 @@ fn node_object(sim: &Sim, p: &PendingNode) -> Node {
             json!({"key": t["key"], "value": t["value"], "effect": effect})
         }))
         .collect();
+    let node = json!({
+        "metadata": {"name": p.name, "labels": labels, "annotations": {"node.alpha.kubernetes.io/ttl": "0", "container.googleapis.com/instance_id": "1234567890"}},
+        "spec": {"providerID": format!("gce://{}/{}/{}", sim.gke.project, p.zone, p.name), "podCIDR": "10.8.0.0/24"},
+    });
+    let os = ("Container-Optimized OS from Google", "6.1.100+");
+    booting_node(node, &machine, max_pods, &p.version, os, taints)
+}
+
+/// A node of a scenario's `node_groups`: the group's labels and the well-known ones, no GKE
+/// label, no GKE annotation, a provider ID of no cloud.
+fn group_node_object(sim: &Sim, p: &PendingNode, group: &str) -> Node {
+    let spec = sim.scenario.node_groups.iter().find(|g| g.name == group);
+    let machine = spec.map_or("e2-standard-4", |g| g.machine_type.as_str());
+    let mut labels = json!({
+        "topology.kubernetes.io/zone": p.zone,
+        "topology.kubernetes.io/region": p.zone.rsplit_once('-').map(|x| x.0).unwrap_or(""),
+        "node.kubernetes.io/instance-type": machine,
+        "kubernetes.io/hostname": p.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+    });
+    for (k, v) in spec.map(|g| &g.labels).into_iter().flatten() {
+        labels[k] = json!(v);
+    }
+    let node = json!({
+        "metadata": {"name": p.name, "labels": labels},
+        "spec": {"providerID": format!("sim:///{}/{}", p.zone, p.name), "podCIDR": "10.9.0.0/24"},
+    });
+    let not_ready = json!({"key": crate::controllers::NOT_READY_TAINT, "effect": "NoSchedule"});
+    booting_node(
+        node,
+        machine,
+        110,
+        &p.version,
+        ("Ubuntu 22.04.4 LTS", "5.15.0-105-generic"),
+        vec![not_ready],
+    )
+}
+
+/// `node` (metadata and spec) as it registers: NotReady with the not-ready taint among
+/// `taints`, its capacity and allocatable from the machine type, its kubelet `version` and
+/// `os` (image, kernel).
+fn booting_node(
+    mut node: Value,
+    machine: &str,
+    max_pods: i64,
+    version: &str,
+    (os_image, kernel): (&str, &str),
+    taints: Vec<Value>,
+) -> Node {
+    let (cpu, mem) = machine_allocatable(machine);
     let cpu_cap = if machine.starts_with("e2-") && cpu == 940 {
         2000
     } else {
         (cpu + 999) / 1000 * 1000
     };
-    let mut node = json!({
-        "metadata": {"name": p.name, "labels": labels, "annotations": {"node.alpha.kubernetes.io/ttl": "0", "container.googleapis.com/instance_id": "1234567890"}},
-        "spec": {"providerID": format!("gce://{}/{}/{}", sim.gke.project, p.zone, p.name), "podCIDR": "10.8.0.0/24"},
-        "status": {
-            "capacity": {"cpu": format!("{}", cpu_cap / 1000), "memory": format!("{}Mi", mem + 800), "pods": max_pods.to_string(), "ephemeral-storage": "98831908Ki"},
-            "allocatable": {"cpu": format!("{cpu}m"), "memory": format!("{mem}Mi"), "pods": max_pods.to_string(), "ephemeral-storage": "47060071478"},
-            "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime network not ready", "lastHeartbeatTime": wall_now(), "lastTransitionTime": wall_now()}],
-            "addresses": [{"type": "InternalIP", "address": "10.128.0.2"}, {"type": "Hostname", "address": p.name}],
-            "nodeInfo": {"kubeletVersion": format!("v{}", p.version), "kubeProxyVersion": format!("v{}", p.version), "containerRuntimeVersion": "containerd://1.7.22", "osImage": "Container-Optimized OS from Google", "kernelVersion": "6.1.100+", "operatingSystem": "linux", "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": ""}
-        }
+    let name = node["metadata"]["name"].clone();
+    node["status"] = json!({
+        "capacity": {"cpu": format!("{}", cpu_cap / 1000), "memory": format!("{}Mi", mem + 800), "pods": max_pods.to_string(), "ephemeral-storage": "98831908Ki"},
+        "allocatable": {"cpu": format!("{cpu}m"), "memory": format!("{mem}Mi"), "pods": max_pods.to_string(), "ephemeral-storage": "47060071478"},
+        "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime network not ready", "lastHeartbeatTime": wall_now(), "lastTransitionTime": wall_now()}],
+        "addresses": [{"type": "InternalIP", "address": "10.128.0.2"}, {"type": "Hostname", "address": name}],
+        "nodeInfo": {"kubeletVersion": format!("v{version}"), "kubeProxyVersion": format!("v{version}"), "containerRuntimeVersion": "containerd://1.7.22", "osImage": os_image, "kernelVersion": kernel, "operatingSystem": "linux", "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": ""}
     });
     if !taints.is_empty() {
         node["spec"]["taints"] = Value::Array(taints);
@@ -1117,19 +1222,15 @@ fn register_nodes(sim: &mut Sim, t: f64) {
         let p = &sim.gke.pending_nodes[i];
         let exists = sim.objs.get::<Node>("", &p.name).is_some();
         if !exists {
-            if sim.gke.pool(&p.pool).is_none() {
+            if p.group.is_none() && sim.gke.pool(&p.pool).is_none() {
                 sim.gke.pending_nodes.remove(i);
                 continue;
             }
             let node = node_object(sim, p);
             let name = p.name.clone();
+            let owner = p.group.clone().unwrap_or_else(|| p.pool.clone());
             sim.objs.create(node);
-            sim.rec.log(
-                t,
-                "node_registered",
-                &name,
-                &sim.gke.pending_nodes[i].pool.clone(),
-            );
+            sim.rec.log(t, "node_registered", &name, &owner);
             continue;
         }
         match p.ready_delay {

@@ -28,7 +28,12 @@ pub struct Scenario {
     pub time_scale: f64,
     #[serde(default)]
     pub timings: Timings,
+    #[serde(default)]
     pub pools: Vec<PoolSpec>,
+    /// Nodes of no GKE pool (a kubeadm, kops, EKS or AKS cluster's groups): labelled by the
+    /// scenario, without the `cloud.google.com/gke-nodepool` label.
+    #[serde(default)]
+    pub node_groups: Vec<NodeGroupSpec>,
     #[serde(default)]
     pub workloads: Vec<Workload>,
     #[serde(default)]
@@ -97,6 +102,35 @@ pub struct PoolSpec {
 
 fn default_nodes_per_zone() -> u32 {
     3
+}
+
+/// A group of nodes that belong to no GKE pool. `count` of them exist at start; a test adds
+/// more with `zdupgrade_sim::gke::add_group_nodes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeGroupSpec {
+    /// Used in the node names (`NAME-xxxx`) and in the events.
+    pub name: String,
+    #[serde(default)]
+    pub count: u32,
+    /// Zone of its nodes (default: the scenario's first zone).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Sets the `node.kubernetes.io/instance-type` label and the allocatable (default
+    /// e2-standard-4's).
+    #[serde(default = "default_group_machine")]
+    pub machine_type: String,
+    /// The node labels besides the well-known ones (hostname, zone, instance type, os, arch).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Its nodes join once the workloads run on the other nodes, so they start with none of
+    /// their pods (DaemonSet pods aside): a group just brought up to migrate to.
+    #[serde(default)]
+    pub empty: bool,
+}
+
+fn default_group_machine() -> String {
+    "e2-standard-4".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -57,6 +57,7 @@ pub fn build(scenario: Scenario, base_url: String) -> anyhow::Result<Sim> {
                 sim.gke.pending_nodes.push(PendingNode {
                     name,
                     pool: p.name.clone(),
+                    group: None,
                     zone: zone.clone(),
                     version: version.clone(),
                     register_at: -1e9,
@@ -64,6 +65,12 @@ pub fn build(scenario: Scenario, base_url: String) -> anyhow::Result<Sim> {
                 });
             }
         }
+    }
+    // Nodes of no GKE pool, registered and Ready at once too; an `empty` group's only once
+    // the workloads run.
+    let groups = sim.scenario.node_groups.clone();
+    for g in groups.iter().filter(|g| !g.empty) {
+        crate::gke::push_group_nodes(&mut sim, &g.name, g.count, -1e9, 0.0);
     }
     // Twice: register, then Ready.
     crate::gke::tick(&mut sim);
@@ -93,6 +100,15 @@ pub fn build(scenario: Scenario, base_url: String) -> anyhow::Result<Sim> {
     }
     sim.objs.watchable = false;
     controllers::settle_instantly(&mut sim);
+    let empty: Vec<_> = groups.iter().filter(|g| g.empty && g.count > 0).collect();
+    if !empty.is_empty() {
+        for g in empty {
+            crate::gke::push_group_nodes(&mut sim, &g.name, g.count, -1e9, 0.0);
+        }
+        crate::gke::tick(&mut sim);
+        crate::gke::tick(&mut sim);
+        controllers::settle_instantly(&mut sim);
+    }
     sim.objs.watchable = true;
     sim.rec = Recorder::default();
     controllers::observe(&mut sim);

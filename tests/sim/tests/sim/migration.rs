@@ -239,3 +239,66 @@ fn a_rolling_restart_counts_each_deployment_once_in_its_pdb() {
     }
     c.report().assert_no_pdb_violation();
 }
+
+/// The non-GKE scenario: nodes of no pool, grouped by label; the `new` group starts empty;
+/// `add_group_nodes` brings up more nodes that register NotReady, then turn Ready.
+#[test]
+fn node_groups_carry_no_gke_label_and_added_nodes_boot_then_turn_ready() {
+    let c = start("node-groups");
+    let nodes = c.nodes();
+    assert_eq!(nodes.len(), 6);
+    for n in &nodes {
+        assert_eq!(label(n, "cloud.google.com/gke-nodepool"), None, "{n}");
+        assert!(node_is_ready(n), "{n}");
+    }
+    let group = |g: &str| -> Vec<String> {
+        c.kubectl_json(&["get", "nodes", "-l", &format!("group={g}"), "-o", "json"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(name)
+            .collect()
+    };
+    let new = group("new");
+    assert_eq!(new.len(), 3);
+    // The empty group holds DaemonSet pods only.
+    for pod in c.pods(&["-A"]) {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        if new.iter().any(|n| n == node) {
+            assert_eq!(
+                pod["metadata"]["ownerReferences"][0]["kind"], "DaemonSet",
+                "{pod}"
+            );
+        }
+    }
+    let added = c
+        .sim
+        .with(|s| zdupgrade_sim::gke::add_group_nodes(s, "new", 2));
+    assert_eq!(added.len(), 2);
+    wait_until(Duration::from_secs(30), "the added nodes Ready", || {
+        let nodes = c.nodes();
+        added.iter().all(|a| {
+            nodes
+                .iter()
+                .any(|n| name(n) == *a && node_is_ready(n) && label(n, "group") == Some("new"))
+        })
+    });
+    let report = c.report();
+    assert_eq!(report.count("node_group_scale_up"), 1);
+    let registered = report.events("node_registered");
+    let ready = report.events("node_ready");
+    for a in &added {
+        let at = |events: &[Value]| {
+            events
+                .iter()
+                .find(|e| e["object"] == a.as_str())
+                .and_then(|e| e["t"].as_f64())
+                .unwrap_or_else(|| panic!("no event for {a}"))
+        };
+        assert!(
+            at(&registered) < at(&ready),
+            "{a} was Ready as it registered"
+        );
+    }
+    assert_eq!(group("new").len(), 5);
+}
