@@ -18,10 +18,11 @@ use crate::model::node::{is_cordoned, is_ready};
 use crate::model::pod::Pod;
 use crate::model::version::{is_zonal_location, version_key};
 use crate::model::workloads::{classify, pod_node, unsettled_reason, PodClass, WorkloadRef};
-use crate::report::Silent;
+use crate::report::{count, Silent};
 use crate::tools::command::shell_quote;
 use crate::tools::find_tool;
 
+use super::selector::removal::removal_steps;
 use super::selector::Selectors;
 use crate::engine::evacuate::Session;
 use crate::engine::target::KubeTarget;
@@ -186,7 +187,9 @@ fn selectors_status(args: &StatusArgs, selectors: Selectors) -> anyhow::Result<S
         None => String::new(),
     };
     let flags = selectors.flags();
-    let in_progress = (from.cordoned > 0).then(|| InProgress {
+    // Where a selector migration ends: every old node cordoned and holding nothing to move.
+    let finished = from.nodes > 0 && from.cordoned == from.nodes && from.drained == from.nodes;
+    let in_progress = (from.cordoned > 0 && !finished).then(|| InProgress {
         from: from.name.clone(),
         to: to.name.clone(),
         nodes_cordoned: from.cordoned,
@@ -195,13 +198,26 @@ fn selectors_status(args: &StatusArgs, selectors: Selectors) -> anyhow::Result<S
         continue_command: format!("kubectl zdupgrade migrate {flags}{context}"),
         rollback_command: format!("kubectl zdupgrade rollback {flags}{context}"),
     });
-    let notes = (from.cordoned == 0 && to.cordoned > 0)
+    let mut notes: Vec<String> = (from.cordoned == 0 && to.cordoned > 0)
         .then(|| format!(
             "{} node(s) of selector {} are cordoned (a rollback?): `kubectl zdupgrade migrate {flags}{context}` makes them schedulable and moves the workloads there",
             to.cordoned, to.name
         ))
         .into_iter()
         .collect();
+    if finished {
+        let old: Vec<Node> = nodes
+            .iter()
+            .filter(|n| selectors.from.contains(n))
+            .cloned()
+            .collect();
+        notes.push(format!(
+            "Migration finished: the {} of selector {} are cordoned and empty; the plugin removes no node. Remove them with your provider:\n    {}\n  or roll back: kubectl zdupgrade rollback {flags}{context}",
+            count(from.nodes, "node", "nodes"),
+            from.name,
+            removal_steps(&old).join("\n    ")
+        ));
+    }
     let kube = session.kube.clone().unwrap_or_else(|| KubeTarget {
         context: session.target.cluster.clone(),
         server: String::new(),

@@ -131,6 +131,21 @@ fn a_selector_migration_empties_the_old_nodes_with_zero_downtime_and_no_gcloud()
         gcloud.as_object().is_none_or(|m| m.is_empty()),
         "GKE API requests: {gcloud}"
     );
+    // `status` then says it is finished (not under way) and how to remove the old nodes.
+    let r = run(&w, &["status"], &[]);
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.stdout.contains(
+            "Migration finished: the 3 nodes of selector group=old are cordoned and empty"
+        ) && r
+            .stdout
+            .contains("eksctl delete nodegroup --cluster CLUSTER --name ng-old")
+            && !r.stdout.contains("Migration in progress"),
+        "{r}"
+    );
+    let r = run(&w, &["status"], &["-o", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).expect("a JSON status");
+    assert!(status["in_progress"].is_null(), "{status}");
 }
 
 #[test]
