@@ -160,16 +160,22 @@ impl NodeDrain<'_, '_> {
                 }
                 match parse_drain_line(line) {
                     DrainEvent::Evicted { name } => {
-                        // Finished pods deleted by the drain are reported too: never count past the total.
-                        evicted = (evicted + 1).min(total_pods);
-                        bar.update(evicted, &format!("pod {name} evicted"));
-                        let namespace = evictable
+                        let Some(pod) = evictable
                             .iter()
                             .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
-                            .and_then(|p| p.metadata.namespace.clone());
+                        else {
+                            // Not one this run moves: a pod already terminating when the node's
+                            // pods were listed (the old pod of a rolling restart, say) or one that
+                            // finished, which kubectl drain "evicts" too. Evicting a terminating
+                            // pod disrupts nothing; neither is reported or counted as evicted.
+                            bar.update(evicted, &format!("pod {name} gone (terminating or finished)"));
+                            return;
+                        };
+                        evicted = (evicted + 1).min(total_pods);
+                        bar.update(evicted, &format!("pod {name} evicted"));
                         reporter.event(
                             Event::PodEvicted,
-                            json!({"node": node, "namespace": namespace, "pod": name}),
+                            json!({"node": node, "namespace": pod.metadata.namespace, "pod": name}),
                         );
                     }
                     DrainEvent::Evicting { namespace, name } => {
