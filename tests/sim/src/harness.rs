@@ -189,11 +189,16 @@ impl SimHandle {
         sim.faults = faults;
         let t = sim.now();
         sim.rec.log(t, "faults_changed", "simulator", "");
+        drop(sim);
+        self.shared.wake();
     }
 
-    /// Direct access to the simulator's state, for assertions and setup.
+    /// Direct access to the simulator's state, for assertions and setup; the controllers
+    /// react to what `f` changed at once, as to an API write.
     pub fn with<R>(&self, f: impl FnOnce(&mut Sim) -> R) -> R {
-        f(&mut self.shared.lock())
+        let out = f(&mut self.shared.lock());
+        self.shared.wake();
+        out
     }
 
     pub fn shared(&self) -> &Shared {
