@@ -151,21 +151,32 @@ fn main() -> anyhow::Result<()> {
         ms(kubectl_one)
     );
 
-    let idle = replacement::cpu_per_second(Duration::from_secs(opts.idle_seconds), |until| {
-        std::thread::sleep(until.saturating_duration_since(Instant::now()))
-    });
+    let idle =
+        replacement::spent_per_second(&sim, Duration::from_secs(opts.idle_seconds), |until| {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()))
+        });
     let mut writes = 0;
-    let storm = replacement::cpu_per_second(Duration::from_secs(opts.storm_seconds), |until| {
-        writes = replacement::write_storm(&sim, until)
-    });
+    let storm =
+        replacement::spent_per_second(&sim, Duration::from_secs(opts.storm_seconds), |until| {
+            writes = replacement::write_storm(&sim, until)
+        });
     std::thread::sleep(Duration::from_secs(1));
-    println!("\n| simulator CPU ({nodes} nodes) | CPU s per wall s |");
-    println!("|---|---|");
-    println!("| idle ({} s) | {idle:.3} |", opts.idle_seconds);
-    println!(
-        "| one client writing back to back ({} s, {:.0} writes/s) | {storm:.3} |",
-        opts.storm_seconds,
-        f64::from(writes) / opts.storm_seconds as f64
+    println!("\n| {nodes} nodes, per wall s | CPU s (process) | controller passes | controllers' lock s |");
+    println!("|---|---|---|---|");
+    let row = |what: String, s: &replacement::Spent| {
+        println!(
+            "| {what} | {:.3} | {:.1} | {:.3} |",
+            s.cpu, s.passes, s.controllers
+        )
+    };
+    row(format!("idle ({} s)", opts.idle_seconds), &idle);
+    row(
+        format!(
+            "one client writing back to back ({} s, {:.0} writes/s)",
+            opts.storm_seconds,
+            f64::from(writes) / opts.storm_seconds as f64
+        ),
+        &storm,
     );
 
     let basic_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/basic.json");
@@ -183,18 +194,18 @@ fn main() -> anyhow::Result<()> {
     let mut summaries = Vec::new();
     for (label, handle) in runs {
         let mut result = None;
-        let cpu = replacement::cpu_per_second(Duration::ZERO, |_| {
+        let spent = replacement::spent_per_second(handle, Duration::ZERO, |_| {
             result = Some(replacement::measure(handle, opts.evictions))
         });
         let result = result.expect("measured");
         replacement::print_table(&label, &result);
-        summaries.push((label, replacement::summary(&result), cpu, result));
+        summaries.push((label, replacement::summary(&result), spent, result));
     }
     println!();
-    for (label, (extra, ratio), cpu, r) in summaries {
+    for (label, (extra, ratio), spent, r) in summaries {
         println!(
-            "{label}: median extra per replacement (eviction to the owner's status Ready) {extra:.1} ms, median ratio to modelled {ratio:.3}, {} refused, {} timed out, sim CPU {cpu:.2} s per wall s",
-            r.refused, r.timed_out
+            "{label}: median extra per replacement (eviction to the owner's status Ready) {extra:.1} ms, median ratio to modelled {ratio:.3}, {} refused, {} timed out; per wall s: CPU {:.2} s, {:.1} controller passes, controllers' lock {:.2} s",
+            r.refused, r.timed_out, spent.cpu, spent.passes, spent.controllers
         );
     }
     Ok(())

@@ -248,12 +248,31 @@ pub fn process_cpu() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// CPU seconds per wall second while `work` runs for `wall`; `work` gets the deadline.
-pub fn cpu_per_second(wall: Duration, work: impl FnOnce(Instant)) -> f64 {
+/// What the simulator spent while some work ran, per wall second.
+pub struct Spent {
+    /// CPU seconds of the whole process (the simulator, and the benchmark's own client).
+    pub cpu: f64,
+    /// Controller passes.
+    pub passes: f64,
+    /// Real seconds the controllers held the lock.
+    pub controllers: f64,
+}
+
+/// What `sim` spent per wall second while `work` ran for `wall`; `work` gets the deadline.
+pub fn spent_per_second(sim: &SimHandle, wall: Duration, work: impl FnOnce(Instant)) -> Spent {
+    let stats = || sim.with(|s| (s.passes, s.pass_time));
+    let (passes, pass_time) = stats();
     let cpu = process_cpu();
     let started = Instant::now();
     work(started + wall);
-    (process_cpu() - cpu).as_secs_f64() / started.elapsed().as_secs_f64()
+    let cpu = process_cpu() - cpu;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (passes_after, pass_time_after) = stats();
+    Spent {
+        cpu: cpu.as_secs_f64() / elapsed,
+        passes: (passes_after - passes) as f64 / elapsed,
+        controllers: (pass_time_after - pass_time).as_secs_f64() / elapsed,
+    }
 }
 
 /// One client patching a namespace's annotation back to back until `deadline`: every write
