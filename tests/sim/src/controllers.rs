@@ -1,4 +1,5 @@
-//! The control loops a migration depends on, run every tick under the simulator's lock:
+//! The control loops a migration depends on, run under the simulator's lock after every write,
+//! when a timed transition is due and at least every tick (`server::control_loop`):
 //! scheduler, kubelet, ReplicaSet, Deployment, StatefulSet, DaemonSet, PDB status, garbage
 //! collection, and the availability recorder. Also pod deletion and eviction, which the API
 //! handlers call.

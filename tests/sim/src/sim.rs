@@ -109,8 +109,8 @@ pub struct Sim {
     pub outage_logged: bool,
     /// Real start time, for request rates.
     pub started: Instant,
-    /// The resourceVersion after the last tick that changed nothing: while it stays the same
-    /// and no timer is due, a tick has nothing to do.
+    /// The resourceVersion after the last pass that changed nothing: while it stays the same
+    /// and no timer is due, a pass has nothing to do.
     pub quiet_rv: u64,
     /// Controller passes run since start (skipped idle ticks not counted), and their total
     /// real time: what the benchmark reports as the controllers' share of the lock.
