@@ -481,25 +481,6 @@ pub fn tick(sim: &mut Sim) {
     }
 }
 
-/// The most passes one reaction runs: a pass lets each controller act once on what the ones
-/// before it wrote (an eviction's replacement is created in one pass, bound in the next, its
-/// owner's status follows), so a few are enough; the bound keeps a controller that writes on
-/// every pass from holding the lock for ever.
-const MAX_PASSES: usize = 8;
-
-/// What the controllers do after a write or at a due time: pass after pass until one changes
-/// nothing (at most [`MAX_PASSES`]), as real controllers react to each other's watch events
-/// within milliseconds.
-pub fn react(sim: &mut Sim) {
-    for _ in 0..MAX_PASSES {
-        let before = sim.objs.rv;
-        tick(sim);
-        if sim.objs.rv == before {
-            break;
-        }
-    }
-}
-
 /// The earliest simulated time after `now` at which a kubelet or GKE transition is due (a pod
 /// starts, turns Ready or finishes terminating; a node registers or turns Ready; an operation
 /// ends). Transitions already due that could not happen (a pod on a node that is not Ready)

@@ -57,10 +57,14 @@ impl Clock {
         self.start.elapsed().as_secs_f64() * self.scale
     }
     /// The real instant at which simulated time reaches `sim_seconds` (rounded up to the next
-    /// microsecond, so that [`Clock::now`] then is never short of it).
-    pub fn instant_at(&self, sim_seconds: f64) -> Instant {
-        let real = (sim_seconds / self.scale).max(0.0);
-        self.start + std::time::Duration::from_secs_f64(real) + std::time::Duration::from_micros(1)
+    /// microsecond, so that [`Clock::now`] then is never short of it); `None` when that is
+    /// beyond what an `Instant` holds (an operation that ends "never" has `f64::MAX`).
+    pub fn instant_at(&self, sim_seconds: f64) -> Option<Instant> {
+        let real =
+            std::time::Duration::try_from_secs_f64((sim_seconds / self.scale).max(0.0)).ok()?;
+        self.start
+            .checked_add(real)?
+            .checked_add(std::time::Duration::from_micros(1))
     }
 }
 
@@ -156,4 +160,18 @@ impl Sim {
 /// Seconds to wait in real time for `sim_seconds` of simulated time.
 pub fn real_duration(scale: f64, sim_seconds: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64((sim_seconds / scale).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    #[test]
+    fn instant_at_is_never_short_of_the_time_and_none_for_never() {
+        let clock = Clock::new(10.0);
+        let at = clock.instant_at(5.0).expect("representable");
+        assert!(at - clock.start >= std::time::Duration::from_millis(500));
+        assert_eq!(clock.instant_at(f64::MAX), None);
+        assert_eq!(clock.instant_at(f64::MAX / 4.0), None);
+    }
 }
