@@ -8,7 +8,12 @@
 //! kubectl, each list also as a ratio to the one-object request on the same machine (which
 //! stays meaningful when the machine is slower or busy). The limits the simulator was built to
 //! (start-up under 2 s, a full list under 200 ms, in an optimised build) are shown beside the
-//! figures. Without `--bench` (as under `cargo test --benches`) it does nothing.
+//! figures. Then, on the same cluster and on `basic`, the real time the simulator adds to a pod's
+//! replacement beyond the scenario's modelled timings (`replacement.rs`), and its CPU idle and
+//! under a storm of writes. Without `--bench` (as under `cargo test --benches`) it does nothing.
+
+#[path = "simulator/replacement.rs"]
+mod replacement;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,6 +37,15 @@ struct Options {
     /// The scenario (default: tests/scenarios/scale-200.json).
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
+    /// Pods evicted one at a time, per scenario, to time their replacements (medians reported).
+    #[arg(long, default_value_t = 60)]
+    evictions: u32,
+    /// Real seconds of an idle cluster over which the simulator's CPU is measured.
+    #[arg(long, default_value_t = 10)]
+    idle_seconds: u64,
+    /// Real seconds of back-to-back writes over which the simulator's CPU is measured.
+    #[arg(long, default_value_t = 5)]
+    storm_seconds: u64,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -136,5 +150,63 @@ fn main() -> anyhow::Result<()> {
         ratio(kubectl_list, kubectl_one),
         ms(kubectl_one)
     );
+
+    let idle =
+        replacement::spent_per_second(&sim, Duration::from_secs(opts.idle_seconds), |until| {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()))
+        });
+    let mut writes = 0;
+    let storm =
+        replacement::spent_per_second(&sim, Duration::from_secs(opts.storm_seconds), |until| {
+            writes = replacement::write_storm(&sim, until)
+        });
+    std::thread::sleep(Duration::from_secs(1));
+    println!("\n| {nodes} nodes, per wall s | CPU s (process) | controller passes | controllers' lock s |");
+    println!("|---|---|---|---|");
+    let row = |what: String, s: &replacement::Spent| {
+        println!(
+            "| {what} | {:.3} | {:.1} | {:.3} |",
+            s.cpu, s.passes, s.controllers
+        )
+    };
+    row(format!("idle ({} s)", opts.idle_seconds), &idle);
+    row(
+        format!(
+            "one client writing back to back ({} s, {:.0} writes/s)",
+            opts.storm_seconds,
+            f64::from(writes) / opts.storm_seconds as f64
+        ),
+        &storm,
+    );
+
+    let basic_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/basic.json");
+    let basic = SimHandle::start(Scenario::load(&basic_path)?, SimOptions::default())?;
+    let runs = [
+        (format!("{nodes} nodes"), &sim),
+        ("basic".to_string(), &basic),
+    ];
+    println!(
+        "\nReplacements, {} evictions per scenario, real ms from the eviction POST:\n",
+        opts.evictions
+    );
+    println!("| scenario | owner | n | step | modelled ms | measured median ms | extra median ms | extra p90 ms | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut summaries = Vec::new();
+    for (label, handle) in runs {
+        let mut result = None;
+        let spent = replacement::spent_per_second(handle, Duration::ZERO, |_| {
+            result = Some(replacement::measure(handle, opts.evictions))
+        });
+        let result = result.expect("measured");
+        replacement::print_table(&label, &result);
+        summaries.push((label, replacement::summary(&result), spent, result));
+    }
+    println!();
+    for (label, (extra, ratio), spent, r) in summaries {
+        println!(
+            "{label}: median extra per replacement (eviction to the owner's status Ready) {extra:.1} ms, median ratio to modelled {ratio:.3}, {} refused, {} timed out; per wall s: CPU {:.2} s, {:.1} controller passes, controllers' lock {:.2} s",
+            r.refused, r.timed_out, spent.cpu, spent.passes, spent.controllers
+        );
+    }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The control loops a migration depends on, run every tick under the simulator's lock:
+//! The control loops a migration depends on, run under the simulator's lock after every write,
+//! when a timed transition is due and at least every tick (`server::control_loop`):
 //! scheduler, kubelet, ReplicaSet, Deployment, StatefulSet, DaemonSet, PDB status, garbage
 //! collection, and the availability recorder. Also pod deletion and eviction, which the API
 //! handlers call.
@@ -455,23 +456,43 @@ pub fn before_write<T: Obj>(sim: &mut Sim, new: &T, old: &T) {
 // ---------------------------------------------------------------------------------------------
 // The loop
 
+/// One pass of every controller, unless there is nothing to do: no object changed since a
+/// pass that changed nothing, no kubelet transition is due and GKE has no work in flight (an
+/// idle cluster costs nothing).
 pub fn tick(sim: &mut Sim) {
     // Notices API outages starting and ending even when no request comes in.
     sim.api_down();
-    // An idle cluster costs nothing: skip the pass when no object changed since a pass that
-    // changed nothing, no pod waits for a kubelet transition and GKE has no work in flight.
-    let kubelet_waits = sim
+    let now = sim.now();
+    let pod_start = sim.timings().pod_start;
+    let kubelet_due = sim
         .pod_timers
         .values()
-        .any(|t| !t.ready || t.deleting_at.is_some());
-    if sim.objs.rv == sim.quiet_rv && !kubelet_waits && !sim.gke.has_work() {
+        .any(|t| t.due(pod_start).is_some_and(|d| d <= now));
+    if sim.objs.rv == sim.quiet_rv && !kubelet_due && !sim.gke.has_work() {
         return;
     }
     let before = sim.objs.rv;
+    let started = std::time::Instant::now();
     full_tick(sim);
+    sim.passes += 1;
+    sim.pass_time += started.elapsed();
     if sim.objs.rv == before {
         sim.quiet_rv = before;
     }
+}
+
+/// The earliest simulated time after `now` at which a kubelet or GKE transition is due (a pod
+/// starts, turns Ready or finishes terminating; a node registers or turns Ready; an operation
+/// ends). Transitions already due that could not happen (a pod on a node that is not Ready)
+/// wait for a change or the next tick instead.
+pub fn next_due(sim: &Sim, now: f64) -> Option<f64> {
+    let pod_start = sim.timings().pod_start;
+    sim.pod_timers
+        .values()
+        .filter_map(|t| t.due(pod_start))
+        .chain(sim.gke.due_times())
+        .filter(|d| *d > now)
+        .min_by(f64::total_cmp)
 }
 
 /// The taint the node lifecycle controller puts on a node whose Ready condition is not True.
@@ -694,25 +715,26 @@ fn kubelet(sim: &mut Sim) {
             .and_then(|r| r.initial_delay_seconds)
             .map(|d| d as f64)
             .unwrap_or(0.0);
+        let to_ready = ready_delay.max(probe_delay);
         if phase == "Pending" && t >= timer.bound_at + start {
-            updates.push((key_of(&p.metadata), uid.clone(), "run"));
+            updates.push((key_of(&p.metadata), uid.clone(), Some(to_ready)));
         } else if phase == "Running"
             && !pod_ready(p)
-            && timer
-                .running_at
-                .is_some_and(|r| t >= r + ready_delay.max(probe_delay))
+            && timer.running_at.is_some_and(|r| t >= r + to_ready)
         {
-            updates.push((key_of(&p.metadata), uid.clone(), "ready"));
+            updates.push((key_of(&p.metadata), uid.clone(), None));
         }
         sim.pod_timers.entry(uid).or_insert(timer);
     }
     for (ns, name) in to_remove {
         finish_pod_deletion(sim, &ns, &name);
     }
-    for ((ns, name), uid, what) in updates {
-        if what == "run" {
+    // Some(delay to Ready): the pod starts running; None: it becomes Ready.
+    for ((ns, name), uid, starts) in updates {
+        if let Some(to_ready) = starts {
             if let Some(tm) = sim.pod_timers.get_mut(&uid) {
                 tm.running_at = Some(t);
+                tm.ready_delay = to_ready;
             }
             sim.objs.modify::<Pod>(&ns, &name, set_running);
         } else {

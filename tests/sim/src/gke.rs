@@ -269,6 +269,16 @@ impl Gke {
     }
 
     /// Nodes booting, operations running or upgrades in progress: the control loop must run.
+    /// The simulated times at which pending work is due: nodes registering or turning
+    /// Ready, operations ending.
+    pub fn due_times(&self) -> impl Iterator<Item = f64> + '_ {
+        let nodes = self.pending_nodes.iter().flat_map(|p| {
+            std::iter::once(p.register_at).chain(p.ready_delay.map(|d| p.register_at + d))
+        });
+        let operations = self.operations.iter().filter(|o| !o.done).map(|o| o.end);
+        nodes.chain(operations)
+    }
+
     pub fn has_work(&self) -> bool {
         !self.pending_nodes.is_empty()
             || !self.upgrades.is_empty()

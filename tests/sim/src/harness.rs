@@ -136,10 +136,31 @@ impl SimHandle {
     /// the status line and the (de-chunked) body. For tests and benchmarks that look at the
     /// server itself, without a client's own costs.
     pub fn raw_get(&self, path: &str) -> (String, Vec<u8>) {
+        self.raw_request("GET", path, "application/json", b"")
+    }
+
+    /// One HTTP/1.1 request like [`SimHandle::raw_get`], with a method and a body of
+    /// `content_type` (a POST of an eviction, a merge PATCH, ...).
+    pub fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (String, Vec<u8>) {
         use std::io::{Read, Write};
         let addr = format!("127.0.0.1:{}", self.port);
         let mut s = std::net::TcpStream::connect(&addr).expect("connect to the simulator");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nUser-Agent: kubectl/v1.30.5 (linux/amd64) raw-probe\r\nConnection: close\r\n\r\n")
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nUser-Agent: kubectl/v1.30.5 (linux/amd64) raw-probe\r\nConnection: close\r\n");
+        if !body.is_empty() {
+            request.push_str(&format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        s.write_all(request.as_bytes())
+            .and_then(|()| s.write_all(body))
             .expect("send the request");
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).expect("read the response");
@@ -168,11 +189,16 @@ impl SimHandle {
         sim.faults = faults;
         let t = sim.now();
         sim.rec.log(t, "faults_changed", "simulator", "");
+        drop(sim);
+        self.shared.wake();
     }
 
-    /// Direct access to the simulator's state, for assertions and setup.
+    /// Direct access to the simulator's state, for assertions and setup; the controllers
+    /// react to what `f` changed at once, as to an API write.
     pub fn with<R>(&self, f: impl FnOnce(&mut Sim) -> R) -> R {
-        f(&mut self.shared.lock())
+        let out = f(&mut self.shared.lock());
+        self.shared.wake();
+        out
     }
 
     pub fn shared(&self) -> &Shared {

@@ -13,16 +13,29 @@ pub type Shared = Arc<SharedSim>;
 
 pub struct SharedSim {
     inner: Mutex<Sim>,
+    /// Told after every write, so the controllers react at once as real ones do to a watch
+    /// event, instead of at their next tick.
+    written: tokio::sync::Notify,
 }
 
 impl SharedSim {
     pub fn new(sim: Sim) -> Shared {
         Arc::new(SharedSim {
             inner: Mutex::new(sim),
+            written: tokio::sync::Notify::new(),
         })
     }
     pub fn lock(&self) -> MutexGuard<'_, Sim> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Wakes the controllers after a change made outside them (call it with the lock released).
+    /// Writes made while they run are not lost: they run once more afterwards.
+    pub fn wake(&self) {
+        self.written.notify_one();
+    }
+    /// Completes at the next [`SharedSim::wake`], or at once if one came since the last wait.
+    pub async fn written(&self) {
+        self.written.notified().await
     }
 }
 
@@ -43,6 +56,16 @@ impl Clock {
     pub fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * self.scale
     }
+    /// The real instant at which simulated time reaches `sim_seconds` (rounded up to the next
+    /// microsecond, so that [`Clock::now`] then is never short of it); `None` when that is
+    /// beyond what an `Instant` holds (an operation that ends "never" has `f64::MAX`).
+    pub fn instant_at(&self, sim_seconds: f64) -> Option<Instant> {
+        let real =
+            std::time::Duration::try_from_secs_f64((sim_seconds / self.scale).max(0.0)).ok()?;
+        self.start
+            .checked_add(real)?
+            .checked_add(std::time::Duration::from_micros(1))
+    }
 }
 
 /// When a bound pod started and became runnable, kept outside the Pod object.
@@ -53,6 +76,26 @@ pub struct PodTimer {
     pub deleting_at: Option<f64>,
     /// The kubelet has nothing left to do for this pod until something changes it.
     pub ready: bool,
+    /// Simulated seconds from running to Ready (the scenario's `pod_ready`, or the readiness
+    /// probe's delay if longer), set when the pod starts running.
+    pub ready_delay: f64,
+}
+
+impl PodTimer {
+    /// When the kubelet next has something to do for this pod, given the scenario's
+    /// `pod_start`: remove it once terminated, start it, or report it Ready.
+    pub fn due(&self, pod_start: f64) -> Option<f64> {
+        if let Some(gone) = self.deleting_at {
+            return Some(gone);
+        }
+        if self.ready {
+            return None;
+        }
+        Some(match self.running_at {
+            Some(running) => running + self.ready_delay,
+            None => self.bound_at + pod_start,
+        })
+    }
 }
 
 pub struct Sim {
@@ -70,9 +113,13 @@ pub struct Sim {
     pub outage_logged: bool,
     /// Real start time, for request rates.
     pub started: Instant,
-    /// The resourceVersion after the last tick that changed nothing: while it stays the same
-    /// and no timer is due, a tick has nothing to do.
+    /// The resourceVersion after the last pass that changed nothing: while it stays the same
+    /// and no timer is due, a pass has nothing to do.
     pub quiet_rv: u64,
+    /// Controller passes run since start (skipped idle ticks not counted), and their total
+    /// real time: what the benchmark reports as the controllers' share of the lock.
+    pub passes: u64,
+    pub pass_time: std::time::Duration,
 }
 
 impl Sim {
@@ -113,4 +160,18 @@ impl Sim {
 /// Seconds to wait in real time for `sim_seconds` of simulated time.
 pub fn real_duration(scale: f64, sim_seconds: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64((sim_seconds / scale).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    #[test]
+    fn instant_at_is_never_short_of_the_time_and_none_for_never() {
+        let clock = Clock::new(10.0);
+        let at = clock.instant_at(5.0).expect("representable");
+        assert!(at - clock.start >= std::time::Duration::from_millis(500));
+        assert_eq!(clock.instant_at(f64::MAX), None);
+        assert_eq!(clock.instant_at(f64::MAX / 4.0), None);
+    }
 }

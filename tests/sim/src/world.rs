@@ -24,6 +24,8 @@ pub fn build(scenario: Scenario, base_url: String) -> anyhow::Result<Sim> {
         outage_logged: false,
         started: std::time::Instant::now(),
         quiet_rv: 0,
+        passes: 0,
+        pass_time: std::time::Duration::ZERO,
         scenario,
     };
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {

@@ -296,3 +296,42 @@ fn label_and_field_selectors_and_chunked_lists() {
     let bad = c.kubectl(&["get", "pods", "--field-selector", "spec.bogus=1"]);
     assert!(!bad.ok());
 }
+
+/// The controllers react to a write at once, but never sooner than the scenario's timings: a
+/// deleted pod's replacement becomes Ready no earlier than `pod_start + pod_ready` simulated
+/// seconds after the deletion (simulated time, so a slow machine cannot fail it).
+#[test]
+fn a_deleted_pods_replacement_is_ready_no_sooner_than_its_start_and_readiness_delays() {
+    let c = start("basic");
+    let (pod_start, pod_ready) = c
+        .sim
+        .with(|s| (s.timings().pod_start, s.timings().pod_ready));
+    let pods = c.pods(&["-l", "app=web"]);
+    let victim = name(&pods[0]);
+    let deleted_at = c.sim.with(|s| s.now());
+    c.kubectl(&["delete", "pod", &victim, "--wait=false"])
+        .success();
+    let back_at = || {
+        let web = c.report().workload("web");
+        let timeline = web["timeline"].as_array().cloned().unwrap_or_default();
+        let dipped = timeline
+            .iter()
+            .position(|p| p[0].as_f64() >= Some(deleted_at) && p[1] == 2);
+        dipped.and_then(|i| {
+            timeline[i..]
+                .iter()
+                .find(|p| p[1] == 3)
+                .and_then(|p| p[0].as_f64())
+        })
+    };
+    wait_until(Duration::from_secs(30), "web Ready again", || {
+        back_at().is_some()
+    });
+    let took = back_at().expect("checked") - deleted_at;
+    // The timeline keeps milliseconds of simulated time.
+    assert!(
+        took >= pod_start + pod_ready - 0.001,
+        "web's replacement was Ready {took:.3} simulated s after the deletion, before the modelled {}",
+        pod_start + pod_ready
+    );
+}
