@@ -44,7 +44,8 @@ struct Options {
     time_scale: Option<f64>,
     /// Disruption budgets of the generated clusters: `tight` (PDBs of `maxUnavailable: 1` on
     /// workloads spread over every node, so evictions go one node at a time) or `wide` (every
-    /// integer budget becomes `maxUnavailable: 10%`, so 16 nodes can be drained at once).
+    /// integer budget becomes `maxUnavailable: 10%`, so 16 nodes can be drained at once) or
+    /// `wide-parallel` (as `wide`, with StatefulSets of `podManagementPolicy: Parallel`).
     #[arg(long, value_enum, default_value = "tight")]
     budgets: cluster::Budgets,
     /// Benchmark this scenario file instead of the generated clusters (--sizes is ignored).
@@ -322,6 +323,7 @@ fn scenarios(opts: &Options) -> anyhow::Result<Vec<(String, Scenario)>> {
             let label = match opts.budgets {
                 cluster::Budgets::Tight => n.to_string(),
                 cluster::Budgets::Wide => format!("{n} wide"),
+                cluster::Budgets::WideParallel => format!("{n} wide parallel"),
             };
             Ok((label, cluster::generated(n, ts, opts.budgets)?))
         })

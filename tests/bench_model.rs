@@ -126,6 +126,21 @@ fn statefulset_pods_wait_for_the_old_pod_one_at_a_time() {
 }
 
 #[test]
+fn parallel_statefulset_pods_restart_a_budget_at_a_time() {
+    // podManagementPolicy: Parallel: each replacement starts once its own old pod is gone, so
+    // a round of `allowance` pods takes termination + start-up (3 + 6 here).
+    let one = pod("db", Replacement::AfterExitParallel, 1);
+    assert_eq!(batch_seconds([&one, &one]), 18.0);
+    let two = pod("db", Replacement::AfterExitParallel, 2);
+    assert_eq!(batch_seconds([&two, &two, &two]), 18.0);
+    let wide = pod("db", Replacement::AfterExitParallel, u32::MAX);
+    assert_eq!(batch_seconds([&wide, &wide, &wide]), 9.0);
+    // Never slower than the ordered policy.
+    let ordered = pod("db", Replacement::AfterExit, u32::MAX);
+    assert!(batch_seconds([&wide, &wide, &wide]) < batch_seconds([&ordered, &ordered, &ordered]));
+}
+
+#[test]
 fn a_batch_takes_as_long_as_its_slowest_workload() {
     let web = pod("web", Replacement::AtEviction, 1);
     let db = pod("db", Replacement::AfterExit, 1);

@@ -4,7 +4,7 @@
 use crate::model::{
     start_ready_seconds, surge_per_round, MovingPod, NodeLoad, Replacement, Rollout,
 };
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -30,12 +30,15 @@ pub enum Budgets {
     Tight,
     /// Every `maxUnavailable: 1` becomes `maxUnavailable: 10%`.
     Wide,
+    /// As `wide`, and the StatefulSets' `podManagementPolicy` is `Parallel`: their replacements
+    /// start together rather than one ordinal at a time.
+    WideParallel,
 }
 
 impl Budgets {
     fn apply(self, pdb: Value) -> Value {
         match self {
-            Budgets::Wide if pdb == json!({"maxUnavailable": 1}) => {
+            Budgets::Wide | Budgets::WideParallel if pdb == json!({"maxUnavailable": 1}) => {
                 json!({"maxUnavailable": "10%"})
             }
             _ => pdb,
@@ -126,6 +129,7 @@ pub fn generated(nodes: u32, time_scale: f64, budgets: Budgets) -> anyhow::Resul
             "memory": "512Mi",
             "volume": "10Gi",
             "pdb": budgets.apply(json!({"maxUnavailable": 1})),
+            "podManagementPolicy": if budgets == Budgets::WideParallel { "Parallel" } else { "OrderedReady" },
         }));
     }
     workloads.push(json!({
@@ -174,6 +178,16 @@ pub fn node_loads(sim: &Sim, pool: &str) -> Vec<NodeLoad> {
         .collect()
 }
 
+/// Whether the StatefulSet `owner` of `p` creates its pods with `podManagementPolicy: Parallel`.
+fn parallel_statefulset(sim: &Sim, p: &Pod, owner: Option<&OwnerReference>) -> bool {
+    let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+    owner
+        .and_then(|o| sim.objs.get::<StatefulSet>(ns, &o.name))
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.pod_management_policy.as_deref())
+        == Some("Parallel")
+}
+
 fn moving_pod(sim: &Sim, p: &Pod, pdbs: &[(&PodDisruptionBudget, u32)]) -> Option<MovingPod> {
     let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -182,6 +196,9 @@ fn moving_pod(sim: &Sim, p: &Pod, pdbs: &[(&PodDisruptionBudget, u32)]) -> Optio
     let owner = controller_of(&p.metadata);
     let replacement = match owner.map(|o| o.kind.as_str()) {
         Some("DaemonSet") => return None,
+        Some("StatefulSet") if parallel_statefulset(sim, p, owner) => {
+            Replacement::AfterExitParallel
+        }
         Some("StatefulSet") => Replacement::AfterExit,
         Some(_) => Replacement::AtEviction,
         None => Replacement::Never,

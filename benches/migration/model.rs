@@ -13,6 +13,7 @@
 //! batch = max over the workloads with pods in the batch (m pods, PDB allowance a ≥ 1) of
 //!   Deployment/ReplicaSet pod: (⌈m/a⌉ − 1) × up + max(term, up)
 //!   StatefulSet pod:           m × (term + up) if a = 1, else term + m × up
+//!   StatefulSet pod, Parallel: ⌈m/a⌉ × (term + up)
 //!   pod without a controller:  term
 //! rollout = max over the Deployments with pods on the old pool (R replicas) of ⌈R/s⌉ × up,
 //!   s = max(1, maxSurge resolved against R, rounded up)
@@ -46,8 +47,12 @@ use zdupgrade_sim::scenario::Timings;
 pub enum Replacement {
     /// A ReplicaSet creates the replacement as soon as the pod is evicted.
     AtEviction,
-    /// A StatefulSet recreates the pod under its name once the old one is gone.
+    /// A StatefulSet recreates the pod under its name once the old one is gone, one ordinal
+    /// at a time (`OrderedReady`).
     AfterExit,
+    /// The same with `podManagementPolicy: Parallel`: every replacement starts as soon as its
+    /// own old pod is gone.
+    AfterExitParallel,
     /// Nothing recreates it.
     Never,
 }
@@ -171,6 +176,9 @@ fn workload_seconds(m: u32, p: &MovingPod) -> f64 {
             f64::from(m) * (p.termination + p.start_ready)
         }
         Replacement::AfterExit => p.termination + f64::from(m) * p.start_ready,
+        Replacement::AfterExitParallel => {
+            f64::from(m.div_ceil(p.allowance.max(1))) * (p.termination + p.start_ready)
+        }
         Replacement::Never => p.termination,
     }
 }

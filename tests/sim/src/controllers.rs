@@ -1723,12 +1723,14 @@ fn statefulsets(sim: &mut Sim) {
                 .cloned()
                 .unwrap_or_default()
         };
-        // Create missing pods in order; stop at the first that is not Ready.
+        // Create missing pods in order; stop at the first that is not Ready (OrderedReady), or
+        // create every missing pod at once (Parallel).
+        let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
         let mut blocked = false;
         for ord in 0..replicas {
             match by_ord.get(&ord) {
                 None => {
-                    if blocked && !settling(sim) {
+                    if blocked && !parallel && !settling(sim) {
                         break;
                     }
                     let pname = format!("{name}-{ord}");

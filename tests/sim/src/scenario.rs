@@ -169,6 +169,10 @@ pub struct Workload {
     /// StatefulSets: size of the per-replica volume (a zonal persistent disk).
     #[serde(default)]
     pub volume: Option<String>,
+    /// StatefulSets: `OrderedReady` (the default: one ordinal created at a time, each once
+    /// the previous is Ready) or `Parallel` (every missing pod created at once).
+    #[serde(default)]
+    pub pod_management_policy: Option<String>,
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default)]

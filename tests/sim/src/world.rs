@@ -184,7 +184,7 @@ fn create_workload(sim: &mut Sim, w: &Workload) -> anyhow::Result<()> {
             sim.objs.create::<k8s_openapi::api::apps::v1::Deployment>(d);
         }
         WorkloadKind::StatefulSet => {
-            let mut spec = json!({"replicas": w.replicas, "selector": selector, "template": template, "serviceName": w.name, "podManagementPolicy": "OrderedReady", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}});
+            let mut spec = json!({"replicas": w.replicas, "selector": selector, "template": template, "serviceName": w.name, "podManagementPolicy": w.pod_management_policy.as_deref().unwrap_or("OrderedReady"), "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}});
             if let Some(size) = &w.volume {
                 spec["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard-rwo", "resources": {"requests": {"storage": size}}}}]);
             }

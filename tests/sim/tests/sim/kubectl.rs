@@ -335,3 +335,57 @@ fn a_deleted_pods_replacement_is_ready_no_sooner_than_its_start_and_readiness_de
         pod_start + pod_ready
     );
 }
+
+/// Seconds of simulated time from the first moment after `after` when `workload` had no Ready
+/// replica until all `replicas` were Ready again (its availability timeline).
+fn seconds_back_to_full(c: &Cluster, workload: &str, after: f64, replicas: i64) -> Option<f64> {
+    let timeline = c.report().workload(workload)["timeline"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let empty = timeline
+        .iter()
+        .position(|p| p[0].as_f64() >= Some(after) && p[1] == 0)?;
+    let full = timeline[empty..].iter().find(|p| p[1] == replicas)?;
+    Some(full[0].as_f64()? - timeline[empty][0].as_f64()?)
+}
+
+/// A StatefulSet recreates its deleted pods one ordinal at a time, each once the previous is
+/// Ready (`OrderedReady`), or all at once (`podManagementPolicy: Parallel`).
+#[test]
+fn a_statefulset_recreates_in_order_or_in_parallel_by_its_pod_management_policy() {
+    for policy in ["OrderedReady", "Parallel"] {
+        let mut s = load("basic");
+        let db = s.workloads.iter_mut().find(|w| w.name == "db").unwrap();
+        db.replicas = 3;
+        db.pod_management_policy = Some(policy.to_string());
+        let c = start_scenario(s);
+        wait_until(Duration::from_secs(60), "db has 3 Ready pods", || {
+            c.report().workload("db")["ready"] == 3
+        });
+        let sts = c.kubectl_json(&["get", "statefulset", "db", "-o", "json"]);
+        assert_eq!(sts["spec"]["podManagementPolicy"], policy);
+        let (start, ready) = c
+            .sim
+            .with(|s| (s.timings().pod_start, s.timings().pod_ready));
+        let deleted_at = c.sim.with(|s| s.now());
+        c.kubectl(&["delete", "pod", "-l", "app=db", "--wait=false"])
+            .success();
+        wait_until(Duration::from_secs(60), "db Ready again", || {
+            seconds_back_to_full(&c, "db", deleted_at, 3).is_some()
+        });
+        let took = seconds_back_to_full(&c, "db", deleted_at, 3).expect("checked");
+        let one = start + ready;
+        if policy == "Parallel" {
+            assert!(
+                took < 2.0 * one,
+                "Parallel: 3 pods took {took:.1} simulated s, as long as starting two one after the other ({one} s each)"
+            );
+        } else {
+            assert!(
+                took >= 2.0 * one,
+                "OrderedReady: 3 pods took {took:.1} simulated s, less than two pods' {one} s starts after the first"
+            );
+        }
+    }
+}
