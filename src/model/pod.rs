@@ -8,7 +8,8 @@
 //! `pod.spec.as_ref()?.node_name` as it would with k8s-openapi.
 //!
 //! Kept, and who reads it:
-//! - `metadata.name`, `namespace`: naming pods; `labels`: PodDisruptionBudget selectors;
+//! - `metadata.name`, `namespace`: naming pods; `uid`: the drain's own evictions tell a
+//!   StatefulSet pod from its replacement of the same name; `labels`: PodDisruptionBudget selectors;
 //!   `ownerReferences` (kind, name, controller): the pod's workload, DaemonSet pods;
 //!   `deletionTimestamp`: a Pending pod already being deleted is not waited for;
 //!   `annotations`: only [`KEPT_ANNOTATIONS`] (mirror pods).
@@ -49,6 +50,8 @@ pub struct PodMeta {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(
@@ -268,7 +271,7 @@ mod tests {
         let kept = serde_json::to_value(&pod).unwrap();
         let expected = json!({
             "metadata": {
-                "name": "web-7d4b9c6f5-x2x9z", "namespace": "payments",
+                "name": "web-7d4b9c6f5-x2x9z", "namespace": "payments", "uid": "u1",
                 "labels": {"app": "web", "pod-template-hash": "7d4b9c6f5"},
                 "annotations": {"kubernetes.io/config.mirror": "abc"},
                 "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d4b9c6f5",

@@ -125,6 +125,10 @@ pub struct Kubectl<'r> {
     reporter: &'r dyn Reporter,
 }
 
+/// The API paths `kubectl proxy` lets through ([`Kubectl::proxy_command`]): the node's pods
+/// (listed and watched), their evictions, and PodDisruptionBudgets (watched).
+pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$";
+
 /// How long after its `--request-timeout` a kubectl call may still run before it counts as hung
 /// (process start, discovery, several requests).
 pub const REQUEST_TIMEOUT_GRACE: Duration = Duration::from_secs(10);
@@ -181,6 +185,24 @@ impl<'r> Kubectl<'r> {
                 .deadline(limit + REQUEST_TIMEOUT_GRACE);
         }
         cmd.args(args)
+    }
+
+    /// `kubectl proxy` serving the API on the Unix socket `socket`, for the requests the plugin
+    /// makes itself ([`crate::tools::apiproxy`]): only pod lists and watches, evictions and
+    /// PodDisruptionBudgets pass. No `--request-timeout`: it runs until stopped.
+    pub fn proxy_command(&self, socket: &std::path::Path) -> Command {
+        let mut cmd = Command::new("kubectl", &self.path);
+        if let Some(context) = &self.context {
+            cmd = cmd.arg(format!("--context={context}"));
+        }
+        if let Some(kubeconfig) = &self.kubeconfig {
+            cmd = cmd.arg(format!("--kubeconfig={kubeconfig}"));
+        }
+        cmd.args([
+            "proxy".to_string(),
+            format!("--unix-socket={}", socket.display()),
+            format!("--accept-paths={PROXY_PATHS}"),
+        ])
     }
 
     fn list<T: DeserializeOwned>(&self, args: &[&str]) -> Result<Vec<T>, Error> {

@@ -1,5 +1,6 @@
 //! Adapters for the external tools: a command value type and typed kubectl/gcloud wrappers.
 
+pub mod apiproxy;
 pub mod command;
 pub mod gcloud;
 pub mod kubectl;

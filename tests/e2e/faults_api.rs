@@ -36,7 +36,7 @@ pub fn finish(child: Child, limit: Duration) -> Run {
 }
 
 /// Polls `ready` every 100 ms until it holds; panics after `limit`.
-fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -227,10 +227,15 @@ fn sigterm_mid_drain_stops_safely_and_a_rerun_completes() {
         "{ended}"
     );
 
-    // The kubectl drain was stopped with the plugin, not left to go on evicting.
+    // The kubectl drain was stopped with the plugin, not left to go on evicting, and so was
+    // the `kubectl proxy` of the plugin's own evictions.
     assert_eq!(processes_with(&w, &["drain", &node]), Vec::<String>::new());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(processes_with(&w, &["drain", &node]), Vec::<String>::new());
+    assert_eq!(
+        processes_with(&w, &["proxy", "--unix-socket"]),
+        Vec::<String>::new()
+    );
     let before_rerun = w.report();
     assert_eq!(
         before_rerun["pods_lost"].as_array().map(Vec::len),

@@ -5,6 +5,7 @@
 mod bad_input;
 mod completion;
 mod conventions;
+mod evictions;
 mod faults;
 mod faults_api;
 mod guard;

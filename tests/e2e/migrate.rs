@@ -502,7 +502,7 @@ fn the_gate_is_woken_by_its_watch() {
 }
 
 /// Processes whose command line holds `needle` and whose environment has `KUBECONFIG=config`.
-fn processes_with(needle: &str, config: &str) -> Vec<String> {
+pub fn processes_with(needle: &str, config: &str) -> Vec<String> {
     let wanted = format!("KUBECONFIG={config}");
     std::fs::read_dir("/proc")
         .into_iter()

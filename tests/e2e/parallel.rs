@@ -177,18 +177,18 @@ fn parallel_drains_stay_within_budgets_and_zones_and_beat_one_at_a_time() {
     }
     assert!(most_at_once > 1, "never two nodes drained at once");
 
-    // One node at a time on the same cluster: the same safety, and slower.
+    // One node at a time on the same cluster: the same safety. How much faster 4 at once is
+    // belongs to the benchmark (benches/README.md), not to an assertion that a busy machine
+    // could fail; the overlap above is the behaviour.
     let (w1, _, r1, lines1) = migrate("1");
     let report1 = assert_safe_and_cheap(&w1, &lines1);
     assert!(batches(&lines1).iter().all(|(nodes, _)| nodes.len() == 1));
     assert_one_node_at_a_time(&report1, &events(&report1, "eviction_accepted"));
     let (p4, p1) = (drain_seconds(&lines4), drain_seconds(&lines1));
-    eprintln!("drain phase: {p4:.1}s with --max-parallel 4, {p1:.1}s with 1");
-    assert!(
-        p4 < 0.7 * p1,
-        "draining 4 at once took {p4:.1}s, one at a time {p1:.1}s"
+    eprintln!(
+        "drain phase: {p4:.1}s with --max-parallel 4, {p1:.1}s with 1 (whole runs {:?}, {:?})",
+        r4.elapsed, r1.elapsed
     );
-    assert!(r4.elapsed < r1.elapsed, "{r4}\n{r1}");
 }
 
 /// Issue 14: the batches `plan migrate` shows are the ones `migrate` drains, in order, with the

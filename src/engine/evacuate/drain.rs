@@ -15,6 +15,7 @@ use crate::model::workloads::{classify, controller_of, workload_of, PodClass, Wo
 use crate::plan::batches::Batch;
 use crate::plan::MoveStrategy;
 use crate::report::{count, human_duration, Event};
+use crate::tools::apiproxy::ApiProxy;
 use crate::tools::kubectl::{Kubectl, Workloads};
 
 use super::gate::FRESH_GATE;
@@ -36,6 +37,10 @@ pub fn check_disable_eviction_after(
         _ => Ok(()),
     }
 }
+
+/// `KUBECTL_ZDUPGRADE_DRAIN=kubectl`: drain with `kubectl drain` alone, without the plugin's
+/// own evictions (to compare, or where `kubectl proxy` may not run).
+pub const DRAIN_ENV: &str = "KUBECTL_ZDUPGRADE_DRAIN";
 
 /// Nodes whose pods are listed at once, ahead of their batch: a run of nodes with nothing to
 /// move costs one round of calls per this many nodes.
@@ -154,6 +159,25 @@ impl Evacuation<'_> {
         self.prefetched.extend(nodes.iter().cloned().zip(listed));
     }
 
+    /// Starts `kubectl proxy` for the drains' own evictions ([`super::evict`]), once. If it
+    /// cannot start, or with `KUBECTL_ZDUPGRADE_DRAIN=kubectl`, `kubectl drain` does it all.
+    fn start_api(&mut self) {
+        if self.api.is_some() {
+            return;
+        }
+        if std::env::var(DRAIN_ENV).is_ok_and(|v| v == "kubectl") {
+            self.api = Some(None);
+            return;
+        }
+        let started = ApiProxy::start(&self.session.kubectl);
+        if let Err(why) = &started {
+            self.reporter().warn(&format!(
+                "`kubectl proxy` could not be started ({why}): each node is drained by `kubectl drain` alone, at kubectl's own pace of 5 requests per second"
+            ));
+        }
+        self.api = Some(started.ok());
+    }
+
     /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
     /// waiting for the workloads they displace to be fully ready before and after. `first` is
     /// the position of the batch's first node among all the pool's nodes, for messages.
@@ -243,10 +267,16 @@ impl Evacuation<'_> {
             Event::BatchStarted,
             json!({"index": batch.index, "nodes": names, "zone": batch.zone}),
         );
+        self.start_api();
         let drain = NodeDrain {
             session: &self.session,
             settings: &self.settings,
             pool: self.source.name(),
+            api: self
+                .api
+                .as_ref()
+                .and_then(|a| a.as_ref())
+                .map(ApiProxy::client),
             pdbs: std::sync::OnceLock::new(),
         };
         let results = in_parallel(&to_drain, |(node, index, pods)| {

@@ -61,6 +61,9 @@ pub struct Evacuation<'a> {
     /// meanwhile (DaemonSet pods aside), so a list can only hold a pod too many, which the drain
     /// then finds gone; a surge's restarts move many at once, so they clear it.
     pub(super) prefetched: BTreeMap<String, Result<Vec<Pod>, Error>>,
+    /// `kubectl proxy`, for the drains' own evictions: started before the first drain (`None`
+    /// inside if it could not start, or with `KUBECTL_ZDUPGRADE_DRAIN=kubectl`).
+    pub(super) api: Option<Option<crate::tools::apiproxy::ApiProxy>>,
 }
 
 impl<'a> Evacuation<'a> {
@@ -82,6 +85,7 @@ impl<'a> Evacuation<'a> {
             known: None,
             last_healthy: None,
             prefetched: BTreeMap::new(),
+            api: None,
         }
     }
 

@@ -3,8 +3,9 @@
 //!
 //! [`Session::connect`] resolves the cluster and refuses a kube context that points elsewhere;
 //! [`Evacuation`] runs the preflight, cordons, drains the nodes in batches of `--max-parallel`
-//! (one node at a time by default; see [`crate::plan::batches`]), one `kubectl drain` per node of a
-//! batch at once (streaming its output, naming the PodDisruptionBudget that blocks an eviction),
+//! (one node at a time by default; see [`crate::plan::batches`]), the nodes of a batch at once:
+//! each node's pods evicted by the plugin itself through `kubectl proxy` (`evict`), then its
+//! `kubectl drain` (streaming its output, naming the PodDisruptionBudget that blocks an eviction),
 //! waits until the displaced workloads are fully ready before and after each batch, and deletes
 //! the emptied pool. Each step
 //! derives what is left to do from the cluster, so re-running resumes. A failed step comes back as
@@ -12,7 +13,8 @@
 //! the command knows those.
 //!
 //! The parts: `session` (the cluster and its pools), `snapshot` (the preflight's picture),
-//! `nodes` (cordoning), `drain` and `node_drain` (the batches and each node's `kubectl drain`),
+//! `nodes` (cordoning), `drain` and `node_drain` (the batches and each node's drain), `evict`
+//! (the drain's own evictions),
 //! `gate` (the health gate), `finish` (the checks before the pool goes, its deletion, the
 //! summary) and `render` (the `--dry-run` plan); what other modules use is re-exported here.
 
@@ -20,6 +22,7 @@ use crate::plan::batches::{describe, Batch};
 
 mod drain;
 mod evacuation;
+mod evict;
 mod finish;
 mod gate;
 mod node_drain;

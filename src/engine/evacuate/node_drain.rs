@@ -14,8 +14,10 @@ use crate::model::workloads::{
     classify, disruptions_allowed, pdb_name, pdbs_for_pod, pod_name, PodClass,
 };
 use crate::report::{count, human_duration, Event};
+use crate::tools::apiproxy::ApiClient;
 use crate::tools::kubectl::{parse_drain_line, DrainEvent};
 
+use super::evict::{evict_node, Outcome, Progress};
 use super::{DrainSettings, Session, StepFailure, StepResult};
 
 /// "waiting: pod NS/NAME blocked by PDB NS/PDB (disruptionsAllowed 0)".
@@ -89,13 +91,123 @@ pub fn bypassed_pods(pods: &[Pod], pdbs: &[PodDisruptionBudget]) -> Vec<String> 
         .collect()
 }
 
-/// One node's `kubectl drain`, run on its own thread when a batch drains several nodes.
+/// One node's drain, run on its own thread when a batch drains several nodes: its pods evicted
+/// by the plugin through `kubectl proxy` when it runs ([`super::evict`]), then `kubectl drain`.
 pub(super) struct NodeDrain<'s, 'a> {
     pub(super) session: &'s Session<'a>,
     pub(super) settings: &'s DrainSettings,
     pub(super) pool: &'s str,
+    /// The API through `kubectl proxy`, if it runs: evictions beyond kubectl's own rate limit.
+    pub(super) api: Option<&'s ApiClient>,
     /// Read only when an eviction is refused, to name the budget: most drains never need them.
     pub(super) pdbs: std::sync::OnceLock<Vec<PodDisruptionBudget>>,
+}
+
+/// What one node's drain saw so far, from the plugin's evictions and from `kubectl drain`'s
+/// output alike: each pod reported once.
+struct Tally<'d, 'p> {
+    drain: &'d NodeDrain<'d, 'd>,
+    node: &'d str,
+    evictable: &'d [Pod],
+    bar: Box<dyn crate::report::Progress + 'p>,
+    evicted: u64,
+    /// Pods reported as evicted (`pod_evicted`), by name.
+    reported: BTreeSet<String>,
+    last_blocked: String,
+    blocked: BTreeSet<(String, String)>,
+}
+
+impl Tally<'_, '_> {
+    fn total(&self) -> u64 {
+        self.evictable.len() as u64
+    }
+
+    /// A pod is gone from the node. Only the pods this run moves are reported and counted:
+    /// kubectl drain also "evicts" pods already terminating when the node's pods were listed
+    /// (the old pod of a rolling restart, say) and pods that finished. Evicting a terminating
+    /// pod disrupts nothing.
+    fn gone(&mut self, name: &str) {
+        let Some(pod) = self
+            .evictable
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+        else {
+            self.bar.update(
+                self.evicted,
+                &format!("pod {name} gone (terminating or finished)"),
+            );
+            return;
+        };
+        if !self.reported.insert(name.to_string()) {
+            return;
+        }
+        self.evicted = (self.evicted + 1).min(self.total());
+        self.bar
+            .update(self.evicted, &format!("pod {name} evicted"));
+        self.drain.session.reporter.event(
+            Event::PodEvicted,
+            json!({"node": self.node, "namespace": pod.metadata.namespace, "pod": name}),
+        );
+    }
+
+    fn evicting(&self, namespace: &str, name: &str) {
+        self.bar
+            .update(self.evicted, &format!("evicting {namespace}/{name}"));
+    }
+
+    /// An eviction refused for now: the progress line shows the latest blocker (plain output
+    /// prints it again only when it changes).
+    fn blocked(&mut self, namespace: &str, name: &str, reason: &str) {
+        let message = blocked_message(namespace, name, reason, self.evictable, self.drain.pdbs());
+        self.bar.update(self.evicted, &message);
+        if message != self.last_blocked {
+            self.drain.session.reporter.event(
+                Event::EvictionBlocked,
+                json!({"node": self.node, "namespace": namespace, "pod": name, "message": message}),
+            );
+            self.last_blocked = message;
+        }
+        self.blocked
+            .insert((namespace.to_string(), name.to_string()));
+    }
+
+    /// One line of `kubectl drain`'s output.
+    fn line(&mut self, line: &str) {
+        self.drain.session.reporter.command_output(line);
+        if let Some(name) = deleted_pod(line) {
+            self.evicted = (self.evicted + 1).min(self.total());
+            self.bar
+                .update(self.evicted, &format!("pod {name} deleted"));
+            self.drain.session.reporter.event(
+                Event::PodDeleted,
+                json!({"node": self.node, "pod": name, "bypassed_pdb": true}),
+            );
+            return;
+        }
+        match parse_drain_line(line) {
+            DrainEvent::Evicted { name } => self.gone(&name),
+            DrainEvent::Evicting { namespace, name } => self.evicting(&namespace, &name),
+            // kubectl retries every 5 s.
+            DrainEvent::Blocked {
+                namespace,
+                name,
+                reason,
+            } => self.blocked(&namespace, &name, &reason),
+            DrainEvent::Drained | DrainEvent::Other => {}
+        }
+    }
+
+    fn progress(&mut self, progress: Progress<'_>) {
+        match progress {
+            Progress::Evicting { namespace, name } => self.evicting(namespace, name),
+            Progress::Gone { name, .. } => self.gone(name),
+            Progress::Blocked {
+                namespace,
+                name,
+                reason,
+            } => self.blocked(namespace, name, reason),
+        }
+    }
 }
 
 impl NodeDrain<'_, '_> {
@@ -106,8 +218,8 @@ impl NodeDrain<'_, '_> {
             .get_or_init(|| self.session.kubectl.pdbs().unwrap_or_default())
     }
 
-    /// Drains `node` of its `evictable` pods, reporting kubectl's output as progress and
-    /// events; `index` of `total` is its position in the pool, for messages.
+    /// Drains `node` of its `evictable` pods, reporting progress and events; `index` of
+    /// `total` is its position in the pool, for messages.
     pub(super) fn run(
         &self,
         node: &str,
@@ -127,90 +239,63 @@ impl NodeDrain<'_, '_> {
             _ => DrainAttempt::Evict,
         };
         let started = Instant::now();
-        let total_pods = evictable.len() as u64;
-        let bar = reporter.progress(&format!("{node} pods evicted"), total_pods);
-        let mut evicted = 0u64;
-        let mut last_blocked = String::new();
-        let mut blocked: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut tally = Tally {
+            drain: self,
+            node,
+            evictable,
+            bar: reporter.progress(&format!("{node} pods evicted"), evictable.len() as u64),
+            evicted: 0,
+            reported: BTreeSet::new(),
+            last_blocked: String::new(),
+            blocked: BTreeSet::new(),
+        };
+        // The plugin's own evictions run once, at the start of the first attempt.
+        let mut api = if attempt == DrainAttempt::Delete {
+            None
+        } else {
+            self.api
+        };
         let result = loop {
-            let mut options = self.settings.options.clone();
-            match attempt {
-                DrainAttempt::UntilFallback(after) => options.timeout = after,
+            let attempt_started = Instant::now();
+            let limit = match attempt {
+                DrainAttempt::UntilFallback(after) => after.saturating_sub(started.elapsed()),
                 DrainAttempt::Evict | DrainAttempt::Delete => {
-                    // kubectl reads --timeout=0s as "forever": never pass less than a second.
-                    options.timeout = drain_timeout
-                        .saturating_sub(started.elapsed())
-                        .max(Duration::from_secs(1));
+                    drain_timeout.saturating_sub(started.elapsed())
+                }
+            };
+            if let Some(api) = api.take() {
+                let mut options = self.settings.options.clone();
+                options.timeout = limit;
+                match evict_node(api, node, &options, attempt_started + limit, &mut |p| {
+                    tally.progress(p)
+                }) {
+                    Ok(Outcome::Emptied) => {}
+                    Ok(Outcome::HandOver(why)) => reporter.detail(&format!(
+                        "node {node}: the plugin's evictions stopped ({why}); kubectl drain goes on"
+                    )),
+                    Err(e) => break Err(e),
                 }
             }
+            let mut options = self.settings.options.clone();
+            // kubectl reads --timeout=0s as "forever": never pass less than a second.
+            options.timeout = limit
+                .saturating_sub(attempt_started.elapsed())
+                .max(Duration::from_secs(1));
             let mut command = kubectl.drain_command(node, &options);
             if attempt == DrainAttempt::Delete {
                 command = command.arg("--disable-eviction");
             }
-            let result = command.stream(reporter, |line| {
-                reporter.command_output(line);
-                if let Some(name) = deleted_pod(line) {
-                    evicted = (evicted + 1).min(total_pods);
-                    bar.update(evicted, &format!("pod {name} deleted"));
-                    reporter.event(
-                        Event::PodDeleted,
-                        json!({"node": node, "pod": name, "bypassed_pdb": true}),
-                    );
-                    return;
-                }
-                match parse_drain_line(line) {
-                    DrainEvent::Evicted { name } => {
-                        let Some(pod) = evictable
-                            .iter()
-                            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
-                        else {
-                            // Not one this run moves: a pod already terminating when the node's
-                            // pods were listed (the old pod of a rolling restart, say) or one that
-                            // finished, which kubectl drain "evicts" too. Evicting a terminating
-                            // pod disrupts nothing; neither is reported or counted as evicted.
-                            bar.update(evicted, &format!("pod {name} gone (terminating or finished)"));
-                            return;
-                        };
-                        evicted = (evicted + 1).min(total_pods);
-                        bar.update(evicted, &format!("pod {name} evicted"));
-                        reporter.event(
-                            Event::PodEvicted,
-                            json!({"node": node, "namespace": pod.metadata.namespace, "pod": name}),
-                        );
-                    }
-                    DrainEvent::Evicting { namespace, name } => {
-                        bar.update(evicted, &format!("evicting {namespace}/{name}"));
-                    }
-                    DrainEvent::Blocked {
-                        namespace,
-                        name,
-                        reason,
-                    } => {
-                        // kubectl retries every 5 s; the progress line shows the latest blocker
-                        // (plain output prints it again only when it changes).
-                        let message = blocked_message(&namespace, &name, &reason, evictable, self.pdbs());
-                        bar.update(evicted, &message);
-                        if message != last_blocked {
-                            reporter.event(
-                                Event::EvictionBlocked,
-                                json!({"node": node, "namespace": namespace, "pod": name, "message": message}),
-                            );
-                            last_blocked = message;
-                        }
-                        blocked.insert((namespace, name));
-                    }
-                    DrainEvent::Drained | DrainEvent::Other => {}
-                }
-            });
+            let result = command.stream(reporter, |line| tally.line(line));
             match (result, attempt) {
                 // A real failure before the fallback time is not a blocked drain.
                 (Err(e), DrainAttempt::UntilFallback(after))
-                    if blocked.is_empty() && started.elapsed() + Duration::from_secs(1) < after =>
+                    if tally.blocked.is_empty()
+                        && started.elapsed() + Duration::from_secs(1) < after =>
                 {
                     break Err(e);
                 }
                 (Err(_), DrainAttempt::UntilFallback(after)) => {
-                    if blocked.is_empty() {
+                    if tally.blocked.is_empty() {
                         attempt = DrainAttempt::Evict;
                         continue;
                     }
@@ -221,8 +306,8 @@ impl NodeDrain<'_, '_> {
             }
         };
         if let Err(e) = result {
-            bar.abandon();
-            if last_blocked.is_empty() {
+            tally.bar.abandon();
+            if tally.last_blocked.is_empty() {
                 return Err(fail(e));
             }
             return Err(fail(Error::Timeout(format!(
@@ -230,10 +315,10 @@ impl NodeDrain<'_, '_> {
                  Relax the budget or fix what keeps it from allowing a disruption, then re-run; or pass \
                  --disable-eviction-after DURATION to delete such pods after that long, bypassing the budget",
                 human_duration(drain_timeout),
-                last_blocked.trim_start_matches("waiting: ")
+                tally.last_blocked.trim_start_matches("waiting: ")
             ))));
         }
-        bar.finish(&format!(
+        tally.bar.finish(&format!(
             "node {node} drained: {} evicted",
             count(evictable.len(), "pod", "pods")
         ));

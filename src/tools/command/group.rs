@@ -12,17 +12,34 @@ impl Command {
     /// stops it even when `kubectl` on PATH is a wrapper script that runs the real one as its
     /// child. Not retried, not registered for Ctrl-C: the caller stops it.
     pub fn start_group(&self, reporter: &dyn Reporter) -> Result<GroupChild, Error> {
-        use std::os::unix::process::CommandExt;
         reporter.command_started(&self.to_string());
-        let mut child = std::process::Command::new(&self.path)
+        self.spawn_group(false)
+    }
+
+    /// Like [`Command::start_group`], without reporting it, and with `tied` the child is killed
+    /// by the kernel when the thread that starts it ends (Linux's parent-death signal), so
+    /// that not even a SIGKILL of this process leaves it running. The caller keeps that thread
+    /// alive as long as the child must run.
+    pub fn spawn_group(&self, tied: bool) -> Result<GroupChild, Error> {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(&self.path);
+        command
             .args(&self.args)
             .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|source| self.spawn_error(source))?;
+            .process_group(0);
+        if tied {
+            // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
         let stdout = child.stdout.take();
         Ok(GroupChild {
             child: std::sync::Mutex::new(Some(child)),
@@ -60,6 +77,25 @@ impl GroupChild {
         }
         let _ = leader.kill();
         let _ = leader.wait();
+    }
+
+    /// Whether the leader has exited (then reaped: [`GroupChild::stop`] no longer signals its
+    /// group, whose id may be reused).
+    pub fn exited(&self) -> bool {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        match child.as_mut().map(std::process::Child::try_wait) {
+            None | Some(Ok(Some(_)) | Err(_)) => {
+                *child = None;
+                true
+            }
+            Some(Ok(None)) => false,
+        }
+    }
+}
+
+impl crate::interrupt::Abandon for GroupChild {
+    fn abandon(&self) {
+        self.stop();
     }
 }
 

@@ -337,6 +337,23 @@ async fn resource(shared: Shared, req: &Request, group: &str, rest: &[&str]) -> 
                     .as_array()
                     .is_some_and(|a| !a.is_empty());
             let grace = body["deleteOptions"]["gracePeriodSeconds"].as_i64();
+            // A uid precondition that names another pod than the one of that name: 409.
+            if let Some(uid) = body["deleteOptions"]["preconditions"]["uid"].as_str() {
+                let current = sim
+                    .objs
+                    .get::<Pod>(ns.unwrap_or(""), n)
+                    .and_then(|p| p.metadata.uid.clone());
+                if current.as_deref().is_some_and(|c| c != uid) {
+                    return Err(ApiError::new(
+                        409,
+                        "Conflict",
+                        format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        current.unwrap_or_default()
+                    ),
+                    ));
+                }
+            }
             let r = controllers::evict(&mut sim, ns.unwrap_or(""), n, grace, dry);
             controllers::observe(&mut sim);
             r.map(|()| {

@@ -21,7 +21,10 @@ fn client_of(headers: &HeaderMap) -> &'static str {
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ua.contains("kubectl") {
+    // The plugin's own requests (its drain's evictions through `kubectl proxy`).
+    if ua.starts_with("kubectl-zdupgrade") {
+        "plugin"
+    } else if ua.contains("kubectl") {
         "kubectl"
     } else if ua.contains("gcloud") || ua.contains("google-cloud-sdk") {
         "gcloud"

@@ -1,0 +1,499 @@
+//! A node's evictions sent by the plugin itself ([`evict_node`]), before `kubectl drain` runs.
+//!
+//! `kubectl drain` holds a node's evictions and its per-pod polls (one per pod per second) to
+//! kubectl's client-side limit of 5 requests per second ([`crate::tools::apiproxy`]): with 30
+//! pods on a node, the drain's own pace, not the cluster's, decides how long it takes. So each
+//! node's pods are evicted here first, through `kubectl proxy`, a few requests at a time
+//! ([`EVICTIONS_AT_ONCE`]), and their deletion is followed by a watch of the node's pods:
+//! - the API server's eviction decides, as for `kubectl drain`: a refusal (429, a
+//!   PodDisruptionBudget allowing no disruption now) is tried again when a watch shows a budget
+//!   covering the pod allowing one, and at least every [`RETRY_BLOCKED`] (kubectl's own pace);
+//!   nothing is ever deleted here;
+//! - each eviction names the pod's uid, so a StatefulSet's replacement (same name, new uid) is
+//!   never evicted by mistake;
+//! - only pods `kubectl drain` would evict with the same options are touched (not DaemonSet or
+//!   mirror pods; a node with a pod it would refuse is left to it whole, to refuse as before);
+//! - anything unexpected (an error, a watch that cannot start, the time of the attempt up)
+//!   ends it: `kubectl drain` then runs as it always did and decides, with its messages and
+//!   timeouts. It also runs after a node is emptied here, to confirm it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde_json::{json, Value};
+
+use crate::errors::Error;
+use crate::model::pod::Pod;
+use crate::model::workloads::{classify, controller_of, has_empty_dir, pdbs_for_pod, PodClass};
+use crate::tools::apiproxy::{ApiClient, Response};
+use crate::tools::kubectl::DrainOptions;
+
+/// Evictions of one node in flight at once.
+pub const EVICTIONS_AT_ONCE: usize = 4;
+/// A refused eviction is tried again at least this often (kubectl drain's interval), and at
+/// once when a budget covering the pod allows a disruption.
+pub const RETRY_BLOCKED: Duration = Duration::from_secs(5);
+/// `KUBECTL_ZDUPGRADE_RETRY_BLOCKED=SECONDS` replaces [`RETRY_BLOCKED`], for tests: spaced far
+/// apart, only the budgets' watch can have a refused eviction tried again in time.
+pub const RETRY_BLOCKED_ENV: &str = "KUBECTL_ZDUPGRADE_RETRY_BLOCKED";
+
+fn retry_blocked() -> Duration {
+    std::env::var(RETRY_BLOCKED_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(RETRY_BLOCKED, Duration::from_secs)
+}
+/// How long a watch may last; the API server's own limit is usually shorter.
+const WATCH_SECONDS: u64 = 300;
+/// How often the loop looks at a Ctrl-C while nothing happens.
+const TICK: Duration = Duration::from_millis(200);
+
+/// What the evictions of a node report, as they happen.
+#[derive(Debug, PartialEq)]
+pub(super) enum Progress<'a> {
+    /// The API server accepted the pod's eviction.
+    Evicting { namespace: &'a str, name: &'a str },
+    /// The pod is gone from the node (deleted).
+    Gone { namespace: &'a str, name: &'a str },
+    /// The pod's eviction was refused for now (429); `reason` is the API server's message.
+    Blocked {
+        namespace: &'a str,
+        name: &'a str,
+        reason: &'a str,
+    },
+}
+
+/// How the evictions of a node ended.
+#[derive(Debug, PartialEq)]
+pub(super) enum Outcome {
+    /// Every pod `kubectl drain` would evict is gone from the node.
+    Emptied,
+    /// Stopped before, for this reason: `kubectl drain` takes over what is left.
+    HandOver(String),
+}
+
+/// What the watches saw.
+enum Seen {
+    /// The pod of this uid was deleted.
+    PodGone(String),
+    /// This budget allows a disruption now.
+    BudgetAllows(Box<PodDisruptionBudget>),
+    /// The pods' watch ended (the server closes watches after a while).
+    PodsWatchEnded,
+    /// The budgets' watch ended.
+    BudgetsWatchEnded,
+}
+
+/// A watch read on a thread of its own; ended when dropped.
+struct Watch {
+    stopper: Option<UnixStream>,
+    started: Instant,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(stream) = &self.stopper {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Watch {
+    /// Starts watching `path`, sending what `seen` makes of each event and `ended` at its end.
+    fn start(
+        api: &ApiClient,
+        path: &str,
+        tx: Sender<Seen>,
+        seen: fn(&Value) -> Option<Seen>,
+        ended: fn() -> Seen,
+    ) -> Option<Watch> {
+        let lasting = Duration::from_secs(WATCH_SECONDS + 30);
+        let events = api.watch(path, lasting).ok()?.ok()?;
+        let stopper = events.stopper();
+        std::thread::spawn(move || {
+            for event in events {
+                if event["type"] == "ERROR" {
+                    break;
+                }
+                if let Some(s) = seen(&event) {
+                    if tx.send(s).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(ended());
+        });
+        Some(Watch {
+            stopper,
+            started: Instant::now(),
+        })
+    }
+}
+
+fn pod_gone(event: &Value) -> Option<Seen> {
+    (event["type"] == "DELETED")
+        .then(|| event["object"]["metadata"]["uid"].as_str())
+        .flatten()
+        .map(|uid| Seen::PodGone(uid.to_string()))
+}
+
+fn budget_allows(event: &Value) -> Option<Seen> {
+    if event["type"] != "ADDED" && event["type"] != "MODIFIED" {
+        return None;
+    }
+    let pdb: PodDisruptionBudget = serde_json::from_value(event["object"].clone()).ok()?;
+    (crate::model::workloads::disruptions_allowed(&pdb) > 0)
+        .then(|| Seen::BudgetAllows(Box::new(pdb)))
+}
+
+/// `/api/v1/pods` of `node`, as a list or (with `watch_from`, a resourceVersion) a watch.
+fn pods_path(node: &str, watch_from: Option<&str>) -> String {
+    let base = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
+    match watch_from {
+        Some(rv) => format!(
+            "{base}&watch=1&allowWatchBookmarks=false&resourceVersion={rv}&timeoutSeconds={WATCH_SECONDS}"
+        ),
+        None => base,
+    }
+}
+
+/// The node's pods and the list's resourceVersion (to watch from).
+fn list_pods(api: &ApiClient, node: &str) -> Result<(Vec<Pod>, String), String> {
+    let response = api
+        .request("GET", &pods_path(node, None), None)
+        .map_err(|e| format!("the pods of node {node} could not be listed: {e}"))?;
+    if response.status != 200 {
+        return Err(format!(
+            "the pods of node {node} could not be listed: {}",
+            response.message()
+        ));
+    }
+    let rv = response.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let pods = serde_json::from_value(response.body["items"].clone())
+        .map_err(|e| format!("the pods of node {node} are not what was expected: {e}"))?;
+    Ok((pods, rv))
+}
+
+/// The Eviction of `pod` (this uid only), with `kubectl drain`'s `--grace-period` if given.
+fn eviction(pod: &Pod, grace_period: Option<u32>) -> Value {
+    let mut delete_options = json!({"preconditions": {"uid": pod.metadata.uid}});
+    if let Some(seconds) = grace_period {
+        delete_options["gracePeriodSeconds"] = json!(seconds);
+    }
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace},
+        "deleteOptions": delete_options,
+    })
+}
+
+fn evict(api: &ApiClient, pod: &Pod, grace_period: Option<u32>) -> std::io::Result<Response> {
+    let (namespace, name) = names(pod);
+    api.request(
+        "POST",
+        &format!("/api/v1/namespaces/{namespace}/pods/{name}/eviction"),
+        Some(&eviction(pod, grace_period)),
+    )
+}
+
+fn names(pod: &Pod) -> (&str, &str) {
+    (
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or("?"),
+    )
+}
+
+/// Why `kubectl drain` with `options` would refuse to drain a node holding `pod`, if it would.
+fn drain_refusal(pod: &Pod, options: &DrainOptions) -> Option<&'static str> {
+    if !options.force && controller_of(pod).is_none() {
+        return Some("has no controller (kubectl drain needs --force)");
+    }
+    if !options.delete_emptydir_data && has_empty_dir(pod) {
+        return Some("has emptyDir data (kubectl drain needs --delete-emptydir-data)");
+    }
+    None
+}
+
+/// Evicts the pods `kubectl drain` would evict from `node` (cordoned), until they are gone or
+/// `until`; see the module's documentation. An error only when interrupted (Ctrl-C).
+pub(super) fn evict_node(
+    api: &ApiClient,
+    node: &str,
+    options: &DrainOptions,
+    until: Instant,
+    report: &mut dyn FnMut(Progress<'_>),
+) -> Result<Outcome, Error> {
+    let (pods, rv) = match list_pods(api, node) {
+        Ok(listed) => listed,
+        Err(why) => return Ok(Outcome::HandOver(why)),
+    };
+    let mut waiting: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut to_evict: BTreeSet<String> = BTreeSet::new();
+    for pod in pods {
+        if classify(&pod) != PodClass::Evictable {
+            continue;
+        }
+        let (namespace, name) = names(&pod);
+        if let Some(why) = drain_refusal(&pod, options) {
+            return Ok(Outcome::HandOver(format!("pod {namespace}/{name} {why}")));
+        }
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return Ok(Outcome::HandOver(format!(
+                "pod {namespace}/{name} has no uid"
+            )));
+        };
+        if pod.metadata.deletion_timestamp.is_none() {
+            to_evict.insert(uid.clone());
+        }
+        waiting.insert(uid, pod);
+    }
+    if waiting.is_empty() {
+        return Ok(Outcome::Emptied);
+    }
+    let (tx, rx) = channel();
+    let watch_pods = |rv: &str| {
+        Watch::start(
+            api,
+            &pods_path(node, Some(rv)),
+            tx.clone(),
+            pod_gone,
+            || Seen::PodsWatchEnded,
+        )
+    };
+    let Some(mut pods_watch) = watch_pods(&rv) else {
+        return Ok(Outcome::HandOver(format!(
+            "the pods of node {node} could not be watched"
+        )));
+    };
+    let mut budgets_watch: Option<Watch> = None;
+    let retry = retry_blocked();
+    // Refused pods, with when they were last tried.
+    let mut blocked: BTreeMap<String, Instant> = BTreeMap::new();
+    loop {
+        if crate::interrupt::interrupted() {
+            return Err(Error::Interrupted(format!(
+                "the drain of node {node} stopped: node {node} stays cordoned and partly drained; \
+                 the pods already evicted from it are recreated by their controllers"
+            )));
+        }
+        if !to_evict.is_empty() {
+            let batch: Vec<(&String, &Pod)> = waiting
+                .iter()
+                .filter(|(uid, _)| to_evict.contains(*uid))
+                .collect();
+            let answers = crate::engine::parallel::map(&batch, EVICTIONS_AT_ONCE, |(_, pod)| {
+                evict(api, pod, options.grace_period)
+            });
+            let mut gone = Vec::new();
+            for ((uid, pod), answer) in batch.iter().zip(answers) {
+                let (namespace, name) = names(pod);
+                match answer {
+                    Ok(r) if r.status < 300 => {
+                        blocked.remove(*uid);
+                        report(Progress::Evicting { namespace, name });
+                    }
+                    // Gone already, or a new pod holds its name: nothing left to evict.
+                    Ok(r) if r.status == 404 || r.status == 409 => gone.push((*uid).clone()),
+                    Ok(r) if r.status == 429 => {
+                        blocked.insert((*uid).clone(), Instant::now());
+                        report(Progress::Blocked {
+                            namespace,
+                            name,
+                            reason: &r.message(),
+                        });
+                    }
+                    Ok(r) => {
+                        return Ok(Outcome::HandOver(format!(
+                            "the eviction of pod {namespace}/{name} was refused ({}): {}",
+                            r.status,
+                            r.message()
+                        )))
+                    }
+                    Err(e) => {
+                        return Ok(Outcome::HandOver(format!(
+                            "the eviction of pod {namespace}/{name} failed: {e}"
+                        )))
+                    }
+                }
+            }
+            for uid in gone {
+                blocked.remove(&uid);
+                waiting.remove(&uid);
+            }
+            to_evict.clear();
+            if !blocked.is_empty() && budgets_watch.is_none() {
+                budgets_watch = Watch::start(
+                    api,
+                    &format!(
+                        "/apis/policy/v1/poddisruptionbudgets?watch=1&timeoutSeconds={WATCH_SECONDS}"
+                    ),
+                    tx.clone(),
+                    budget_allows,
+                    || Seen::BudgetsWatchEnded,
+                );
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(Outcome::Emptied);
+        }
+        let now = Instant::now();
+        if now >= until {
+            return Ok(Outcome::HandOver("the attempt's time is up".into()));
+        }
+        let retry_at = blocked.values().min().map(|t| *t + retry);
+        let wake = retry_at
+            .map_or(now + TICK, |r| r.min(now + TICK))
+            .min(until);
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(Seen::PodGone(uid)) => {
+                blocked.remove(&uid);
+                if let Some(pod) = waiting.remove(&uid) {
+                    let (namespace, name) = names(&pod);
+                    report(Progress::Gone { namespace, name });
+                }
+            }
+            Ok(Seen::BudgetAllows(pdb)) => {
+                for uid in blocked.keys() {
+                    let covered = waiting.get(uid).is_some_and(|pod| {
+                        !pdbs_for_pod(pod, std::slice::from_ref(&pdb)).is_empty()
+                    });
+                    if covered {
+                        to_evict.insert(uid.clone());
+                    }
+                }
+            }
+            Ok(Seen::PodsWatchEnded) => {
+                // A watch that ends at once is not retried at once: at most one list a second.
+                if pods_watch.started.elapsed() < Duration::from_secs(1) {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                let (pods, rv) = match list_pods(api, node) {
+                    Ok(listed) => listed,
+                    Err(why) => return Ok(Outcome::HandOver(why)),
+                };
+                let present: BTreeSet<String> =
+                    pods.into_iter().filter_map(|p| p.metadata.uid).collect();
+                let left: Vec<String> = waiting
+                    .keys()
+                    .filter(|uid| !present.contains(*uid))
+                    .cloned()
+                    .collect();
+                for uid in left {
+                    blocked.remove(&uid);
+                    if let Some(pod) = waiting.remove(&uid) {
+                        let (namespace, name) = names(&pod);
+                        report(Progress::Gone { namespace, name });
+                    }
+                }
+                pods_watch = match watch_pods(&rv) {
+                    Some(watch) => watch,
+                    None => {
+                        return Ok(Outcome::HandOver(format!(
+                            "the pods of node {node} could not be watched"
+                        )))
+                    }
+                };
+            }
+            Ok(Seen::BudgetsWatchEnded) => budgets_watch = None,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                let now = Instant::now();
+                to_evict.extend(
+                    blocked
+                        .iter()
+                        .filter(|(_, tried)| **tried + retry <= now)
+                        .map(|(uid, _)| uid.clone()),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::evacuate::tests::pods;
+
+    fn find<'a>(pods: &'a [Pod], name: &str) -> &'a Pod {
+        pods.iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .unwrap()
+    }
+
+    fn options(force: bool, delete_emptydir_data: bool) -> DrainOptions {
+        DrainOptions {
+            force,
+            delete_emptydir_data,
+            grace_period: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn an_eviction_names_the_pod_and_its_uid() {
+        let mut pod = find(&pods(), "db-0").clone();
+        pod.metadata.uid = Some("u-1".into());
+        assert_eq!(
+            eviction(&pod, Some(30)),
+            json!({
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": "db-0", "namespace": "payments"},
+                "deleteOptions": {"preconditions": {"uid": "u-1"}, "gracePeriodSeconds": 30},
+            })
+        );
+    }
+
+    #[test]
+    fn pods_kubectl_drain_would_refuse_are_left_to_it() {
+        let pods = pods();
+        let cache = find(&pods, "cache-6b8f7d9c4-abcde");
+        assert!(drain_refusal(cache, &options(false, false)).is_some());
+        assert_eq!(drain_refusal(cache, &options(false, true)), None);
+        let web = find(&pods, "web-7d4b9c6f5-x2x9z");
+        assert_eq!(drain_refusal(web, &options(false, false)), None);
+        let mut bare = web.clone();
+        bare.metadata.owner_references = None;
+        assert!(
+            drain_refusal(&bare, &options(false, true)).is_some_and(|why| why.contains("--force"))
+        );
+        assert_eq!(drain_refusal(&bare, &options(true, true)), None);
+    }
+
+    #[test]
+    fn watch_events() {
+        assert!(matches!(
+            pod_gone(&json!({"type": "DELETED", "object": {"metadata": {"uid": "u"}}})),
+            Some(Seen::PodGone(uid)) if uid == "u"
+        ));
+        assert!(
+            pod_gone(&json!({"type": "MODIFIED", "object": {"metadata": {"uid": "u"}}})).is_none()
+        );
+        let pdb = |allowed: i32| {
+            json!({"type": "MODIFIED", "object": {"metadata": {"name": "b", "namespace": "n"},
+                "status": {"disruptionsAllowed": allowed, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2}}})
+        };
+        assert!(matches!(
+            budget_allows(&pdb(1)),
+            Some(Seen::BudgetAllows(_))
+        ));
+        assert!(budget_allows(&pdb(0)).is_none());
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            pods_path("n-1", None),
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dn-1"
+        );
+        assert!(pods_path("n-1", Some("42"))
+            .contains("&watch=1&allowWatchBookmarks=false&resourceVersion=42"));
+    }
+}

@@ -1,0 +1,195 @@
+//! The drain's own evictions (issue 16): a node's pods are evicted by the plugin through
+//! `kubectl proxy`, not held to kubectl's client-side limit of 5 requests per second; a refused
+//! eviction is tried again when its budget allows; `kubectl drain` still confirms each node; and
+//! no proxy outlives the run.
+
+use crate::faults_api::wait_until;
+use crate::migrate::processes_with;
+use crate::rollback::json_lines;
+use crate::{assert_zero_downtime, scenario, Run, World};
+use serde_json::Value;
+
+/// The eviction requests the simulator answered: (client, path, status).
+fn evictions(w: &World) -> Vec<(String, String, u64)> {
+    w.writes()
+        .iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/eviction")))
+        .map(|r| {
+            (
+                r["client"].as_str().unwrap_or("").to_string(),
+                r["path"].as_str().unwrap_or("").to_string(),
+                r["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn kubeconfig(w: &World) -> String {
+    w.env_var("KUBECONFIG")
+        .expect("the simulator sets KUBECONFIG")
+}
+
+/// Every pod moved off the old pool, each `pod_evicted` once.
+fn assert_each_pod_reported_once(r: &Run) {
+    let evicted: Vec<String> = json_lines(r)
+        .into_iter()
+        .filter(|l| l["event"] == "pod_evicted")
+        .map(|l| format!("{}/{}", l["namespace"], l["pod"]))
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = evicted.iter().collect();
+    assert_eq!(
+        unique.len(),
+        evicted.len(),
+        "a pod reported twice: {evicted:?}"
+    );
+    let drained: u64 = json_lines(r)
+        .into_iter()
+        .filter(|l| l["event"] == "node_drained")
+        .map(|l| l["pods_evicted"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(evicted.len() as u64, drained, "{r}");
+}
+
+#[test]
+fn the_plugin_evicts_through_kubectl_proxy_and_leaves_no_proxy_behind() {
+    let w = World::basic();
+    let r = w.plugin(&[
+        "migrate",
+        "pool-two",
+        "--yes",
+        "--strategy",
+        "evict",
+        "-o",
+        "json",
+    ]);
+    assert!(r.ok(), "{r}");
+    assert_eq!(w.pools(), ["pool-two"]);
+    assert_zero_downtime(&w.report());
+    assert_each_pod_reported_once(&r);
+    let accepted: Vec<_> = evictions(&w)
+        .into_iter()
+        .filter(|(_, _, status)| *status < 300)
+        .collect();
+    // basic's 7 pods of Deployments and StatefulSets, each evicted once, all by the plugin
+    // (kubectl drain, which runs after to confirm each node, found nothing left to evict).
+    assert_eq!(accepted.len(), 7, "{accepted:?}");
+    assert!(
+        accepted.iter().all(|(client, _, _)| client == "plugin"),
+        "{accepted:?}"
+    );
+    assert_eq!(
+        processes_with(" proxy ", &kubeconfig(&w)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn kubectl_drain_alone_when_asked() {
+    let w = World::basic();
+    let r = w.plugin_with_env(
+        &[("KUBECTL_ZDUPGRADE_DRAIN", "kubectl")],
+        &[
+            "migrate",
+            "pool-two",
+            "--yes",
+            "--strategy",
+            "evict",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(r.ok(), "{r}");
+    assert_zero_downtime(&w.report());
+    assert_each_pod_reported_once(&r);
+    let all = evictions(&w);
+    assert!(!all.is_empty());
+    assert!(
+        all.iter().all(|(client, _, _)| client == "kubectl"),
+        "{all:?}"
+    );
+}
+
+/// basic with web's 6 pods two to a node and a budget allowing one disruption: a node's second
+/// web pod is refused until the first one's replacement is ready.
+fn crowded() -> World {
+    let mut s = scenario("basic");
+    let web = s.workloads.iter_mut().find(|w| w.name == "web").unwrap();
+    web.replicas = 6;
+    web.pdb = Some(serde_json::json!({"maxUnavailable": 1}));
+    World::new(s)
+}
+
+#[test]
+fn a_refused_eviction_is_tried_again_when_its_budget_allows() {
+    let w = crowded();
+    // Refused evictions are retried 300 s apart at the least: only the budgets' watch can have
+    // them tried again in time (the run would otherwise take 5 minutes per refusal).
+    let r = w.plugin_with_env(
+        &[("KUBECTL_ZDUPGRADE_RETRY_BLOCKED", "300")],
+        &[
+            "migrate",
+            "pool-two",
+            "--yes",
+            "--strategy",
+            "evict",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(r.ok(), "{r}");
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(250),
+        "the refused evictions waited for the 300 s floor: {r}"
+    );
+    assert_zero_downtime(&w.report());
+    assert_each_pod_reported_once(&r);
+    let all = evictions(&w);
+    let refused: Vec<&(String, String, u64)> =
+        all.iter().filter(|(_, _, status)| *status == 429).collect();
+    assert!(!refused.is_empty(), "no eviction was refused: {all:?}");
+    for (client, path, _) in &refused {
+        assert_eq!(client, "plugin");
+        assert!(
+            all.iter()
+                .any(|(c, p, status)| c == "plugin" && p == path && *status < 300),
+            "{path} was refused and never evicted: {all:?}"
+        );
+    }
+    let blocked: Vec<Value> = json_lines(&r)
+        .into_iter()
+        .filter(|l| l["event"] == "eviction_blocked")
+        .collect();
+    assert!(
+        blocked.iter().any(|b| b["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("blocked by PDB default/web"))),
+        "{blocked:?}"
+    );
+}
+
+#[test]
+fn a_plugin_killed_mid_drain_leaves_no_proxy_running() {
+    // Evicted pods take 25 simulated seconds to go: the drain is still under way when killed.
+    let mut s = scenario("basic");
+    s.timings.termination = 25.0;
+    let w = World::new(s);
+    let config = kubeconfig(&w);
+    let mut plugin = w.spawn_plugin(&["migrate", "pool-two", "--yes", "--strategy", "evict"]);
+    let limit = std::time::Duration::from_secs(180);
+    wait_until("the first eviction", limit, || {
+        !crate::events(&w.report(), "eviction_accepted").is_empty()
+    });
+    assert_eq!(
+        processes_with(" proxy ", &config).len(),
+        1,
+        "no kubectl proxy while evicting"
+    );
+    // SIGKILL to the plugin alone: no cleanup of its own runs, the kernel ends the proxy.
+    plugin.kill().expect("kill");
+    plugin.wait().expect("wait");
+    wait_until(
+        "the proxy to end",
+        std::time::Duration::from_secs(10),
+        || processes_with(" proxy ", &config).is_empty(),
+    );
+}
