@@ -50,18 +50,21 @@ fn assert_each_pod_reported_once(r: &Run) {
     assert_eq!(evicted.len() as u64, drained, "{r}");
 }
 
+/// A migration that evicts every pod (no rolling restart), with JSON events.
+const MIGRATE_EVICT: &[&str] = &[
+    "migrate",
+    "pool-two",
+    "--yes",
+    "--strategy",
+    "evict",
+    "-o",
+    "json",
+];
+
 #[test]
 fn the_plugin_evicts_through_kubectl_proxy_and_leaves_no_proxy_behind() {
     let w = World::basic();
-    let r = w.plugin(&[
-        "migrate",
-        "pool-two",
-        "--yes",
-        "--strategy",
-        "evict",
-        "-o",
-        "json",
-    ]);
+    let r = w.plugin(MIGRATE_EVICT);
     assert!(r.ok(), "{r}");
     assert_eq!(w.pools(), ["pool-two"]);
     assert_zero_downtime(&w.report());
@@ -86,18 +89,7 @@ fn the_plugin_evicts_through_kubectl_proxy_and_leaves_no_proxy_behind() {
 #[test]
 fn kubectl_drain_alone_when_asked() {
     let w = World::basic();
-    let r = w.plugin_with_env(
-        &[("KUBECTL_ZDUPGRADE_DRAIN", "kubectl")],
-        &[
-            "migrate",
-            "pool-two",
-            "--yes",
-            "--strategy",
-            "evict",
-            "-o",
-            "json",
-        ],
-    );
+    let r = w.plugin_with_env(&[("KUBECTL_ZDUPGRADE_DRAIN", "kubectl")], MIGRATE_EVICT);
     assert!(r.ok(), "{r}");
     assert_zero_downtime(&w.report());
     assert_each_pod_reported_once(&r);
@@ -124,18 +116,7 @@ fn a_refused_eviction_is_tried_again_when_its_budget_allows() {
     let w = crowded();
     // Refused evictions are retried 300 s apart at the least: only the budgets' watch can have
     // them tried again in time (the run would otherwise take 5 minutes per refusal).
-    let r = w.plugin_with_env(
-        &[("KUBECTL_ZDUPGRADE_RETRY_BLOCKED", "300")],
-        &[
-            "migrate",
-            "pool-two",
-            "--yes",
-            "--strategy",
-            "evict",
-            "-o",
-            "json",
-        ],
-    );
+    let r = w.plugin_with_env(&[("KUBECTL_ZDUPGRADE_RETRY_BLOCKED", "300")], MIGRATE_EVICT);
     assert!(r.ok(), "{r}");
     assert!(
         r.elapsed < std::time::Duration::from_secs(250),
