@@ -62,10 +62,15 @@ pub fn has_empty_dir(pod: &Pod) -> bool {
 
 /// `NS/NAME` of a pod.
 pub fn pod_name(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
+    let (namespace, name) = pod_namespace_and_name(pod);
+    format!("{namespace}/{name}")
+}
+
+/// The pod's namespace (`default` if unset) and name (`?` if unset).
+pub fn pod_namespace_and_name(pod: &Pod) -> (&str, &str) {
+    (
         pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or("?")
+        pod.metadata.name.as_deref().unwrap_or("?"),
     )
 }
 

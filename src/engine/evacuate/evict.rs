@@ -28,7 +28,9 @@ use serde_json::{json, Value};
 
 use crate::errors::Error;
 use crate::model::pod::Pod;
-use crate::model::workloads::{classify, controller_of, has_empty_dir, pdbs_for_pod, PodClass};
+use crate::model::workloads::{
+    classify, controller_of, has_empty_dir, pdbs_for_pod, pod_namespace_and_name as names, PodClass,
+};
 use crate::tools::apiproxy::{ApiClient, Response};
 use crate::tools::kubectl::DrainOptions;
 
@@ -204,13 +206,6 @@ fn evict(api: &ApiClient, pod: &Pod, grace_period: Option<u32>) -> std::io::Resu
     )
 }
 
-fn names(pod: &Pod) -> (&str, &str) {
-    (
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or("?"),
-    )
-}
-
 /// Why `kubectl drain` with `options` would refuse to drain a node holding `pod`, if it would.
 fn drain_refusal(pod: &Pod, options: &DrainOptions) -> Option<&'static str> {
     if !options.force && controller_of(pod).is_none() {
@@ -220,6 +215,20 @@ fn drain_refusal(pod: &Pod, options: &DrainOptions) -> Option<&'static str> {
         return Some("has emptyDir data (kubectl drain needs --delete-emptydir-data)");
     }
     None
+}
+
+/// The pod `uid` is gone from the node: no longer waited for nor tried again, and reported.
+fn forget(
+    uid: &str,
+    waiting: &mut BTreeMap<String, Pod>,
+    blocked: &mut BTreeMap<String, Instant>,
+    report: &mut dyn FnMut(Progress<'_>),
+) {
+    blocked.remove(uid);
+    if let Some(pod) = waiting.remove(uid) {
+        let (namespace, name) = names(&pod);
+        report(Progress::Gone { namespace, name });
+    }
 }
 
 /// Evicts the pods `kubectl drain` would evict from `node` (cordoned), until they are gone or
@@ -353,13 +362,7 @@ pub(super) fn evict_node(
             .map_or(now + TICK, |r| r.min(now + TICK))
             .min(until);
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok(Seen::PodGone(uid)) => {
-                blocked.remove(&uid);
-                if let Some(pod) = waiting.remove(&uid) {
-                    let (namespace, name) = names(&pod);
-                    report(Progress::Gone { namespace, name });
-                }
-            }
+            Ok(Seen::PodGone(uid)) => forget(&uid, &mut waiting, &mut blocked, report),
             Ok(Seen::BudgetAllows(pdb)) => {
                 for uid in blocked.keys() {
                     let covered = waiting.get(uid).is_some_and(|pod| {
@@ -387,11 +390,7 @@ pub(super) fn evict_node(
                     .cloned()
                     .collect();
                 for uid in left {
-                    blocked.remove(&uid);
-                    if let Some(pod) = waiting.remove(&uid) {
-                        let (namespace, name) = names(&pod);
-                        report(Progress::Gone { namespace, name });
-                    }
+                    forget(&uid, &mut waiting, &mut blocked, report);
                 }
                 pods_watch = match watch_pods(&rv) {
                     Some(watch) => watch,
