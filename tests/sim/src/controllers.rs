@@ -199,7 +199,8 @@ pub fn delete_pod(sim: &mut Sim, ns: &str, name: &str, grace: Option<i64>, reaso
     let t = sim.now();
     sim.rec
         .log(t, "pod_deleted", &format!("{ns}/{name}"), reason);
-    if controller_of(&pod.metadata).is_none() {
+    // A pod that ran to completion did its work: deleting it loses nothing.
+    if controller_of(&pod.metadata).is_none() && !pod_terminal(&pod) {
         sim.rec.lost(
             t,
             ns,

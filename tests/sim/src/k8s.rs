@@ -737,6 +737,30 @@ impl Filter {
         }
         field_matches(&self.fields, v)
     }
+
+    /// The node a pod list is limited to (`fieldSelector=spec.nodeName=NODE`), if it is.
+    fn node_name(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|f| f.path == "spec.nodeName" && !f.negate)
+            .map(|f| f.value.as_str())
+    }
+}
+
+/// Whether `obj`, if a pod, can match a list limited to `node`: as a real API server's watch
+/// cache indexes pods by `spec.nodeName`, a node's pods are found without looking at every pod
+/// (serializing 6000 pods for each node's list held the lock for tens of milliseconds).
+fn maybe_on_node(obj: &dyn std::any::Any, node: Option<&str>) -> bool {
+    match (node, obj.downcast_ref::<Pod>()) {
+        (Some(node), Some(pod)) => {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or("")
+                == node
+        }
+        _ => true,
+    }
 }
 
 fn list(sim: &mut Sim, req: &Request, kind: Kind, ns: Option<&str>) -> ApiResult {
@@ -762,6 +786,7 @@ fn list(sim: &mut Sim, req: &Request, kind: Kind, ns: Option<&str>) -> ApiResult
     }
     let mut items = Vec::new();
     let mut next = None;
+    let node = filter.node_name();
     with_kind!(kind, T => {
         let map = T::map(&sim.objs.store);
         for ((ons, oname), obj) in map.iter() {
@@ -769,6 +794,9 @@ fn list(sim: &mut Sim, req: &Request, kind: Kind, ns: Option<&str>) -> ApiResult
                 if ons != ns { continue; }
             }
             if !after.is_empty() && format!("{ons}/{oname}") <= after {
+                continue;
+            }
+            if !maybe_on_node(obj, node) {
                 continue;
             }
             let v = serde_json::to_value(obj).expect("serializes");
