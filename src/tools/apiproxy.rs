@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::interrupt::Registered;
@@ -48,6 +50,35 @@ impl Response {
             .and_then(Value::as_str)
             .map_or_else(|| format!("HTTP {}", self.status), str::to_string)
     }
+}
+
+/// A list's answer: its items and resourceVersion.
+#[derive(Deserialize)]
+struct List<T> {
+    #[serde(default = "Vec::new")]
+    items: Vec<T>,
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
+#[derive(Deserialize, Default)]
+struct ListMeta {
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+}
+
+/// `value` for a URL's query: every byte but letters, digits and `-._~` percent-encoded (a
+/// label selector's `=`, `,`, `!`, spaces and parentheses).
+pub fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A running `kubectl proxy` on a private Unix socket.
@@ -138,6 +169,39 @@ impl ApiClient {
         path: &str,
         body: Option<&Value>,
     ) -> std::io::Result<Response> {
+        let (status, bytes) = self.exchange(method, path, body)?;
+        Ok(Response {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        })
+    }
+
+    /// A list (`path` of a collection, with its query): its items, read straight into `T` (no
+    /// tree of JSON values in between: a list of every pod of a large cluster is tens of MB),
+    /// and its resourceVersion. Else why not, to say or to fall back to kubectl.
+    pub fn list<T: DeserializeOwned>(&self, path: &str) -> Result<(Vec<T>, String), String> {
+        let (status, bytes) = self
+            .exchange("GET", path, None)
+            .map_err(|e| format!("`kubectl proxy` did not answer: {e}"))?;
+        if status != 200 {
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(Response { status, body }.message());
+        }
+        let list: List<T> = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the API's answer is not the list expected: {e}"))?;
+        Ok((
+            list.items,
+            list.metadata.resource_version.unwrap_or_default(),
+        ))
+    }
+
+    /// One request and its answer's status and body.
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Vec<u8>)> {
         let mut reader = self.send(method, path, body, REQUEST_LIMIT)?;
         let head = read_head(&mut reader)?;
         let mut bytes = Vec::new();
@@ -149,10 +213,7 @@ impl ApiClient {
         } else {
             reader.read_to_end(&mut bytes)?;
         }
-        Ok(Response {
-            status: head.status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        })
+        Ok((head.status, bytes))
     }
 
     /// A watch (`path` with `watch=1`): its events as they come, one JSON object each, until the
@@ -402,6 +463,18 @@ mod tests {
         assert!(read_head(&mut r).is_err());
         let mut r: &[u8] = b"garbage";
         assert!(read_head(&mut r).is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            query_value("cloud.google.com/gke-nodepool=default-pool"),
+            "cloud.google.com%2Fgke-nodepool%3Ddefault-pool"
+        );
+        assert_eq!(
+            query_value("env in (a,b),!spot"),
+            "env%20in%20%28a%2Cb%29%2C%21spot"
+        );
     }
 
     #[test]

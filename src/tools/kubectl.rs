@@ -125,9 +125,9 @@ pub struct Kubectl<'r> {
     reporter: &'r dyn Reporter,
 }
 
-/// The API paths `kubectl proxy` lets through ([`Kubectl::proxy_command`]): the node's pods
-/// (listed and watched), their evictions, and PodDisruptionBudgets (watched).
-pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$";
+/// The API paths `kubectl proxy` lets through ([`Kubectl::proxy_command`]): pods (listed and
+/// watched), nodes (listed), pods' evictions, and PodDisruptionBudgets (watched).
+pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/nodes$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$";
 
 /// How long after its `--request-timeout` a kubectl call may still run before it counts as hung
 /// (process start, discovery, several requests).

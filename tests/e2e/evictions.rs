@@ -7,6 +7,7 @@ use crate::faults_api::wait_until;
 use crate::migrate::processes_with;
 use crate::rollback::json_lines;
 use crate::{assert_zero_downtime, scenario, Run, World};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 /// The eviction requests the simulator answered: (client, path, status).
@@ -83,6 +84,74 @@ fn the_plugin_evicts_through_kubectl_proxy_and_leaves_no_proxy_behind() {
     assert_eq!(
         processes_with(" proxy ", &kubeconfig(&w)),
         Vec::<String>::new()
+    );
+}
+
+/// A copy of a pod of `node` that ran to completion (a Job's pod, say): phase Succeeded, no
+/// owner, the name `name`.
+fn finished_pod_on(w: &World, node: &str, name: &str) {
+    w.sim.with(|s| {
+        let mut pod = s
+            .objs
+            .list::<Pod>()
+            .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .expect("a pod on the node")
+            .clone();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.uid = None;
+        pod.metadata.resource_version = None;
+        pod.metadata.owner_references = None;
+        pod.status.get_or_insert_with(Default::default).phase = Some("Succeeded".into());
+        s.objs.create(pod);
+    });
+}
+
+#[test]
+fn a_node_the_plugin_emptied_needs_no_kubectl_drain_and_loses_its_finished_pods() {
+    let w = World::basic();
+    let node = w
+        .kubectl(&[
+            "get",
+            "nodes",
+            "-l",
+            "cloud.google.com/gke-nodepool=default-pool",
+            "-o",
+            "name",
+        ])
+        .stdout
+        .lines()
+        .next()
+        .expect("an old node")
+        .trim_start_matches("node/")
+        .to_string();
+    finished_pod_on(&w, &node, "report-job-x7k2p");
+    let mut args = MIGRATE_EVICT.to_vec();
+    args.push("--verbose");
+    let r = w.plugin(&args);
+    assert!(r.ok(), "{r}");
+    assert_eq!(w.pools(), ["pool-two"]);
+    assert_zero_downtime(&w.report());
+    assert_each_pod_reported_once(&r);
+    // Every node was emptied by the plugin's own evictions and found empty by a list of its
+    // pods: no `kubectl drain` ran.
+    assert!(r.stderr.contains("$ kubectl proxy"), "{r}");
+    assert!(!r.stderr.contains("$ kubectl drain"), "{r}");
+    // The finished pod was removed, as `kubectl drain` removes one, and not reported as moved.
+    let finished: Vec<_> = evictions(&w)
+        .into_iter()
+        .filter(|(_, path, _)| path.contains("/report-job-x7k2p/"))
+        .collect();
+    assert!(
+        finished
+            .iter()
+            .any(|(client, _, status)| client == "plugin" && *status < 300),
+        "{finished:?}"
+    );
+    assert!(
+        !json_lines(&r)
+            .iter()
+            .any(|l| l["event"] == "pod_evicted" && l["pod"] == "report-job-x7k2p"),
+        "{r}"
     );
 }
 

@@ -11,11 +11,12 @@ use serde_json::json;
 use crate::engine::parallel::joined;
 use crate::errors::Error;
 use crate::model::pod::Pod;
+use crate::model::selector::NodeSet;
 use crate::model::workloads::{classify, controller_of, workload_of, PodClass, WorkloadRef};
 use crate::plan::batches::Batch;
 use crate::plan::MoveStrategy;
 use crate::report::{count, human_duration, Event};
-use crate::tools::apiproxy::ApiProxy;
+use crate::tools::apiproxy::{query_value, ApiClient, ApiProxy};
 use crate::tools::kubectl::{Kubectl, Workloads};
 
 use super::gate::FRESH_GATE;
@@ -42,8 +43,9 @@ pub fn check_disable_eviction_after(
 /// own evictions (to compare, or where `kubectl proxy` may not run).
 pub const DRAIN_ENV: &str = "KUBECTL_ZDUPGRADE_DRAIN";
 
-/// Nodes whose pods are listed at once, ahead of their batch: a run of nodes with nothing to
-/// move costs one round of calls per this many nodes.
+/// Nodes whose pods are listed at once, ahead of their batch, at least: a run of nodes with
+/// nothing to move costs one round of lists per this many nodes. A whole batch of
+/// `--max-parallel` nodes if that is more.
 const PREFETCH_NODES: usize = 4;
 
 impl Evacuation<'_> {
@@ -51,10 +53,8 @@ impl Evacuation<'_> {
     /// returns them, to be drained) and forgets the nodes that are gone (returned too).
     pub(super) fn relist_pool(&mut self) -> StepResult<(Vec<String>, HashSet<String>)> {
         let step = format!("list the nodes of {}", self.source);
-        let nodes = self
-            .session
-            .kubectl
-            .nodes_in(&self.source)
+        let api = self.api_client();
+        let nodes = nodes_in(&self.session.kubectl, api.as_ref(), &self.source)
             .map_err(|e| StepFailure::new(&step, e))?;
         let now: HashSet<String> = nodes.iter().map(node_name).collect();
         let gone: HashSet<String> = self
@@ -121,7 +121,7 @@ impl Evacuation<'_> {
     ) -> Result<Vec<(String, usize, Vec<Pod>)>, Error> {
         if batch.nodes.iter().any(|n| !self.prefetched.contains_key(n)) {
             let mut nodes: Vec<String> = batch.nodes.clone();
-            nodes.extend(self.ahead(upcoming, PREFETCH_NODES.saturating_sub(nodes.len())));
+            nodes.extend(self.ahead(upcoming, self.lookahead().saturating_sub(nodes.len())));
             self.prefetch(&nodes);
         }
         let listed: Vec<Result<Vec<Pod>, Error>> = batch
@@ -142,6 +142,11 @@ impl Evacuation<'_> {
         Ok(out)
     }
 
+    /// How many nodes' pods are listed ahead at once.
+    fn lookahead(&self) -> usize {
+        PREFETCH_NODES.max(self.settings.max_parallel)
+    }
+
     /// Up to `count` nodes of the `upcoming` batches whose pods are not listed yet.
     fn ahead(&self, upcoming: &[Batch], count: usize) -> Vec<String> {
         upcoming
@@ -155,8 +160,18 @@ impl Evacuation<'_> {
 
     /// Lists the pods of `nodes` at once and keeps them for their batches.
     fn prefetch(&mut self, nodes: &[String]) {
-        let listed = list_node_pods(&self.session.kubectl, nodes);
+        let api = self.api_client();
+        let listed = list_node_pods(&self.session.kubectl, api.as_ref(), nodes);
         self.prefetched.extend(nodes.iter().cloned().zip(listed));
+    }
+
+    /// The API through `kubectl proxy`, started if need be; `None` where it does not run.
+    pub(super) fn api_client(&mut self) -> Option<ApiClient> {
+        self.start_api();
+        self.api
+            .as_ref()
+            .and_then(|a| a.as_ref())
+            .map(|a| a.client().clone())
     }
 
     /// Starts `kubectl proxy` for the drains' own evictions ([`super::evict`]), once. If it
@@ -302,11 +317,12 @@ impl Evacuation<'_> {
         );
         // Meanwhile, the next batches' pods are listed: kubectl calls less between batches.
         // The gate decides first; a lost lock stops the run before the next batch.
-        let ahead = self.ahead(upcoming, PREFETCH_NODES);
+        let ahead = self.ahead(upcoming, self.lookahead());
         let kubectl = self.session.kubectl.clone();
+        let api = self.api_client();
         let gated = std::thread::scope(|scope| {
-            let listing =
-                (!ahead.is_empty()).then(|| scope.spawn(|| list_node_pods(&kubectl, &ahead)));
+            let listing = (!ahead.is_empty())
+                .then(|| scope.spawn(|| list_node_pods(&kubectl, api.as_ref(), &ahead)));
             let healthy = self.wait_workloads_healthy(
                 &gated,
                 &format!("after draining {what}"),
@@ -322,9 +338,45 @@ impl Evacuation<'_> {
     }
 }
 
-/// The pods on each of `nodes`, one kubectl call per node, all at once.
-pub(super) fn list_node_pods(kubectl: &Kubectl, nodes: &[String]) -> Vec<Result<Vec<Pod>, Error>> {
-    in_parallel(nodes, |node| kubectl.node_pods(node))
+/// The pods on each of `nodes`, all at once: one request per node through `api` (`kubectl
+/// proxy`) if it runs, else (or if that fails) one kubectl call per node.
+pub(super) fn list_node_pods(
+    kubectl: &Kubectl,
+    api: Option<&ApiClient>,
+    nodes: &[String],
+) -> Vec<Result<Vec<Pod>, Error>> {
+    in_parallel(nodes, |node| {
+        match api.map(|api| super::evict::list_pods(api, node)) {
+            Some(Ok((pods, _))) => Ok(pods),
+            _ => kubectl.node_pods(node),
+        }
+    })
+}
+
+/// The nodes of `set`: one request through `api` (`kubectl proxy`) if it runs, else (or if
+/// that fails) `kubectl get nodes -l`.
+pub(super) fn nodes_in(
+    kubectl: &Kubectl,
+    api: Option<&ApiClient>,
+    set: &NodeSet,
+) -> Result<Vec<Node>, Error> {
+    let path = format!(
+        "/api/v1/nodes?labelSelector={}",
+        query_value(&set.label_selector())
+    );
+    match api.map(|api| api.list(&path)) {
+        Some(Ok((nodes, _))) => Ok(nodes),
+        _ => kubectl.nodes_in(set),
+    }
+}
+
+/// Every pod of the cluster: one request through `api` if it runs (a list kubectl takes
+/// seconds to decode at thousands of pods), else (or if that fails) `kubectl get pods -A`.
+pub(super) fn all_pods(kubectl: &Kubectl, api: Option<&ApiClient>) -> Result<Vec<Pod>, Error> {
+    match api.map(|api| api.list("/api/v1/pods")) {
+        Some(Ok((pods, _))) => Ok(pods),
+        _ => kubectl.all_pods(),
+    }
 }
 
 /// Runs `f` on every item at once (the nodes of one batch), results in the items' order.

@@ -1,4 +1,5 @@
-//! A node's evictions sent by the plugin itself ([`evict_node`]), before `kubectl drain` runs.
+//! A node's evictions sent by the plugin itself ([`evict_node`]); `kubectl drain` only takes over
+//! what they leave.
 //!
 //! `kubectl drain` holds a node's evictions and its per-pod polls (one per pod per second) to
 //! kubectl's client-side limit of 5 requests per second ([`crate::tools::apiproxy`]): with 30
@@ -13,9 +14,12 @@
 //!   never evicted by mistake;
 //! - only pods `kubectl drain` would evict with the same options are touched (not DaemonSet or
 //!   mirror pods; a node with a pod it would refuse is left to it whole, to refuse as before);
+//! - finished pods are removed too, as `kubectl drain` removes them;
+//! - a node is done when a list of its pods, made after the last one went, shows none left to
+//!   evict or to wait for (what `kubectl drain` would find);
 //! - anything unexpected (an error, a watch that cannot start, the time of the attempt up)
 //!   ends it: `kubectl drain` then runs as it always did and decides, with its messages and
-//!   timeouts. It also runs after a node is emptied here, to confirm it.
+//!   timeouts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Shutdown;
@@ -164,23 +168,9 @@ fn pods_path(node: &str, watch_from: Option<&str>) -> String {
 }
 
 /// The node's pods and the list's resourceVersion (to watch from).
-fn list_pods(api: &ApiClient, node: &str) -> Result<(Vec<Pod>, String), String> {
-    let response = api
-        .request("GET", &pods_path(node, None), None)
-        .map_err(|e| format!("the pods of node {node} could not be listed: {e}"))?;
-    if response.status != 200 {
-        return Err(format!(
-            "the pods of node {node} could not be listed: {}",
-            response.message()
-        ));
-    }
-    let rv = response.body["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let pods = serde_json::from_value(response.body["items"].clone())
-        .map_err(|e| format!("the pods of node {node} are not what was expected: {e}"))?;
-    Ok((pods, rv))
+pub(super) fn list_pods(api: &ApiClient, node: &str) -> Result<(Vec<Pod>, String), String> {
+    api.list(&pods_path(node, None))
+        .map_err(|e| format!("the pods of node {node} could not be listed: {e}"))
 }
 
 /// The Eviction of `pod` (this uid only), with `kubectl drain`'s `--grace-period` if given.
@@ -231,8 +221,15 @@ fn forget(
     }
 }
 
-/// Evicts the pods `kubectl drain` would evict from `node` (cordoned), until they are gone or
-/// `until`; see the module's documentation. An error only when interrupted (Ctrl-C).
+/// Lists of a node before `kubectl drain` takes over: each round evicts what a list shows
+/// and waits for it to go, and the next list must show nothing left. A pod that reaches a
+/// cordoned node meanwhile (one bound to it by name) makes another round; after this many,
+/// `kubectl drain` decides.
+const LISTS: usize = 3;
+
+/// Evicts the pods `kubectl drain` would evict from `node` (cordoned), until a list of the node
+/// shows none left, or `until`; see the module's documentation. An error only when interrupted
+/// (Ctrl-C).
 pub(super) fn evict_node(
     api: &ApiClient,
     node: &str,
@@ -240,22 +237,59 @@ pub(super) fn evict_node(
     until: Instant,
     report: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, Error> {
-    let (pods, rv) = match list_pods(api, node) {
-        Ok(listed) => listed,
-        Err(why) => return Ok(Outcome::HandOver(why)),
-    };
+    for _ in 0..LISTS {
+        let (pods, rv) = match list_pods(api, node) {
+            Ok(listed) => listed,
+            Err(why) => return Ok(Outcome::HandOver(why)),
+        };
+        match evict_listed(api, node, options, until, pods, &rv, report)? {
+            Round::NothingLeft => return Ok(Outcome::Emptied),
+            Round::AllGone => continue,
+            Round::HandOver(why) => return Ok(Outcome::HandOver(why)),
+        }
+    }
+    Ok(Outcome::HandOver(format!(
+        "pods kept arriving on node {node} ({LISTS} lists)"
+    )))
+}
+
+/// How one round of a node's evictions ended.
+enum Round {
+    /// The list showed no pod to evict or to wait for.
+    NothingLeft,
+    /// Every pod the list showed is gone: list again to be sure.
+    AllGone,
+    /// Stopped for this reason.
+    HandOver(String),
+}
+
+/// Evicts the pods of a node's list (`rv` its resourceVersion) that `kubectl drain` would
+/// evict, finished pods too, and waits for them and for those already terminating to go.
+fn evict_listed(
+    api: &ApiClient,
+    node: &str,
+    options: &DrainOptions,
+    until: Instant,
+    pods: Vec<Pod>,
+    rv: &str,
+    report: &mut dyn FnMut(Progress<'_>),
+) -> Result<Round, Error> {
     let mut waiting: BTreeMap<String, Pod> = BTreeMap::new();
     let mut to_evict: BTreeSet<String> = BTreeSet::new();
     for pod in pods {
-        if classify(&pod) != PodClass::Evictable {
+        let class = classify(&pod);
+        if class != PodClass::Evictable && class != PodClass::Finished {
             continue;
         }
         let (namespace, name) = names(&pod);
-        if let Some(why) = drain_refusal(&pod, options) {
-            return Ok(Outcome::HandOver(format!("pod {namespace}/{name} {why}")));
+        // kubectl drain removes a finished pod whatever its owner and volumes.
+        if class == PodClass::Evictable {
+            if let Some(why) = drain_refusal(&pod, options) {
+                return Ok(Round::HandOver(format!("pod {namespace}/{name} {why}")));
+            }
         }
         let Some(uid) = pod.metadata.uid.clone() else {
-            return Ok(Outcome::HandOver(format!(
+            return Ok(Round::HandOver(format!(
                 "pod {namespace}/{name} has no uid"
             )));
         };
@@ -265,7 +299,7 @@ pub(super) fn evict_node(
         waiting.insert(uid, pod);
     }
     if waiting.is_empty() {
-        return Ok(Outcome::Emptied);
+        return Ok(Round::NothingLeft);
     }
     let (tx, rx) = channel();
     let watch_pods = |rv: &str| {
@@ -277,8 +311,8 @@ pub(super) fn evict_node(
             || Seen::PodsWatchEnded,
         )
     };
-    let Some(mut pods_watch) = watch_pods(&rv) else {
-        return Ok(Outcome::HandOver(format!(
+    let Some(mut pods_watch) = watch_pods(rv) else {
+        return Ok(Round::HandOver(format!(
             "the pods of node {node} could not be watched"
         )));
     };
@@ -320,14 +354,14 @@ pub(super) fn evict_node(
                         });
                     }
                     Ok(r) => {
-                        return Ok(Outcome::HandOver(format!(
+                        return Ok(Round::HandOver(format!(
                             "the eviction of pod {namespace}/{name} was refused ({}): {}",
                             r.status,
                             r.message()
                         )))
                     }
                     Err(e) => {
-                        return Ok(Outcome::HandOver(format!(
+                        return Ok(Round::HandOver(format!(
                             "the eviction of pod {namespace}/{name} failed: {e}"
                         )))
                     }
@@ -351,11 +385,11 @@ pub(super) fn evict_node(
             }
         }
         if waiting.is_empty() {
-            return Ok(Outcome::Emptied);
+            return Ok(Round::AllGone);
         }
         let now = Instant::now();
         if now >= until {
-            return Ok(Outcome::HandOver("the attempt's time is up".into()));
+            return Ok(Round::HandOver("the attempt's time is up".into()));
         }
         let retry_at = blocked.values().min().map(|t| *t + retry);
         let wake = retry_at
@@ -380,7 +414,7 @@ pub(super) fn evict_node(
                 }
                 let (pods, rv) = match list_pods(api, node) {
                     Ok(listed) => listed,
-                    Err(why) => return Ok(Outcome::HandOver(why)),
+                    Err(why) => return Ok(Round::HandOver(why)),
                 };
                 let present: BTreeSet<String> =
                     pods.into_iter().filter_map(|p| p.metadata.uid).collect();
@@ -395,7 +429,7 @@ pub(super) fn evict_node(
                 pods_watch = match watch_pods(&rv) {
                     Some(watch) => watch,
                     None => {
-                        return Ok(Outcome::HandOver(format!(
+                        return Ok(Round::HandOver(format!(
                             "the pods of node {node} could not be watched"
                         )))
                     }

@@ -14,7 +14,7 @@ use crate::model::workloads::{classify, pod_name, pod_node, workload_of, PodClas
 use crate::report::{count, human_duration, Event};
 use crate::tools::kubectl::NodeSet;
 
-use super::drain::list_node_pods;
+use super::drain::{all_pods, list_node_pods, nodes_in};
 use super::nodes::node_name;
 use super::{ask, Evacuation, StepFailure, StepResult};
 
@@ -44,14 +44,16 @@ impl Evacuation<'_> {
             )
         };
         let fail = |e| StepFailure::new(&step, e);
+        let api = self.api_client();
+        let api = api.as_ref();
         let kubectl = &self.session.kubectl;
         let (destination, pods, workloads, pool_nodes) = std::thread::scope(|scope| {
-            let destination = scope.spawn(|| kubectl.nodes_in(destination));
+            let destination = scope.spawn(|| nodes_in(kubectl, api, destination));
             let workloads = scope.spawn(|| kubectl.workloads());
-            let pool_nodes = scope.spawn(|| kubectl.nodes_in(&pool));
+            let pool_nodes = scope.spawn(|| nodes_in(kubectl, api, &pool));
             (
                 joined(destination),
-                kubectl.all_pods(),
+                all_pods(kubectl, api),
                 joined(workloads),
                 joined(pool_nodes),
             )
@@ -138,7 +140,7 @@ impl Evacuation<'_> {
         ));
         loop {
             let mut still = BTreeSet::new();
-            for listed in list_node_pods(kubectl, &nodes) {
+            for listed in list_node_pods(kubectl, None, &nodes) {
                 still.extend(
                     listed?
                         .iter()

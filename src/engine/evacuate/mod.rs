@@ -4,9 +4,9 @@
 //! [`Session::connect`] resolves the cluster and refuses a kube context that points elsewhere;
 //! [`Evacuation`] runs the preflight, cordons, drains the nodes in batches of `--max-parallel`
 //! (one node at a time by default; see [`crate::plan::batches`]), the nodes of a batch at once:
-//! each node's pods evicted by the plugin itself through `kubectl proxy` (`evict`), then its
-//! `kubectl drain` (streaming its output, naming the PodDisruptionBudget that blocks an eviction),
-//! waits until the displaced workloads are fully ready before and after each batch, and deletes
+//! each node's pods evicted by the plugin itself through `kubectl proxy` (`evict`) until a list
+//! shows the node empty, else by `kubectl drain` (streaming its output, naming the
+//! PodDisruptionBudget that blocks an eviction), waits until the displaced workloads are fully ready before and after each batch, and deletes
 //! the emptied pool. Each step
 //! derives what is left to do from the cluster, so re-running resumes. A failed step comes back as
 //! a [`StepFailure`]; the command adds the cluster's state and the next command to it, since only

@@ -1,6 +1,7 @@
-//! One node's `kubectl drain` ([`NodeDrain`]): its output streamed as progress and events, the
-//! PodDisruptionBudget that blocks an eviction named, and with `--disable-eviction-after` the
-//! pods left deleted without eviction, loudly.
+//! One node's drain ([`NodeDrain`]): the plugin's own evictions, then, for what they leave,
+//! `kubectl drain` with its output streamed as progress and events; the PodDisruptionBudget that
+//! blocks an eviction named, and with `--disable-eviction-after` the pods left deleted without
+//! eviction, loudly.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -92,7 +93,8 @@ pub fn bypassed_pods(pods: &[Pod], pdbs: &[PodDisruptionBudget]) -> Vec<String> 
 }
 
 /// One node's drain, run on its own thread when a batch drains several nodes: its pods evicted
-/// by the plugin through `kubectl proxy` when it runs ([`super::evict`]), then `kubectl drain`.
+/// by the plugin through `kubectl proxy` when it runs ([`super::evict`]), and by `kubectl drain`
+/// if they did not empty the node.
 pub(super) struct NodeDrain<'s, 'a> {
     pub(super) session: &'s Session<'a>,
     pub(super) settings: &'s DrainSettings,
@@ -269,7 +271,8 @@ impl NodeDrain<'_, '_> {
                 match evict_node(api, node, &options, attempt_started + limit, &mut |p| {
                     tally.progress(p)
                 }) {
-                    Ok(Outcome::Emptied) => {}
+                    // A list of the node showed nothing left: what kubectl drain would confirm.
+                    Ok(Outcome::Emptied) => break Ok(()),
                     Ok(Outcome::HandOver(why)) => reporter.detail(&format!(
                         "node {node}: the plugin's evictions stopped ({why}); kubectl drain goes on"
                     )),
