@@ -32,6 +32,8 @@ use crate::tools::kubectl::Kubectl;
 const START_LIMIT: Duration = Duration::from_secs(10);
 /// How long one request may take (a list of a node's pods, an eviction).
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// The content type of a request's JSON body (an eviction).
+const JSON: &str = "application/json";
 /// The `User-Agent` of the plugin's own requests (the API server's audit log names it).
 pub const USER_AGENT: &str = concat!("kubectl-zdupgrade/", env!("CARGO_PKG_VERSION"));
 
@@ -169,7 +171,17 @@ impl ApiClient {
         path: &str,
         body: Option<&Value>,
     ) -> std::io::Result<Response> {
-        let (status, bytes) = self.exchange(method, path, body)?;
+        let (status, bytes) = self.exchange(method, path, body, JSON)?;
+        Ok(Response {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        })
+    }
+
+    /// A JSON merge patch of the object at `path`.
+    pub fn merge_patch(&self, path: &str, patch: &Value) -> std::io::Result<Response> {
+        let (status, bytes) =
+            self.exchange("PATCH", path, Some(patch), "application/merge-patch+json")?;
         Ok(Response {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -181,7 +193,7 @@ impl ApiClient {
     /// and its resourceVersion. Else why not, to say or to fall back to kubectl.
     pub fn list<T: DeserializeOwned>(&self, path: &str) -> Result<(Vec<T>, String), String> {
         let (status, bytes) = self
-            .exchange("GET", path, None)
+            .exchange("GET", path, None, JSON)
             .map_err(|e| format!("`kubectl proxy` did not answer: {e}"))?;
         if status != 200 {
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -195,24 +207,18 @@ impl ApiClient {
         ))
     }
 
-    /// One request and its answer's status and body.
+    /// One request (its body of `content_type`) and its answer's status and body.
     fn exchange(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
+        content_type: &str,
     ) -> std::io::Result<(u16, Vec<u8>)> {
-        let mut reader = self.send(method, path, body, REQUEST_LIMIT)?;
+        let mut reader = self.send(method, path, body, content_type, REQUEST_LIMIT)?;
         let head = read_head(&mut reader)?;
         let mut bytes = Vec::new();
-        if head.chunked {
-            Chunked::new(reader).read_to_end(&mut bytes)?;
-        } else if let Some(length) = head.length {
-            bytes.resize(length, 0);
-            reader.read_exact(&mut bytes)?;
-        } else {
-            reader.read_to_end(&mut bytes)?;
-        }
+        read_body(&head, reader, &mut bytes)?;
         Ok((head.status, bytes))
     }
 
@@ -224,7 +230,7 @@ impl ApiClient {
         path: &str,
         lasting: Duration,
     ) -> std::io::Result<Result<WatchEvents, Response>> {
-        let mut reader = self.send("GET", path, None, lasting)?;
+        let mut reader = self.send("GET", path, None, JSON, lasting)?;
         let head = read_head(&mut reader)?;
         if head.status != 200 {
             let mut bytes = Vec::new();
@@ -251,6 +257,7 @@ impl ApiClient {
         method: &str,
         path: &str,
         body: Option<&Value>,
+        content_type: &str,
         limit: Duration,
     ) -> std::io::Result<BufReader<UnixStream>> {
         let mut stream = UnixStream::connect(&self.socket)?;
@@ -262,7 +269,7 @@ impl ApiClient {
         );
         if method != "GET" {
             request.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
                 body.len()
             ));
         }
@@ -312,6 +319,23 @@ impl Iterator for WatchEvents {
             }
         }
     }
+}
+
+/// The body that `head` announces, into `bytes`.
+fn read_body(
+    head: &Head,
+    mut reader: BufReader<UnixStream>,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if head.chunked {
+        Chunked::new(reader).read_to_end(bytes)?;
+    } else if let Some(length) = head.length {
+        bytes.resize(length, 0);
+        reader.read_exact(bytes)?;
+    } else {
+        reader.read_to_end(bytes)?;
+    }
+    Ok(())
 }
 
 /// What a response's head says about its body.

@@ -126,8 +126,14 @@ pub struct Kubectl<'r> {
 }
 
 /// The API paths `kubectl proxy` lets through ([`Kubectl::proxy_command`]): pods (listed and
-/// watched), nodes (listed), pods' evictions, and PodDisruptionBudgets (watched).
-pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/nodes$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$";
+/// watched), nodes (listed, and patched to cordon them), pods' evictions, and
+/// PodDisruptionBudgets (watched). [`PROXY_REJECTED_METHODS`] keeps out replacing or deleting
+/// anything.
+pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/nodes$,^/api/v1/nodes/[^/]+$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$";
+
+/// The methods `kubectl proxy` refuses whatever the path: the plugin only reads, evicts and
+/// patches through it.
+pub const PROXY_REJECTED_METHODS: &str = "^(PUT|DELETE)$";
 
 /// How long after its `--request-timeout` a kubectl call may still run before it counts as hung
 /// (process start, discovery, several requests).
@@ -188,8 +194,8 @@ impl<'r> Kubectl<'r> {
     }
 
     /// `kubectl proxy` serving the API on the Unix socket `socket`, for the requests the plugin
-    /// makes itself ([`crate::tools::apiproxy`]): only pod lists and watches, evictions and
-    /// PodDisruptionBudgets pass. No `--request-timeout`: it runs until stopped.
+    /// makes itself ([`crate::tools::apiproxy`]): only [`PROXY_PATHS`] pass, and not with
+    /// [`PROXY_REJECTED_METHODS`]. No `--request-timeout`: it runs until stopped.
     pub fn proxy_command(&self, socket: &std::path::Path) -> Command {
         let mut cmd = Command::new("kubectl", &self.path);
         if let Some(context) = &self.context {
@@ -202,6 +208,7 @@ impl<'r> Kubectl<'r> {
             "proxy".to_string(),
             format!("--unix-socket={}", socket.display()),
             format!("--accept-paths={PROXY_PATHS}"),
+            format!("--reject-methods={PROXY_REJECTED_METHODS}"),
         ])
     }
 

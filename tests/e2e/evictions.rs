@@ -81,10 +81,29 @@ fn the_plugin_evicts_through_kubectl_proxy_and_leaves_no_proxy_behind() {
         accepted.iter().all(|(client, _, _)| client == "plugin"),
         "{accepted:?}"
     );
+    // The old pool's 3 nodes were cordoned through the proxy too, one patch each.
+    assert_eq!(node_patches(&w), [("plugin".to_string(), 3)].into());
     assert_eq!(
         processes_with(" proxy ", &kubeconfig(&w)),
         Vec::<String>::new()
     );
+}
+
+/// Patches of nodes the simulator answered with success, by client.
+fn node_patches(w: &World) -> std::collections::BTreeMap<String, usize> {
+    let mut by_client = std::collections::BTreeMap::new();
+    for r in w.writes() {
+        let path = r["path"].as_str().unwrap_or("");
+        if r["method"] == "PATCH"
+            && path.starts_with("/api/v1/nodes/")
+            && r["status"].as_u64().is_some_and(|s| s < 300)
+        {
+            *by_client
+                .entry(r["client"].as_str().unwrap_or("").to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    by_client
 }
 
 /// A copy of a pod of `node` that ran to completion (a Job's pod, say): phase Succeeded, no
@@ -168,6 +187,7 @@ fn kubectl_drain_alone_when_asked() {
         all.iter().all(|(client, _, _)| client == "kubectl"),
         "{all:?}"
     );
+    assert_eq!(node_patches(&w), [("kubectl".to_string(), 3)].into());
 }
 
 /// basic with web's 6 pods two to a node and a budget allowing one disruption: a node's second

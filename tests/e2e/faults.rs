@@ -6,6 +6,7 @@
 use crate::migrate::{pods_by_pool, pool_nodes};
 use crate::{assert_zero_downtime, detail_node, events, scenario, Run, World};
 use serde_json::Value;
+use zdupgrade_sim::scenario::{Faults, WriteFault};
 
 /// Exit codes (src/errors.rs).
 const TIMEOUT: i32 = 4;
@@ -285,23 +286,29 @@ fn disable_eviction_after_deletes_the_blocked_pod_and_completes() {
     }
 }
 
-#[test]
-fn a_node_that_cannot_be_cordoned_is_named_and_the_others_are_cordoned() {
+/// One old node's cordon refused (as an admission webhook might: 403 to every patch of it),
+/// with `env` for the plugin: it must name that node, cordon the others and evict nothing.
+/// Real kubectl exits 0 when `kubectl cordon A B` is refused for B (it only prints an error):
+/// the plugin must not take the exit status for a cordon.
+fn a_refused_cordon_names_its_node(env: &[(&str, &str)]) -> World {
     let w = World::basic();
     let old = pool_nodes(&w, "default-pool");
     assert!(old.len() >= 3, "{old:?}");
     let refused = &old[1];
-    // A kubectl that refuses to cordon one node (as an admission webhook might) and runs the
-    // real one otherwise. The plugin cordons a few nodes per call: the call with that node
-    // fails whole, and the plugin must still find which node it was.
-    let dir = crate::kubectl_wrapper(&format!(
-        "case \" $* \" in *\" cordon \"*) case \" $* \" in *\" {refused} \"*)\n  \
-         echo 'Error from server (Forbidden): nodes \"{refused}\" is forbidden: refused by a test webhook' >&2\n  \
-         exit 1;; esac;;\nesac"
-    ));
-    let r = w.plugin_with_path(dir.path(), &["migrate", "pool-two", "--yes"]);
+    w.sim.set_faults(Faults {
+        unavailable_writes: vec![WriteFault {
+            method: "PATCH".into(),
+            path_contains: format!("/nodes/{refused}"),
+            count: 1000,
+            status: Some(403),
+        }],
+        ..Faults::default()
+    });
+    let r = w.plugin_with_env(env, &["migrate", "pool-two", "--yes"]);
     assert_eq!(r.status, Some(TOOL_FAILED), "{r}");
     assert!(r.stderr.contains(&format!("cordon node {refused}")), "{r}");
+    // Why, in the API server's words (kubectl prints it, and exits 0 all the same).
+    assert!(r.stderr.contains("refused by a test webhook"), "{r}");
     let report = w.report();
     assert!(events(&report, "eviction_accepted").is_empty(), "{r}");
     let cordoned: Vec<String> = w.sim.with(|s| {
@@ -317,6 +324,23 @@ fn a_node_that_cannot_be_cordoned_is_named_and_the_others_are_cordoned() {
     cordoned.sort();
     assert_eq!(cordoned, expected, "{r}");
     assert_zero_downtime(&report);
+    w.sim.set_faults(Faults::default());
+    w
+}
+
+#[test]
+fn a_node_that_cannot_be_cordoned_is_named_and_the_others_are_cordoned() {
+    // Cordoned through the run's kubectl proxy: the refused node is left to `kubectl cordon`,
+    // which is refused too and names it.
+    let w = a_refused_cordon_names_its_node(&[]);
+    assert_rerun_completes(&w, &[]);
+}
+
+#[test]
+fn a_node_that_cannot_be_cordoned_is_named_by_kubectl_cordon_alone_too() {
+    // Without the proxy, the plugin cordons a few nodes per `kubectl cordon` call: the call with
+    // that node fails whole, and the plugin must still find which node it was.
+    let w = a_refused_cordon_names_its_node(&[("KUBECTL_ZDUPGRADE_DRAIN", "kubectl")]);
     assert_rerun_completes(&w, &[]);
 }
 

@@ -301,6 +301,7 @@ fn one_unavailable_answer_to_each_write_that_is_safe_to_repeat_is_ridden_out() {
         method: "PATCH".into(),
         path_contains: path.into(),
         count: 1,
+        status: None,
     };
     s.faults.unavailable_writes = vec![fail_once("/leases/"), fail_once("/deployments/")];
     let w = World::with_dispatcher(s);

@@ -65,6 +65,7 @@ impl Command {
         self.finished(reporter, Some(result.status), &result.stderr, guard)?;
         Ok(Output {
             stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
         })
     }
 

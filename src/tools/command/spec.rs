@@ -28,10 +28,12 @@ pub struct Command {
 /// transient failures are retried: a stopped run must end within seconds, not minutes.
 pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(15);
 
-/// What a finished command printed on stdout (its stderr goes into the error when it fails).
+/// What a finished command printed on stdout (its stderr goes into the error when it fails),
+/// and on stderr (a command may report a failure there and still exit 0).
 #[derive(Debug, Clone)]
 pub struct Output {
     pub stdout: String,
+    pub stderr: String,
 }
 
 impl Command {

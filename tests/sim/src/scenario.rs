@@ -243,6 +243,10 @@ pub struct WriteFault {
     pub path_contains: String,
     /// How many of them fail.
     pub count: u32,
+    /// The answer: 503 (unavailable, the default) or 403 (forbidden, as an admission webhook
+    /// refusing the write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -157,14 +157,22 @@ async fn dispatch(
             })
         {
             fault.count -= 1;
+            let forbidden = fault.status == Some(403);
             let t = sim.now();
             sim.rec.writes.push(crate::recorder::WriteRecord {
                 t,
                 client: client.into(),
                 method: method_now,
-                path: path_now,
-                status: 503,
+                path: path_now.clone(),
+                status: if forbidden { 403 } else { 503 },
             });
+            if forbidden {
+                return k8s::json_response(
+                    StatusCode::FORBIDDEN,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                        "message": format!("{path_now} is forbidden: refused by a test webhook"), "reason": "Forbidden", "code": 403}),
+                );
+            }
             return k8s::json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
