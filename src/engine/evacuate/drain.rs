@@ -346,11 +346,23 @@ pub(super) fn list_node_pods(
     nodes: &[String],
 ) -> Vec<Result<Vec<Pod>, Error>> {
     in_parallel(nodes, |node| {
-        match api.map(|api| super::evict::list_pods(api, node)) {
-            Some(Ok((pods, _))) => Ok(pods),
-            _ => kubectl.node_pods(node),
-        }
+        listed_or(api, &super::evict::pods_path(node, None), || {
+            kubectl.node_pods(node)
+        })
     })
+}
+
+/// The items of the list at `path` through `api` (`kubectl proxy`) if it runs and answers,
+/// else what the kubectl call it replaces (`kubectl_call`) gives.
+fn listed_or<T: serde::de::DeserializeOwned>(
+    api: Option<&ApiClient>,
+    path: &str,
+    kubectl_call: impl FnOnce() -> Result<Vec<T>, Error>,
+) -> Result<Vec<T>, Error> {
+    match api.map(|api| api.list(path)) {
+        Some(Ok((items, _))) => Ok(items),
+        _ => kubectl_call(),
+    }
 }
 
 /// The nodes of `set`: one request through `api` (`kubectl proxy`) if it runs, else (or if
@@ -364,19 +376,13 @@ pub(super) fn nodes_in(
         "/api/v1/nodes?labelSelector={}",
         query_value(&set.label_selector())
     );
-    match api.map(|api| api.list(&path)) {
-        Some(Ok((nodes, _))) => Ok(nodes),
-        _ => kubectl.nodes_in(set),
-    }
+    listed_or(api, &path, || kubectl.nodes_in(set))
 }
 
 /// Every pod of the cluster: one request through `api` if it runs (a list kubectl takes
 /// seconds to decode at thousands of pods), else (or if that fails) `kubectl get pods -A`.
 pub(super) fn all_pods(kubectl: &Kubectl, api: Option<&ApiClient>) -> Result<Vec<Pod>, Error> {
-    match api.map(|api| api.list("/api/v1/pods")) {
-        Some(Ok((pods, _))) => Ok(pods),
-        _ => kubectl.all_pods(),
-    }
+    listed_or(api, "/api/v1/pods", || kubectl.all_pods())
 }
 
 /// Runs `f` on every item at once (the nodes of one batch), results in the items' order.

@@ -157,7 +157,7 @@ fn budget_allows(event: &Value) -> Option<Seen> {
 }
 
 /// `/api/v1/pods` of `node`, as a list or (with `watch_from`, a resourceVersion) a watch.
-fn pods_path(node: &str, watch_from: Option<&str>) -> String {
+pub(super) fn pods_path(node: &str, watch_from: Option<&str>) -> String {
     let base = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
     match watch_from {
         Some(rv) => format!(
@@ -168,7 +168,7 @@ fn pods_path(node: &str, watch_from: Option<&str>) -> String {
 }
 
 /// The node's pods and the list's resourceVersion (to watch from).
-pub(super) fn list_pods(api: &ApiClient, node: &str) -> Result<(Vec<Pod>, String), String> {
+fn list_pods(api: &ApiClient, node: &str) -> Result<(Vec<Pod>, String), String> {
     api.list(&pods_path(node, None))
         .map_err(|e| format!("the pods of node {node} could not be listed: {e}"))
 }
