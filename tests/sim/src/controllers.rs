@@ -551,15 +551,19 @@ fn node_lifecycle(sim: &mut Sim) {
     }
 }
 
+/// One pass. The scheduler comes after the controllers that create pods, so that a pod created
+/// in a pass is bound in the same pass, as a real scheduler binds it within milliseconds of its
+/// creation (a pass over 6000 pods takes tens of milliseconds: binding in the next pass added
+/// one pass to every replacement, and to every link of an OrderedReady StatefulSet's chain).
 fn full_tick(sim: &mut Sim) {
     crate::gke::tick(sim);
     node_lifecycle(sim);
     kubelet(sim);
-    schedule(sim);
     deployments(sim);
     replicasets(sim);
     statefulsets(sim);
     daemonsets(sim);
+    schedule(sim);
     garbage_collect(sim);
     pdbs(sim);
     observe(sim);
@@ -572,11 +576,11 @@ pub fn profile_tick(sim: &mut Sim) {
         ("gke", crate::gke::tick),
         ("node_lifecycle", node_lifecycle),
         ("kubelet", kubelet),
-        ("schedule", schedule),
         ("deployments", deployments),
         ("replicasets", replicasets),
         ("statefulsets", statefulsets),
         ("daemonsets", daemonsets),
+        ("schedule", schedule),
         ("gc", garbage_collect),
         ("pdbs", pdbs),
         ("observe", observe),
