@@ -16,11 +16,12 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 
 use crate::commands::migrate::{pick_old_pool, validate};
-use crate::engine::evacuate::{Session, Snapshot};
+use crate::engine::evacuate::{all_pods, start_proxy, Session, Snapshot};
 use crate::errors::Error;
 use crate::plan::batches::describe;
 use crate::plan::{Finding, MigrationPlan, MovedBy, NewPool, PlanInput, Severity};
 use crate::report::Silent;
+use crate::tools::apiproxy::ApiProxy;
 use crate::tools::gcloud::{Gcloud, NodePool, ServerConfig};
 use crate::tools::kubectl::{node_pool, Kubectl, NodeSet};
 
@@ -63,11 +64,16 @@ pub struct ClusterReads {
     pub daemon_sets: Vec<DaemonSet>,
     pub pvcs: Vec<PersistentVolumeClaim>,
     pub pvs: Vec<PersistentVolume>,
+    /// The `kubectl proxy` every pod was listed through, if it started: `migrate` hands it on to
+    /// its drains ([`crate::engine::evacuate::Evacuation::adopt_api`]).
+    pub api: Option<ApiProxy>,
 }
 
 impl ClusterReads {
-    /// Seven kubectl lists, three in flight at once (gcloud describes the cluster meanwhile and
-    /// needs a core), and the versions GKE offers when `args` ask for the latest.
+    /// Seven lists, three in flight at once (gcloud describes the cluster meanwhile and needs a
+    /// core), and the versions GKE offers when `args` ask for the latest. Every pod is listed
+    /// through `kubectl proxy` (started meanwhile), not `kubectl get pods -A`: at thousands of
+    /// pods kubectl takes seconds to decode and print the list again; kubectl if it cannot.
     pub fn read(
         args: &MigrateArgs,
         kubectl: &Kubectl,
@@ -76,11 +82,15 @@ impl ClusterReads {
         std::thread::scope(|scope| {
             let server_config = (args.node_version.as_deref() == Some("latest"))
                 .then(|| scope.spawn(|| gcloud.server_versions()));
-            let pods_pvs = scope.spawn(|| Ok((kubectl.all_pods()?, kubectl.pvs()?)));
+            let pods_pvs = scope.spawn(|| {
+                let api = start_proxy(kubectl);
+                let pods = all_pods(kubectl, api.as_ref().map(ApiProxy::client))?;
+                Ok((pods, kubectl.pvs()?, api))
+            });
             let workloads_pvcs = scope.spawn(|| Ok((kubectl.workloads()?, kubectl.pvcs()?)));
             let (pdbs, nodes, daemon_sets) =
                 (kubectl.pdbs()?, kubectl.nodes()?, kubectl.daemon_sets()?);
-            let (pods, pvs) = joined(pods_pvs)?;
+            let (pods, pvs, api) = joined(pods_pvs)?;
             let (workloads, pvcs) = joined(workloads_pvcs)?;
             Ok(ClusterReads {
                 snapshot: Snapshot {
@@ -93,6 +103,7 @@ impl ClusterReads {
                 daemon_sets,
                 pvcs,
                 pvs,
+                api,
             })
         })
     }

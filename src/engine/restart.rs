@@ -27,6 +27,7 @@ use crate::model::workloads::{controller_of, pending_pod_reason, WorkloadRef};
 use crate::plan::rollout::annotation;
 use crate::plan::MoveStrategy;
 use crate::report::human_duration;
+use crate::tools::apiproxy::ApiClient;
 use crate::tools::kubectl::Kubectl;
 
 pub use crate::plan::rollout::{choose, deployment_ref};
@@ -109,6 +110,60 @@ fn restart_time() -> String {
     now.round(jiff::Unit::Second).unwrap_or(now).to_string()
 }
 
+/// Where Deployments are listed and patched: through the run's `kubectl proxy` (`api`) while it
+/// runs, else, or if it fails, by kubectl. A kubectl call starts a process and, in Google's
+/// build, asks the server's version first (a few tenths of a second each); a surge's patches
+/// and its rollouts' polls add up to seconds per batch that way.
+#[derive(Clone, Copy)]
+struct Client<'a> {
+    kubectl: &'a Kubectl<'a>,
+    api: Option<&'a ApiClient>,
+}
+
+impl<'a> Client<'a> {
+    fn new(kubectl: &'a Kubectl<'a>, api: Option<&'a ApiClient>) -> Self {
+        Client { kubectl, api }
+    }
+
+    /// The proxy, unless a Ctrl-C stopped it (then kubectl, for a cleanup's patches).
+    fn proxy(&self) -> Option<&'a ApiClient> {
+        self.api.filter(|_| !crate::interrupt::interrupted())
+    }
+
+    /// Applies the merge `patch` to Deployment `w`: through the proxy; if that fails (the proxy
+    /// gone, any error status), by `kubectl patch`, which retries a transient failure and names
+    /// a lasting one. Each patch here leaves the same Deployment when applied twice. `cleanup`:
+    /// run even after Ctrl-C.
+    fn patch(&self, w: &WorkloadRef, patch: &Value, cleanup: bool) -> Result<(), Error> {
+        if let Some(api) = self.proxy() {
+            let path = format!(
+                "/apis/apps/v1/namespaces/{}/deployments/{}",
+                w.namespace, w.name
+            );
+            if api.merge_patch(&path, patch).is_ok_and(|r| r.status < 300) {
+                return Ok(());
+            }
+        }
+        let command = self
+            .kubectl
+            .patch_deployment_command(&w.namespace, &w.name, "merge", patch)
+            .retry(true);
+        let command = if cleanup { command.cleanup() } else { command };
+        self.kubectl.run(&command)
+    }
+
+    /// Every Deployment: one list through the proxy, else `kubectl get deployments -A`.
+    fn deployments(&self) -> Result<Vec<Deployment>, Error> {
+        match self
+            .proxy()
+            .map(|api| api.list("/apis/apps/v1/deployments"))
+        {
+            Some(Ok((items, _))) => Ok(items),
+            _ => self.kubectl.deployments(),
+        }
+    }
+}
+
 /// A Deployment patched by this step and the strategy to put back (`None`: not replaced).
 struct Restarted {
     workload: WorkloadRef,
@@ -137,8 +192,10 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
     }
     let step = format!("move the Deployments of {what}");
     let fail = |e| StepFailure::new(&step, e);
+    let api = ev.api_client();
     let (session, timeout) = (&ev.session, ev.settings.settle_timeout);
     let (reporter, kubectl) = (session.reporter, &session.kubectl);
+    let client = Client::new(kubectl, api.as_ref());
     let workloads = kubectl.workloads().map_err(fail)?;
     let (chosen, evicted) = choose(&workloads, evictable.iter().copied(), &ev.restarted);
     for (w, why) in &evicted {
@@ -157,7 +214,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
     chosen.sort_by_key(|d| std::cmp::Reverse(expected_rollout_seconds(d)));
     let now = restart_time();
     let results = parallel::map(&chosen, parallel::KUBECTL_CALLS, |d| {
-        restart(kubectl, d, &now)
+        restart(client, d, &now)
     });
     let mut restarted = Vec::new();
     let mut unsure = Vec::new();
@@ -178,7 +235,7 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         // The others were restarted: they roll out anyway, with their strategies put back; so
         // are those whose patch failed, in case the API server applied it.
         restarted.extend(unsure);
-        let e = with_restores(e.into(), kubectl, &restarted);
+        let e = with_restores(e.into(), client, &restarted);
         return Err(StepFailure::new(&step, e));
     }
     let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
@@ -186,9 +243,9 @@ pub fn move_deployments(ev: &mut Evacuation, what: &str, evictable: &[&Pod]) -> 
         .iter()
         .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize)
         .sum();
-    if let Err((e, left)) = wait_and_restore(kubectl, restarted, timeout) {
+    if let Err((e, left)) = wait_and_restore(client, restarted, timeout) {
         let e = undo_unfinished(e, kubectl, &left);
-        return Err(StepFailure::new(&step, with_restores(e, kubectl, &left)));
+        return Err(StepFailure::new(&step, with_restores(e, client, &left)));
     }
     for w in &refs {
         reporter.event(
@@ -225,19 +282,16 @@ fn expected_rollout_seconds(d: &Deployment) -> i64 {
     (replicas + per_round - 1) / per_round * (POD_START_GUESS + delay)
 }
 
-/// Patches one Deployment to restart (one kubectl call) and reports it: what to put back, and
+/// Patches one Deployment to restart (one request) and reports it: what to put back, and
 /// whether the call succeeded. What to put back counts after a failure too: a call stopped by
 /// Ctrl-C, or by its deadline, may have been applied by the API server before kubectl was
 /// stopped (putting back a strategy that was never replaced changes nothing).
-fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> (Restarted, Result<(), Error>) {
+fn restart(client: Client, d: &Deployment, now: &str) -> (Restarted, Result<(), Error>) {
     let workload = deployment_ref(d);
     let (patch, original) = restart_patch(d, now);
     let changed = patch["spec"].get("strategy").is_some();
     // The same merge patch twice leaves the same Deployment: retried after a transient failure.
-    let command = kubectl
-        .patch_deployment_command(&workload.namespace, &workload.name, "merge", &patch)
-        .retry(true);
-    if let Err(e) = kubectl.run(&command) {
+    if let Err(e) = client.patch(&workload, &patch, false) {
         let unsure = Restarted {
             workload,
             original,
@@ -245,7 +299,7 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> (Restarted, Result<(
         };
         return (unsure, Err(e));
     }
-    kubectl.reporter().event(
+    client.kubectl.reporter().event(
         Event::DeploymentRestarted,
         json!({"namespace": workload.namespace, "name": workload.name, "strategy_changed": changed}),
     );
@@ -265,15 +319,11 @@ fn restart(kubectl: &Kubectl, d: &Deployment, now: &str) -> (Restarted, Result<(
 }
 
 /// `error`, after putting back the strategies in `restarted`, saying whether that worked.
-fn with_restores(
-    error: anyhow::Error,
-    kubectl: &Kubectl,
-    restarted: &[Restarted],
-) -> anyhow::Error {
+fn with_restores(error: anyhow::Error, client: Client, restarted: &[Restarted]) -> anyhow::Error {
     if restarted.iter().all(|r| r.original.is_none()) {
         return error;
     }
-    let note = match restore_all(kubectl, restarted) {
+    let note = match restore_all(client, restarted) {
         Ok(()) => "the original strategies of the restarted Deployments were put back".to_string(),
         Err(e) => format!(
             "putting the original strategies back failed too ({e}); the next run retries (annotation {ORIGINAL_STRATEGY})"
@@ -358,19 +408,19 @@ fn with_note(error: anyhow::Error, note: &str) -> anyhow::Error {
 /// as its rollout is complete, while the others go on. On failure, also returns those whose
 /// strategy was not put back.
 fn wait_and_restore(
-    kubectl: &Kubectl,
+    client: Client,
     restarted: Vec<Restarted>,
     timeout: Duration,
 ) -> Result<(), (anyhow::Error, Vec<Restarted>)> {
     let refs: Vec<WorkloadRef> = restarted.iter().map(|r| r.workload.clone()).collect();
     let mut restored = BTreeSet::new();
-    let waited = wait_rollouts(kubectl, &refs, timeout, |done| {
+    let waited = wait_rollouts(client, &refs, timeout, |done| {
         let now: Vec<&Restarted> = restarted
             .iter()
             .filter(|r| done.contains(&&r.workload))
             .collect();
         let mut first_failure = Ok(());
-        for (r, result) in now.iter().zip(restore_each(kubectl, &now)) {
+        for (r, result) in now.iter().zip(restore_each(client, &now)) {
             match result {
                 Ok(()) => {
                     restored.insert(r.workload.clone());
@@ -391,26 +441,22 @@ fn wait_and_restore(
 }
 
 /// Puts back each replaced strategy; tries them all, then returns the first failure.
-fn restore_all(kubectl: &Kubectl, restarted: &[Restarted]) -> Result<(), Error> {
+fn restore_all(client: Client, restarted: &[Restarted]) -> Result<(), Error> {
     let all: Vec<&Restarted> = restarted.iter().collect();
-    let results = restore_each(kubectl, &all);
+    let results = restore_each(client, &all);
     results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
 }
 
-/// Puts back the strategy of each of `restarted` that had one replaced (a few kubectl calls at
-/// once); one result each, in order.
-fn restore_each(kubectl: &Kubectl, restarted: &[&Restarted]) -> Vec<Result<(), Error>> {
+/// Puts back the strategy of each of `restarted` that had one replaced (a few requests at once);
+/// one result each, in order.
+fn restore_each(client: Client, restarted: &[&Restarted]) -> Vec<Result<(), Error>> {
     parallel::map(restarted, parallel::KUBECTL_CALLS, |r| {
         let (w, Some(original)) = (&r.workload, r.original.as_ref()) else {
             return Ok(());
         };
         // Also after Ctrl-C/SIGTERM: a replaced strategy must not outlive the run.
-        let command = kubectl
-            .patch_deployment_command(&w.namespace, &w.name, "merge", &restore_patch(original))
-            .retry(true)
-            .cleanup();
-        kubectl.run(&command)?;
-        kubectl.reporter().event(
+        client.patch(w, &restore_patch(original), true)?;
+        client.kubectl.reporter().event(
             Event::StrategyRestored,
             json!({"namespace": w.namespace, "name": w.name}),
         );
@@ -423,18 +469,19 @@ fn restore_each(kubectl: &Kubectl, restarted: &[&Restarted]) -> Vec<Result<(), E
 /// failure ends the wait); after `timeout`, fails naming each unfinished one, its counts and a
 /// Pending pod's reason. A Deployment deleted meanwhile counts as done.
 fn wait_rollouts(
-    kubectl: &Kubectl,
+    client: Client,
     deployments: &[WorkloadRef],
     timeout: Duration,
     mut finished: impl FnMut(&[&WorkloadRef]) -> Result<(), Error>,
 ) -> anyhow::Result<()> {
+    let kubectl = client.kubectl;
     let reporter = kubectl.reporter();
     let deadline = Instant::now() + timeout;
     let bar = reporter.progress("deployments moved", deployments.len() as u64);
     let mut schedule = PollSchedule::new();
     let mut done_before: BTreeSet<&WorkloadRef> = BTreeSet::new();
     loop {
-        let all = match kubectl.deployments() {
+        let all = match client.deployments() {
             Ok(all) => all,
             Err(e) => {
                 bar.abandon();
@@ -540,8 +587,10 @@ impl Evacuation<'_> {
         break_lock: bool,
     ) -> anyhow::Result<StepResult<()>> {
         self.acquire_lock(what, break_lock)?;
+        let api = self.api_client();
         Ok(restore_strategies(
             &self.session,
+            api.as_ref(),
             self.settings.settle_timeout,
         ))
     }
@@ -549,12 +598,16 @@ impl Evacuation<'_> {
 
 /// At the start of a run: puts back the strategy of every Deployment an earlier run left
 /// patched, once its rollout is complete (waiting up to `timeout`; after that, put back anyway
-/// and fail, naming the rollout).
-pub fn restore_strategies(session: &Session, timeout: Duration) -> StepResult<()> {
+/// and fail, naming the rollout). Through `api` (`kubectl proxy`) if it runs.
+pub fn restore_strategies(
+    session: &Session,
+    api: Option<&ApiClient>,
+    timeout: Duration,
+) -> StepResult<()> {
     let step = "put back the Deployment strategies an earlier run replaced";
     let fail = |e| StepFailure::new(step, e);
-    let kubectl = &session.kubectl;
-    let left = left_patched(&kubectl.deployments().map_err(fail)?).map_err(fail)?;
+    let client = Client::new(&session.kubectl, api);
+    let left = left_patched(&client.deployments().map_err(fail)?).map_err(fail)?;
     if left.is_empty() {
         return Ok(());
     }
@@ -563,8 +616,8 @@ pub fn restore_strategies(session: &Session, timeout: Duration) -> StepResult<()
         crate::report::count(left.len(), "Deployment", "Deployments")
     ));
     let count = left.len();
-    if let Err((e, left)) = wait_and_restore(kubectl, left, timeout) {
-        return Err(StepFailure::new(step, with_restores(e, kubectl, &left)));
+    if let Err((e, left)) = wait_and_restore(client, left, timeout) {
+        return Err(StepFailure::new(step, with_restores(e, client, &left)));
     }
     session
         .reporter

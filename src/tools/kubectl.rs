@@ -126,10 +126,11 @@ pub struct Kubectl<'r> {
 }
 
 /// The API paths `kubectl proxy` lets through ([`Kubectl::proxy_command`]): pods (listed and
-/// watched), nodes (listed, and patched to cordon them), pods' evictions, and
-/// PodDisruptionBudgets (watched). [`PROXY_REJECTED_METHODS`] keeps out replacing or deleting
-/// anything.
-pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/nodes$,^/api/v1/nodes/[^/]+$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$";
+/// watched), nodes (listed, and patched to cordon them), pods' evictions, PodDisruptionBudgets
+/// (watched), Deployments, StatefulSets and ReplicaSets (listed by the health gate and a
+/// surge), and Deployments' patches (a surge's restarts and restores).
+/// [`PROXY_REJECTED_METHODS`] keeps out replacing or deleting anything.
+pub const PROXY_PATHS: &str = "^/api/v1/pods$,^/api/v1/nodes$,^/api/v1/nodes/[^/]+$,^/api/v1/namespaces/[^/]+/pods/[^/]+/eviction$,^/apis/policy/v1/poddisruptionbudgets$,^/apis/apps/v1/(deployments|statefulsets|replicasets)$,^/apis/apps/v1/namespaces/[^/]+/deployments/[^/]+$";
 
 /// The methods `kubectl proxy` refuses whatever the path: the plugin only reads, evicts and
 /// patches through it.

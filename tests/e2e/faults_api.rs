@@ -293,7 +293,7 @@ fn break_lock_takes_over_a_lock_from_another_host() {
 /// Issue 19.2: one 503 on the lock's renewal, on a rolling restart's patch and on a strategy's
 /// restore aborted the run; they are writes that are safe to repeat (a patch conditioned on the
 /// Lease's resourceVersion, merge patches that leave the same object when applied twice), and
-/// are now retried like reads.
+/// are now retried like reads (a Deployment's patch through the proxy is sent again by kubectl).
 #[test]
 fn one_unavailable_answer_to_each_write_that_is_safe_to_repeat_is_ridden_out() {
     let mut s = scenario("single-replica");
@@ -319,9 +319,20 @@ fn one_unavailable_answer_to_each_write_that_is_safe_to_repeat_is_ridden_out() {
         1,
         "no patch of a Deployment was hit"
     );
+    // The refused patch (sent through the plugin's proxy) was sent again (by kubectl, which
+    // retries) and applied.
+    let writes = w.writes();
+    let refused = writes
+        .iter()
+        .position(|x| {
+            x["status"] == 503 && x["path"].as_str().unwrap_or("").contains("/deployments/")
+        })
+        .expect("the refused patch");
     assert!(
-        r.stderr.contains("kubectl patch deployment") && r.stderr.contains("retrying in"),
-        "the restart's patch was not retried:\n{r}"
+        writes[refused + 1..].iter().any(|x| x["method"] == "PATCH"
+            && x["path"] == writes[refused]["path"]
+            && x["status"].as_u64().is_some_and(|s| s < 300)),
+        "the restart's patch was not sent again:\n{r}"
     );
     assert_eq!(w.pools(), ["pool-two"]);
     assert_all_on(&w, "pool-two");
@@ -359,13 +370,14 @@ fn an_api_outage_during_a_health_gate_is_waited_out() {
 }
 
 /// A `kubectl` that hangs (a child `sleep` holding its output, as a wrapper script's real
-/// kubectl would) on its second `get deployments` call; `count` in the directory says how many
-/// there were.
+/// kubectl would) on its second `get deployments,statefulsets,replicasets` call (the workloads
+/// read again at the start of the migration, under the lock; the plan's read is the first);
+/// `count` in the directory says how many there were.
 fn hanging_kubectl() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let count = dir.path().join("count");
     let before = format!(
-        "case \" $* \" in *\" get deployments \"*) n=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'; if [ $n -eq 2 ]; then sleep 1000; fi;; esac",
+        "case \" $* \" in *\" get deployments,statefulsets,replicasets \"*) n=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'; if [ $n -eq 2 ]; then sleep 1000; fi;; esac",
         c = count.display()
     );
     let wrapper = crate::kubectl_wrapper(&before);
@@ -409,7 +421,7 @@ fn a_hung_kubectl_call_is_stopped_at_its_deadline_and_run_again() {
     assert!(r.ok(), "{r}");
     assert!(
         r.stderr
-            .contains("kubectl get deployments ...: no answer within 15.0s; retrying in"),
+            .contains("kubectl get deployments,statefulsets,replicasets ...: no answer within 15.0s; retrying in"),
         "the hung call was not stopped and run again:\n{r}"
     );
     let hung = std::fs::read_to_string(dir.path().join("count")).unwrap_or_default();
@@ -456,7 +468,9 @@ fn ctrl_c_stops_a_hung_kubectl_call() {
     let r = finish(child, Duration::from_secs(60));
     assert_eq!(r.status, Some(130), "{r}");
     assert!(
-        r.stderr.contains("get deployments") && r.stderr.contains("stopped"),
+        r.stderr
+            .contains("get deployments,statefulsets,replicasets")
+            && r.stderr.contains("stopped"),
         "{r}"
     );
     assert!(

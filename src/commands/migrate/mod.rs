@@ -87,6 +87,10 @@ pub fn exec(args: &MigrateArgs, reporter: &dyn Reporter) -> anyhow::Result<()> {
     ));
     let mut migration = Migration::new(args, session, old);
     migration.ev.phase("resolve", started);
+    let mut reads = reads;
+    if let Some(api) = reads.api.take() {
+        migration.ev.adopt_api(api);
+    }
     migration.run(reads)
 }
 

@@ -130,7 +130,7 @@ impl SelectorMigration<'_> {
     ) -> anyhow::Result<()> {
         let t = Instant::now();
         let ready = !new_nodes.is_empty() && new_nodes.iter().all(is_ready);
-        let (reads, old_nodes, new_nodes) = if ready || self.args.dry_run {
+        let (mut reads, old_nodes, new_nodes) = if ready || self.args.dry_run {
             (reads, old_nodes, new_nodes)
         } else {
             drop(reads);
@@ -142,6 +142,9 @@ impl SelectorMigration<'_> {
             let (old, new) = self.selectors.split(&reads.nodes, &session.describe())?;
             (reads, old, new)
         };
+        if let Some(api) = reads.api.take() {
+            self.ev.adopt_api(api);
+        }
         let plan = gather(self.args, &self.ev.session, &self.selectors, &reads);
         show_plan(self.reporter(), &plan, self.args.dry_run)?;
         let preflight = self

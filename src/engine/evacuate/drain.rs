@@ -166,8 +166,13 @@ impl Evacuation<'_> {
     }
 
     /// The API through `kubectl proxy`, started if need be; `None` where it does not run.
-    pub(super) fn api_client(&mut self) -> Option<ApiClient> {
+    pub(crate) fn api_client(&mut self) -> Option<ApiClient> {
         self.start_api();
+        self.running_api()
+    }
+
+    /// The API through `kubectl proxy` if it already runs (never started for this).
+    pub(super) fn running_api(&self) -> Option<ApiClient> {
         self.api
             .as_ref()
             .and_then(|a| a.as_ref())
@@ -180,11 +185,13 @@ impl Evacuation<'_> {
         if self.api.is_some() {
             return;
         }
-        if std::env::var(DRAIN_ENV).is_ok_and(|v| v == "kubectl") {
-            self.api = Some(None);
-            return;
-        }
-        let started = ApiProxy::start(&self.session.kubectl);
+        let started = match proxy_wanted() {
+            true => ApiProxy::start(&self.session.kubectl),
+            false => {
+                self.api = Some(None);
+                return;
+            }
+        };
         if let Err(why) = &started {
             self.reporter().warn(&format!(
                 "`kubectl proxy` could not be started ({why}): each node is drained by `kubectl drain` alone, at kubectl's own pace of 5 requests per second"
@@ -193,6 +200,32 @@ impl Evacuation<'_> {
         self.api = Some(started.ok());
     }
 
+    /// Takes over `api`, a `kubectl proxy` started by the reads before the run (see
+    /// [`start_proxy`]), for the drains' own requests; a proxy of its own is not started then.
+    pub fn adopt_api(&mut self, api: ApiProxy) {
+        if self.api.is_none() {
+            self.api = Some(Some(api));
+        }
+    }
+}
+
+/// Whether the plugin's own requests go through `kubectl proxy`: not with
+/// `KUBECTL_ZDUPGRADE_DRAIN=kubectl`.
+fn proxy_wanted() -> bool {
+    !std::env::var(DRAIN_ENV).is_ok_and(|v| v == "kubectl")
+}
+
+/// `kubectl proxy` for reads before a run (every pod of the cluster, which kubectl takes
+/// seconds to decode and print at thousands of pods), to hand on to the run's [`Evacuation`]
+/// ([`Evacuation::adopt_api`]). `None` with `KUBECTL_ZDUPGRADE_DRAIN=kubectl`, or if it could not
+/// start: the reads then use kubectl, and the run tries again (and says why not) when it drains.
+pub fn start_proxy(kubectl: &Kubectl) -> Option<ApiProxy> {
+    proxy_wanted()
+        .then(|| ApiProxy::start(kubectl).ok())
+        .flatten()
+}
+
+impl Evacuation<'_> {
     /// Drains the nodes of one batch at once (those holding nothing to move are skipped),
     /// waiting for the workloads they displace to be fully ready before and after. `first` is
     /// the position of the batch's first node among all the pool's nodes, for messages.
@@ -381,7 +414,7 @@ pub(super) fn nodes_in(
 
 /// Every pod of the cluster: one request through `api` if it runs (a list kubectl takes
 /// seconds to decode at thousands of pods), else (or if that fails) `kubectl get pods -A`.
-pub(super) fn all_pods(kubectl: &Kubectl, api: Option<&ApiClient>) -> Result<Vec<Pod>, Error> {
+pub fn all_pods(kubectl: &Kubectl, api: Option<&ApiClient>) -> Result<Vec<Pod>, Error> {
     listed_or(api, "/api/v1/pods", || kubectl.all_pods())
 }
 

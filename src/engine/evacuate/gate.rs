@@ -12,6 +12,7 @@ use crate::engine::watch::Waker;
 use crate::errors::Error;
 use crate::model::workloads::{unsettled_reason, WorkloadRef};
 use crate::report::{count, human_duration, Event};
+use crate::tools::apiproxy::ApiClient;
 use crate::tools::kubectl::{Kubectl, Workloads};
 
 use super::{Evacuation, StepFailure, StepResult};
@@ -136,12 +137,13 @@ impl Evacuation<'_> {
         let deadline = Instant::now() + timeout;
         let bar = reporter.progress("workloads ready", gated.len() as u64);
         let mut poll = GatePoll::new(gated);
+        let api = self.running_api();
         let mut schedule = PollSchedule::new();
         // What ended the last pause: the first check, a poll, or the watch.
         let mut woken_by: Option<&str> = None;
         loop {
             let explain = poll.should_explain();
-            let reasons = match poll.reasons(&self.session.kubectl, explain) {
+            let reasons = match poll.reasons(&self.session.kubectl, api.as_ref(), explain) {
                 Ok(reasons) => reasons,
                 Err(e) => {
                     bar.abandon();
@@ -169,7 +171,8 @@ impl Evacuation<'_> {
                 let reasons = if explain {
                     reasons
                 } else {
-                    poll.reasons(&self.session.kubectl, true).unwrap_or(reasons)
+                    poll.reasons(&self.session.kubectl, api.as_ref(), true)
+                        .unwrap_or(reasons)
                 };
                 return Err(StepFailure::new(
                     &step,
@@ -237,8 +240,14 @@ impl<'g> GatePoll<'g> {
         self.pods_decide || (self.unsettled && self.explained_at.elapsed() >= EXPLAIN_EVERY)
     }
 
-    /// Why each gated workload is not settled (empty: all are).
-    fn reasons(&mut self, kubectl: &Kubectl, explain: bool) -> Result<Vec<String>, Error> {
+    /// Why each gated workload is not settled (empty: all are). The workloads are listed
+    /// through `api` (`kubectl proxy`) while it runs.
+    fn reasons(
+        &mut self,
+        kubectl: &Kubectl,
+        api: Option<&ApiClient>,
+        explain: bool,
+    ) -> Result<Vec<String>, Error> {
         let mut kinds = self.kinds.clone();
         // A Deployment's pods name its ReplicaSet: list those too, to tell whose pod is Pending.
         if explain && kinds.contains(&"deployments") && !kinds.contains(&"replicasets") {
@@ -247,7 +256,7 @@ impl<'g> GatePoll<'g> {
         let workloads = if kinds.is_empty() {
             Workloads::default()
         } else {
-            kubectl.workloads_of_kinds(&kinds)?
+            workloads_of_kinds(kubectl, api, &kinds)?
         };
         let pending = if explain {
             self.explained_at = Instant::now();
@@ -263,4 +272,31 @@ impl<'g> GatePoll<'g> {
         self.unsettled = !reasons.is_empty();
         Ok(reasons)
     }
+}
+
+/// The workloads of `kinds` (`deployments`, `statefulsets`, `replicasets`): one list per kind
+/// through `api` (`kubectl proxy`) if it runs and answers each (a few milliseconds, where a
+/// kubectl call costs a process and its start-up at every poll), else one kubectl call.
+fn workloads_of_kinds(
+    kubectl: &Kubectl,
+    api: Option<&ApiClient>,
+    kinds: &[&str],
+) -> Result<Workloads, Error> {
+    if let Some(api) = api.filter(|_| !crate::interrupt::interrupted()) {
+        let mut workloads = Workloads::default();
+        let listed = kinds.iter().all(|kind| {
+            let path = format!("/apis/apps/v1/{kind}");
+            match *kind {
+                "deployments" => api.list(&path).map(|(l, _)| workloads.deployments = l),
+                "statefulsets" => api.list(&path).map(|(l, _)| workloads.stateful_sets = l),
+                "replicasets" => api.list(&path).map(|(l, _)| workloads.replica_sets = l),
+                _ => Err(String::new()),
+            }
+            .is_ok()
+        });
+        if listed {
+            return Ok(workloads);
+        }
+    }
+    kubectl.workloads_of_kinds(kinds)
 }

@@ -34,7 +34,7 @@ mod snapshot;
 pub use crate::engine::prompt::{ask, confirm_start};
 pub use crate::engine::step::{rerun_command, step_error, Recovery, StepFailure, StepResult};
 pub use crate::plan::batches::drain_batches;
-pub use drain::check_disable_eviction_after;
+pub use drain::{all_pods, check_disable_eviction_after, start_proxy};
 pub use evacuation::{DrainSettings, Evacuation};
 pub use gate::{PollSchedule, POLL};
 pub use nodes::{is_cordoned, is_ready, node_name};
