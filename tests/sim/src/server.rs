@@ -241,8 +241,8 @@ fn sim_endpoint(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Re
 /// Ready after its start delay fires then, not at the next tick), and every tick (`tick_ms`)
 /// at least, for what has no due time of its own (fault windows, a pod waiting for its node).
 /// A pass that changed something is followed by another (a pass lets each controller act once
-/// on what the ones before it wrote: an eviction's replacement is created in one pass, bound in
-/// the next, its owner's status follows), up to [`MAX_PASSES`] in a row, the lock released
+/// on what the ones before it wrote: an eviction's replacement is created and bound in one
+/// pass, its owner's status follows once it is Ready), up to [`MAX_PASSES`] in a row, the lock released
 /// between them so that requests are not held up for a whole cascade. Reactions to writes keep
 /// within a [`Budget`] that counts every pass.
 pub async fn control_loop(shared: Shared) {
