@@ -27,7 +27,7 @@ use crate::model::workloads::{controller_of, pending_pod_reason, WorkloadRef};
 use crate::plan::rollout::annotation;
 use crate::plan::MoveStrategy;
 use crate::report::human_duration;
-use crate::tools::apiproxy::ApiClient;
+use crate::tools::apiproxy::{listed_or, ApiClient};
 use crate::tools::kubectl::Kubectl;
 
 pub use crate::plan::rollout::{choose, deployment_ref};
@@ -154,13 +154,9 @@ impl<'a> Client<'a> {
 
     /// Every Deployment: one list through the proxy, else `kubectl get deployments -A`.
     fn deployments(&self) -> Result<Vec<Deployment>, Error> {
-        match self
-            .proxy()
-            .map(|api| api.list("/apis/apps/v1/deployments"))
-        {
-            Some(Ok((items, _))) => Ok(items),
-            _ => self.kubectl.deployments(),
-        }
+        listed_or(self.proxy(), "/apis/apps/v1/deployments", || {
+            self.kubectl.deployments()
+        })
     }
 }
 

@@ -69,6 +69,19 @@ struct ListMeta {
     resource_version: Option<String>,
 }
 
+/// The items of the list at `path` through `api` (`kubectl proxy`) if it runs and answers,
+/// else what the kubectl call it replaces (`kubectl_call`) gives.
+pub fn listed_or<T: DeserializeOwned, E>(
+    api: Option<&ApiClient>,
+    path: &str,
+    kubectl_call: impl FnOnce() -> Result<Vec<T>, E>,
+) -> Result<Vec<T>, E> {
+    match api.map(|api| api.list(path)) {
+        Some(Ok((items, _))) => Ok(items),
+        _ => kubectl_call(),
+    }
+}
+
 /// `value` for a URL's query: every byte but letters, digits and `-._~` percent-encoded (a
 /// label selector's `=`, `,`, `!`, spaces and parentheses).
 pub fn query_value(value: &str) -> String {

@@ -16,7 +16,7 @@ use crate::model::workloads::{classify, controller_of, workload_of, PodClass, Wo
 use crate::plan::batches::Batch;
 use crate::plan::MoveStrategy;
 use crate::report::{count, human_duration, Event};
-use crate::tools::apiproxy::{query_value, ApiClient, ApiProxy};
+use crate::tools::apiproxy::{listed_or, query_value, ApiClient, ApiProxy};
 use crate::tools::kubectl::{Kubectl, Workloads};
 
 use super::gate::FRESH_GATE;
@@ -185,13 +185,11 @@ impl Evacuation<'_> {
         if self.api.is_some() {
             return;
         }
-        let started = match proxy_wanted() {
-            true => ApiProxy::start(&self.session.kubectl),
-            false => {
-                self.api = Some(None);
-                return;
-            }
-        };
+        if !proxy_wanted() {
+            self.api = Some(None);
+            return;
+        }
+        let started = ApiProxy::start(&self.session.kubectl);
         if let Err(why) = &started {
             self.reporter().warn(&format!(
                 "`kubectl proxy` could not be started ({why}): each node is drained by `kubectl drain` alone, at kubectl's own pace of 5 requests per second"
@@ -383,19 +381,6 @@ pub(super) fn list_node_pods(
             kubectl.node_pods(node)
         })
     })
-}
-
-/// The items of the list at `path` through `api` (`kubectl proxy`) if it runs and answers,
-/// else what the kubectl call it replaces (`kubectl_call`) gives.
-fn listed_or<T: serde::de::DeserializeOwned>(
-    api: Option<&ApiClient>,
-    path: &str,
-    kubectl_call: impl FnOnce() -> Result<Vec<T>, Error>,
-) -> Result<Vec<T>, Error> {
-    match api.map(|api| api.list(path)) {
-        Some(Ok((items, _))) => Ok(items),
-        _ => kubectl_call(),
-    }
 }
 
 /// The nodes of `set`: one request through `api` (`kubectl proxy`) if it runs, else (or if
