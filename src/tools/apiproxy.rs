@@ -76,9 +76,19 @@ pub fn listed_or<T: DeserializeOwned, E>(
     path: &str,
     kubectl_call: impl FnOnce() -> Result<Vec<T>, E>,
 ) -> Result<Vec<T>, E> {
+    versioned_or(api, path, kubectl_call).map(|(items, _)| items)
+}
+
+/// As [`listed_or`], with the list's resourceVersion when the API gave one (a watch can start
+/// from it); `None` from kubectl.
+pub fn versioned_or<T: DeserializeOwned, E>(
+    api: Option<&ApiClient>,
+    path: &str,
+    kubectl_call: impl FnOnce() -> Result<Vec<T>, E>,
+) -> Result<(Vec<T>, Option<String>), E> {
     match api.map(|api| api.list(path)) {
-        Some(Ok((items, _))) => Ok(items),
-        _ => kubectl_call(),
+        Some(Ok((items, rv))) => Ok((items, Some(rv).filter(|rv| !rv.is_empty()))),
+        _ => kubectl_call().map(|items| (items, None)),
     }
 }
 

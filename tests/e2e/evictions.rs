@@ -263,3 +263,57 @@ fn a_plugin_killed_mid_drain_leaves_no_proxy_running() {
         || processes_with(" proxy ", &config).is_empty(),
     );
 }
+
+#[test]
+fn a_pod_that_reaches_the_node_while_it_drains_is_evicted_in_the_same_round() {
+    // Every eviction of an `api` pod is refused until the fault is cleared: the first node
+    // holding one stays in its drain, its round waiting for that pod.
+    let mut s = scenario("basic");
+    s.faults
+        .refuse_evictions
+        .push(zdupgrade_sim::scenario::EvictionRefusal {
+            namespace: "default".into(),
+            pdb: "api-pdb".into(),
+            window: zdupgrade_sim::scenario::Window {
+                from: 0.0,
+                until: None,
+            },
+        });
+    let w = World::new(s);
+    let mut args = MIGRATE_EVICT.to_vec();
+    args.push("--verbose");
+    let plugin = w.spawn_plugin(&args);
+    // Its output read as it comes (a full pipe would stop it).
+    let run = std::thread::spawn(move || {
+        crate::faults_api::finish(plugin, std::time::Duration::from_secs(300))
+    });
+    let limit = std::time::Duration::from_secs(180);
+    wait_until("a refused eviction", limit, || {
+        !crate::events(&w.report(), "eviction_refused").is_empty()
+    });
+    let node = crate::detail_node(crate::events(&w.report(), "eviction_refused")[0]);
+    // A pod bound to the cordoned node by name after the node's pods were listed: the watch
+    // of the node shows it, and it goes while the refused pod still holds the round (a list
+    // made only after the last pod went would find it only once the fault is cleared).
+    finished_pod_on(&w, &node, "late-job-q4w8z");
+    wait_until("the late pod's eviction", limit, || {
+        evictions(&w).iter().any(|(client, path, status)| {
+            client == "plugin" && path.contains("/late-job-q4w8z/") && *status < 300
+        })
+    });
+    w.sim.with(|s| s.faults.refuse_evictions.clear());
+    let r = run.join().expect("the plugin's output");
+    assert!(r.ok(), "{r}");
+    assert_eq!(w.pools(), ["pool-two"]);
+    assert_zero_downtime(&w.report());
+    assert_each_pod_reported_once(&r);
+    // The node was emptied by the plugin's own round: no `kubectl drain` ran, and the late
+    // (finished) pod is removed, not reported as moved.
+    assert!(!r.stderr.contains("$ kubectl drain"), "{r}");
+    assert!(
+        !json_lines(&r)
+            .iter()
+            .any(|l| l["event"] == "pod_evicted" && l["pod"] == "late-job-q4w8z"),
+        "{r}"
+    );
+}

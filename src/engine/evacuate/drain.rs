@@ -16,9 +16,10 @@ use crate::model::workloads::{classify, controller_of, workload_of, PodClass, Wo
 use crate::plan::batches::Batch;
 use crate::plan::MoveStrategy;
 use crate::report::{count, human_duration, Event};
-use crate::tools::apiproxy::{listed_or, query_value, ApiClient, ApiProxy};
+use crate::tools::apiproxy::{listed_or, query_value, versioned_or, ApiClient, ApiProxy};
 use crate::tools::kubectl::{Kubectl, Workloads};
 
+use super::evict::{Listing, NodePods};
 use super::gate::FRESH_GATE;
 use super::node_drain::NodeDrain;
 use super::nodes::node_name;
@@ -111,33 +112,41 @@ impl Evacuation<'_> {
         Ok(gated)
     }
 
-    /// Each node of `batch` with its position among the pool's nodes and the pods a drain would
-    /// still evict there (not DaemonSet pods, not pods already terminating).
+    /// Each node of `batch` with its position among the pool's nodes, the pods a drain would
+    /// still evict there (not DaemonSet pods, not pods already terminating) and the list they
+    /// come from.
     fn pods_to_drain(
         &mut self,
         batch: &Batch,
         first: usize,
         upcoming: &[Batch],
-    ) -> Result<Vec<(String, usize, Vec<Pod>)>, Error> {
+    ) -> Result<Vec<ToDrain>, Error> {
         if batch.nodes.iter().any(|n| !self.prefetched.contains_key(n)) {
             let mut nodes: Vec<String> = batch.nodes.clone();
             nodes.extend(self.ahead(upcoming, self.lookahead().saturating_sub(nodes.len())));
             self.prefetch(&nodes);
         }
-        let listed: Vec<Result<Vec<Pod>, Error>> = batch
+        let listed: Vec<Result<NodePods, Error>> = batch
             .nodes
             .iter()
             .map(|n| self.prefetched.remove(n).expect("listed above"))
             .collect();
         let mut out = Vec::new();
-        for (i, (node, pods)) in batch.nodes.iter().zip(listed).enumerate() {
-            let evictable = pods?
-                .into_iter()
+        for (i, (node, listed)) in batch.nodes.iter().zip(listed).enumerate() {
+            let (pods, rv) = listed?;
+            let evictable = pods
+                .iter()
                 .filter(|p| {
                     classify(p) == PodClass::Evictable && p.metadata.deletion_timestamp.is_none()
                 })
+                .cloned()
                 .collect();
-            out.push((node.clone(), first + i, evictable));
+            out.push(ToDrain {
+                node: node.clone(),
+                index: first + i,
+                evictable,
+                listing: rv.map(|rv| Listing { pods, rv }),
+            });
         }
         Ok(out)
     }
@@ -251,7 +260,7 @@ impl Evacuation<'_> {
         let fail = |e| StepFailure::new(&step, e);
         let mut to_drain = self.pods_to_drain(batch, first, upcoming).map_err(fail)?;
         if self.settings.strategy == MoveStrategy::Surge {
-            let pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
+            let pods: Vec<&Pod> = to_drain.iter().flat_map(|d| &d.evictable).collect();
             if crate::engine::restart::move_deployments(self, &label, &pods)? {
                 // The restarted Deployments' old pods are going away by themselves, from the
                 // nodes listed ahead too.
@@ -260,8 +269,8 @@ impl Evacuation<'_> {
             }
         }
         let (empty, to_drain): (Vec<_>, Vec<_>) =
-            to_drain.into_iter().partition(|(_, _, p)| p.is_empty());
-        for (node, index, _) in empty {
+            to_drain.into_iter().partition(|d| d.evictable.is_empty());
+        for ToDrain { node, index, .. } in empty {
             self.drained += 1;
             reporter.done(&format!(
                 "node {node} ({index}/{total}) holds no pods to move: skipped"
@@ -274,8 +283,8 @@ impl Evacuation<'_> {
         if to_drain.is_empty() {
             return Ok(());
         }
-        let pods: usize = to_drain.iter().map(|(_, _, p)| p.len()).sum();
-        let names: Vec<&str> = to_drain.iter().map(|(n, _, _)| n.as_str()).collect();
+        let pods: usize = to_drain.iter().map(|d| d.evictable.len()).sum();
+        let names: Vec<&str> = to_drain.iter().map(|d| d.node.as_str()).collect();
         if single {
             reporter.step(&format!("Draining {label}: {}", count(pods, "pod", "pods")));
         } else {
@@ -288,7 +297,7 @@ impl Evacuation<'_> {
                 names.join(", ")
             ));
         }
-        let batch_pods: Vec<&Pod> = to_drain.iter().flat_map(|(_, _, p)| p).collect();
+        let batch_pods: Vec<&Pod> = to_drain.iter().flat_map(|d| &d.evictable).collect();
         let gated = self.workloads_of(&batch_pods).map_err(fail)?;
         let (what, which) = if single {
             (format!("node {}", names[0]), "node")
@@ -325,18 +334,18 @@ impl Evacuation<'_> {
                 .map(ApiProxy::client),
             pdbs: std::sync::OnceLock::new(),
         };
-        let results = in_parallel(&to_drain, |(node, index, pods)| {
-            drain.run(node, *index, total, pods)
+        let results = in_parallel(&to_drain, |d| {
+            drain.run(&d.node, d.index, total, &d.evictable, d.listing.as_ref())
         });
         let mut failures = Vec::new();
-        for ((node, _, pods), result) in to_drain.iter().zip(results) {
+        for (d, result) in to_drain.iter().zip(results) {
             match result {
                 Ok(()) => {
                     self.drained += 1;
                     self.nodes_drained += 1;
-                    self.pods_moved += pods.len();
+                    self.pods_moved += d.evictable.len();
                 }
-                Err(failure) => failures.push((node.as_str(), failure)),
+                Err(failure) => failures.push((d.node.as_str(), failure)),
             }
         }
         if !failures.is_empty() {
@@ -369,15 +378,28 @@ impl Evacuation<'_> {
     }
 }
 
+/// A node of a batch, to drain.
+pub(super) struct ToDrain {
+    node: String,
+    /// Its position among the pool's nodes, for messages.
+    index: usize,
+    /// The pods a drain would evict there (not DaemonSet pods, not pods already terminating).
+    evictable: Vec<Pod>,
+    /// The node's list these come from, where the evictions start (with the API's
+    /// resourceVersion only).
+    listing: Option<Listing>,
+}
+
 /// The pods on each of `nodes`, all at once: one request per node through `api` (`kubectl
-/// proxy`) if it runs, else (or if that fails) one kubectl call per node.
+/// proxy`) if it runs, else (or if that fails) one kubectl call per node; with the list's
+/// resourceVersion when the API gave one.
 pub(super) fn list_node_pods(
     kubectl: &Kubectl,
     api: Option<&ApiClient>,
     nodes: &[String],
-) -> Vec<Result<Vec<Pod>, Error>> {
+) -> Vec<Result<NodePods, Error>> {
     in_parallel(nodes, |node| {
-        listed_or(api, &super::evict::pods_path(node, None), || {
+        versioned_or(api, &super::evict::pods_path(node, None), || {
             kubectl.node_pods(node)
         })
     })

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use crate::engine::prompt::{working_time, PROMPTS};
 use crate::engine::step::StepResult;
 use crate::errors::Error;
-use crate::model::pod::Pod;
 use crate::model::selector::NodeSet;
 use crate::model::workloads::WorkloadRef;
 use crate::plan::MoveStrategy;
@@ -57,10 +56,10 @@ pub struct Evacuation<'a> {
     /// When the health gate last passed, and on which workloads.
     pub(super) last_healthy: Option<(Instant, BTreeSet<WorkloadRef>)>,
     /// The pods of nodes still to drain, listed ahead: while the previous batch's health gate
-    /// waited, or with an earlier batch's own list. Pods on a cordoned node only go away
-    /// meanwhile (DaemonSet pods aside), so a list can only hold a pod too many, which the drain
-    /// then finds gone; a surge's restarts move many at once, so they clear it.
-    pub(super) prefetched: BTreeMap<String, Result<Vec<Pod>, Error>>,
+    /// waited, or with an earlier batch's own list. A node's evictions start from its list and
+    /// watch the node from the list's resourceVersion, so a pod gone or come meanwhile is
+    /// seen; a surge's restarts move many at once, so they clear it.
+    pub(super) prefetched: BTreeMap<String, Result<super::evict::NodePods, Error>>,
     /// `kubectl proxy`, for the drains' own evictions: started before the first drain (`None`
     /// inside if it could not start, or with `KUBECTL_ZDUPGRADE_DRAIN=kubectl`).
     pub(super) api: Option<Option<crate::tools::apiproxy::ApiProxy>>,

@@ -15,8 +15,13 @@
 //! - only pods `kubectl drain` would evict with the same options are touched (not DaemonSet or
 //!   mirror pods; a node with a pod it would refuse is left to it whole, to refuse as before);
 //! - finished pods are removed too, as `kubectl drain` removes them;
-//! - a node is done when a list of its pods, made after the last one went, shows none left to
-//!   evict or to wait for (what `kubectl drain` would find);
+//! - the evictions start from the node's list made for its batch (made again if that one came
+//!   from kubectl, which gives no resourceVersion), and the watch of the node's pods starts at
+//!   that list's resourceVersion: a pod gone since is seen gone, and a pod that reaches the
+//!   node since (bound to it by name) is evicted or removed in turn; a node is done when the
+//!   watch has shown every pod to evict or wait for gone, what a list made then would show
+//!   and what `kubectl drain` would find (a new list only where the watch cannot tell, see
+//!   [`LISTS`]);
 //! - anything unexpected (an error, a watch that cannot start, the time of the attempt up)
 //!   ends it: `kubectl drain` then runs as it always did and decides, with its messages and
 //!   timeouts.
@@ -28,6 +33,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::errors::Error;
@@ -86,6 +92,8 @@ pub(super) enum Outcome {
 enum Seen {
     /// The pod of this uid was deleted.
     PodGone(String),
+    /// A pod of the node as it is now: new to it, or changed.
+    PodOnNode(Box<Pod>),
     /// This budget allows a disruption now.
     BudgetAllows(Box<PodDisruptionBudget>),
     /// The pods' watch ended (the server closes watches after a while).
@@ -140,11 +148,16 @@ impl Watch {
     }
 }
 
-fn pod_gone(event: &Value) -> Option<Seen> {
-    (event["type"] == "DELETED")
-        .then(|| event["object"]["metadata"]["uid"].as_str())
-        .flatten()
-        .map(|uid| Seen::PodGone(uid.to_string()))
+fn pod_event(event: &Value) -> Option<Seen> {
+    match event["type"].as_str()? {
+        "DELETED" => event["object"]["metadata"]["uid"]
+            .as_str()
+            .map(|uid| Seen::PodGone(uid.to_string())),
+        "ADDED" | "MODIFIED" => Pod::deserialize(&event["object"])
+            .ok()
+            .map(|pod| Seen::PodOnNode(Box::new(pod))),
+        _ => None,
+    }
 }
 
 fn budget_allows(event: &Value) -> Option<Seen> {
@@ -210,41 +223,63 @@ fn drain_refusal(pod: &Pod, options: &DrainOptions) -> Option<&'static str> {
 /// The pod `uid` is gone from the node: no longer waited for nor tried again, and reported.
 fn forget(
     uid: &str,
-    waiting: &mut BTreeMap<String, Pod>,
+    pods: &mut RoundPods,
     blocked: &mut BTreeMap<String, Instant>,
     report: &mut dyn FnMut(Progress<'_>),
 ) {
     blocked.remove(uid);
+    pods.gone.insert(uid.to_string());
+    let waiting = &mut pods.waiting;
     if let Some(pod) = waiting.remove(uid) {
         let (namespace, name) = names(&pod);
         report(Progress::Gone { namespace, name });
     }
 }
 
-/// Lists of a node before `kubectl drain` takes over: each round evicts what a list shows
-/// and waits for it to go, and the next list must show nothing left. A pod that reaches a
-/// cordoned node meanwhile (one bound to it by name) makes another round; after this many,
+/// Rounds of a node before `kubectl drain` takes over. A round starts from a list of the node
+/// and watches its pods from that list on: it evicts what the list shows and every pod the
+/// watch shows reaching the node (a cordoned node still takes pods bound to it by name), and
+/// ends when the watch has shown each of them gone, which is what a list made then would show.
+/// Another round, from a new list, only when the round cannot tell: its list was made earlier
+/// (by the batch, ahead of the drain) and showed nothing to evict, or the last pods ended
+/// without the watch saying so (an eviction found the pod gone already). After this many,
 /// `kubectl drain` decides.
 const LISTS: usize = 3;
 
-/// Evicts the pods `kubectl drain` would evict from `node` (cordoned), until a list of the node
-/// shows none left, or `until`; see the module's documentation. An error only when interrupted
-/// (Ctrl-C).
+/// A node's pods as listed, with the list's resourceVersion when the API gave one.
+pub(super) type NodePods = (Vec<Pod>, Option<String>);
+
+/// A list of a node's pods and its resourceVersion, the point the round's watch starts from.
+#[derive(Clone)]
+pub(super) struct Listing {
+    pub pods: Vec<Pod>,
+    pub rv: String,
+}
+
+/// Evicts the pods `kubectl drain` would evict from `node` (cordoned), until none is left, or
+/// `until`; see the module's documentation. `listed`: the node's pods as the batch listed them
+/// a moment ago, the first round's start instead of a list of its own. An error only when
+/// interrupted (Ctrl-C).
 pub(super) fn evict_node(
     api: &ApiClient,
     node: &str,
     options: &DrainOptions,
     until: Instant,
+    listed: Option<Listing>,
     report: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, Error> {
+    let mut listed = listed.filter(|l| !l.rv.is_empty());
     for _ in 0..LISTS {
-        let (pods, rv) = match list_pods(api, node) {
-            Ok(listed) => listed,
-            Err(why) => return Ok(Outcome::HandOver(why)),
+        let (listing, fresh) = match listed.take() {
+            Some(listing) => (listing, false),
+            None => match list_pods(api, node) {
+                Ok((pods, rv)) => (Listing { pods, rv }, true),
+                Err(why) => return Ok(Outcome::HandOver(why)),
+            },
         };
-        match evict_listed(api, node, options, until, pods, &rv, report)? {
-            Round::NothingLeft => return Ok(Outcome::Emptied),
-            Round::AllGone => continue,
+        match evict_listed(api, node, options, until, listing, fresh, report)? {
+            Round::Emptied => return Ok(Outcome::Emptied),
+            Round::ListAgain => continue,
             Round::HandOver(why) => return Ok(Outcome::HandOver(why)),
         }
     }
@@ -255,51 +290,80 @@ pub(super) fn evict_node(
 
 /// How one round of a node's evictions ended.
 enum Round {
-    /// The list showed no pod to evict or to wait for.
-    NothingLeft,
-    /// Every pod the list showed is gone: list again to be sure.
-    AllGone,
+    /// Nothing left to evict or to wait for, as a list made now would show.
+    Emptied,
+    /// Every pod waited for is gone, but only a new list can tell that no other came.
+    ListAgain,
     /// Stopped for this reason.
     HandOver(String),
 }
 
-/// Evicts the pods of a node's list (`rv` its resourceVersion) that `kubectl drain` would
-/// evict, finished pods too, and waits for them and for those already terminating to go.
+/// The pods of a round.
+#[derive(Default)]
+struct RoundPods {
+    /// Pods `kubectl drain` would evict or remove, by uid, until they are gone.
+    waiting: BTreeMap<String, Pod>,
+    /// Of those, the ones to evict (not terminating yet, or refused and due again).
+    to_evict: BTreeSet<String>,
+    /// Pods seen gone: a late event of theirs does not bring them back.
+    gone: BTreeSet<String>,
+}
+
+impl RoundPods {
+    /// Takes `pod` (of the node, from a list or the watch) into the round if `kubectl drain`
+    /// would evict it (unless it is terminating already) or remove it (finished); pods known
+    /// already or gone, and those kubectl drain leaves alone (DaemonSet, mirror pods), are
+    /// passed over. Why kubectl drain would refuse the node, if this pod makes it refuse.
+    fn admit(&mut self, pod: Pod, options: &DrainOptions) -> Result<(), String> {
+        let class = classify(&pod);
+        if class != PodClass::Evictable && class != PodClass::Finished {
+            return Ok(());
+        }
+        let (namespace, name) = names(&pod);
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return Err(format!("pod {namespace}/{name} has no uid"));
+        };
+        if self.waiting.contains_key(&uid) || self.gone.contains(&uid) {
+            return Ok(());
+        }
+        // kubectl drain removes a finished pod whatever its owner and volumes.
+        if class == PodClass::Evictable {
+            if let Some(why) = drain_refusal(&pod, options) {
+                return Err(format!("pod {namespace}/{name} {why}"));
+            }
+        }
+        if pod.metadata.deletion_timestamp.is_none() {
+            self.to_evict.insert(uid.clone());
+        }
+        self.waiting.insert(uid, pod);
+        Ok(())
+    }
+}
+
+/// Evicts the pods of a node's list that `kubectl drain` would evict, finished pods too, and
+/// those the watch from the list's resourceVersion shows arriving, and waits for them and for
+/// those already terminating to go. `fresh`: the list was made just now.
 fn evict_listed(
     api: &ApiClient,
     node: &str,
     options: &DrainOptions,
     until: Instant,
-    pods: Vec<Pod>,
-    rv: &str,
+    listing: Listing,
+    fresh: bool,
     report: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Round, Error> {
-    let mut waiting: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut to_evict: BTreeSet<String> = BTreeSet::new();
-    for pod in pods {
-        let class = classify(&pod);
-        if class != PodClass::Evictable && class != PodClass::Finished {
-            continue;
+    let mut pods = RoundPods::default();
+    for pod in listing.pods {
+        if let Err(why) = pods.admit(pod, options) {
+            return Ok(Round::HandOver(why));
         }
-        let (namespace, name) = names(&pod);
-        // kubectl drain removes a finished pod whatever its owner and volumes.
-        if class == PodClass::Evictable {
-            if let Some(why) = drain_refusal(&pod, options) {
-                return Ok(Round::HandOver(format!("pod {namespace}/{name} {why}")));
-            }
-        }
-        let Some(uid) = pod.metadata.uid.clone() else {
-            return Ok(Round::HandOver(format!(
-                "pod {namespace}/{name} has no uid"
-            )));
-        };
-        if pod.metadata.deletion_timestamp.is_none() {
-            to_evict.insert(uid.clone());
-        }
-        waiting.insert(uid, pod);
     }
-    if waiting.is_empty() {
-        return Ok(Round::NothingLeft);
+    if pods.waiting.is_empty() {
+        return Ok(if fresh {
+            Round::Emptied
+        } else {
+            Round::ListAgain
+        });
     }
     let (tx, rx) = channel();
     let watch_pods = |rv: &str| {
@@ -307,11 +371,11 @@ fn evict_listed(
             api,
             &pods_path(node, Some(rv)),
             tx.clone(),
-            pod_gone,
+            pod_event,
             || Seen::PodsWatchEnded,
         )
     };
-    let Some(mut pods_watch) = watch_pods(rv) else {
+    let Some(mut pods_watch) = watch_pods(&listing.rv) else {
         return Ok(Round::HandOver(format!(
             "the pods of node {node} could not be watched"
         )));
@@ -320,6 +384,8 @@ fn evict_listed(
     let retry = retry_blocked();
     // Refused pods, with when they were last tried.
     let mut blocked: BTreeMap<String, Instant> = BTreeMap::new();
+    // Whether the watch (or a list) has shown the node as it is since the last pod went.
+    let mut seen_to_date = true;
     loop {
         if crate::interrupt::interrupted() {
             return Err(Error::Interrupted(format!(
@@ -327,10 +393,11 @@ fn evict_listed(
                  the pods already evicted from it are recreated by their controllers"
             )));
         }
-        if !to_evict.is_empty() {
-            let batch: Vec<(&String, &Pod)> = waiting
+        if !pods.to_evict.is_empty() {
+            let batch: Vec<(&String, &Pod)> = pods
+                .waiting
                 .iter()
-                .filter(|(uid, _)| to_evict.contains(*uid))
+                .filter(|(uid, _)| pods.to_evict.contains(*uid))
                 .collect();
             let answers = crate::engine::parallel::map(&batch, EVICTIONS_AT_ONCE, |(_, pod)| {
                 evict(api, pod, options.grace_period)
@@ -369,9 +436,11 @@ fn evict_listed(
             }
             for uid in gone {
                 blocked.remove(&uid);
-                waiting.remove(&uid);
+                pods.waiting.remove(&uid);
+                pods.gone.insert(uid);
+                seen_to_date = false;
             }
-            to_evict.clear();
+            pods.to_evict.clear();
             if !blocked.is_empty() && budgets_watch.is_none() {
                 budgets_watch = Watch::start(
                     api,
@@ -384,8 +453,12 @@ fn evict_listed(
                 );
             }
         }
-        if waiting.is_empty() {
-            return Ok(Round::AllGone);
+        if pods.waiting.is_empty() {
+            return Ok(if seen_to_date {
+                Round::Emptied
+            } else {
+                Round::ListAgain
+            });
         }
         let now = Instant::now();
         if now >= until {
@@ -396,14 +469,22 @@ fn evict_listed(
             .map_or(now + TICK, |r| r.min(now + TICK))
             .min(until);
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok(Seen::PodGone(uid)) => forget(&uid, &mut waiting, &mut blocked, report),
+            Ok(Seen::PodGone(uid)) => {
+                forget(&uid, &mut pods, &mut blocked, report);
+                seen_to_date = true;
+            }
+            Ok(Seen::PodOnNode(pod)) => {
+                if let Err(why) = pods.admit(*pod, options) {
+                    return Ok(Round::HandOver(why));
+                }
+            }
             Ok(Seen::BudgetAllows(pdb)) => {
                 for uid in blocked.keys() {
-                    let covered = waiting.get(uid).is_some_and(|pod| {
+                    let covered = pods.waiting.get(uid).is_some_and(|pod| {
                         !pdbs_for_pod(pod, std::slice::from_ref(&pdb)).is_empty()
                     });
                     if covered {
-                        to_evict.insert(uid.clone());
+                        pods.to_evict.insert(uid.clone());
                     }
                 }
             }
@@ -412,20 +493,29 @@ fn evict_listed(
                 if pods_watch.started.elapsed() < Duration::from_secs(1) {
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                let (pods, rv) = match list_pods(api, node) {
+                let (listed, rv) = match list_pods(api, node) {
                     Ok(listed) => listed,
                     Err(why) => return Ok(Round::HandOver(why)),
                 };
-                let present: BTreeSet<String> =
-                    pods.into_iter().filter_map(|p| p.metadata.uid).collect();
-                let left: Vec<String> = waiting
+                let present: BTreeSet<String> = listed
+                    .iter()
+                    .filter_map(|p| p.metadata.uid.clone())
+                    .collect();
+                let left: Vec<String> = pods
+                    .waiting
                     .keys()
                     .filter(|uid| !present.contains(*uid))
                     .cloned()
                     .collect();
                 for uid in left {
-                    forget(&uid, &mut waiting, &mut blocked, report);
+                    forget(&uid, &mut pods, &mut blocked, report);
                 }
+                for pod in listed {
+                    if let Err(why) = pods.admit(pod, options) {
+                        return Ok(Round::HandOver(why));
+                    }
+                }
+                seen_to_date = true;
                 pods_watch = match watch_pods(&rv) {
                     Some(watch) => watch,
                     None => {
@@ -438,7 +528,7 @@ fn evict_listed(
             Ok(Seen::BudgetsWatchEnded) => budgets_watch = None,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                 let now = Instant::now();
-                to_evict.extend(
+                pods.to_evict.extend(
                     blocked
                         .iter()
                         .filter(|(_, tried)| **tried + retry <= now)
@@ -503,12 +593,18 @@ mod tests {
     #[test]
     fn watch_events() {
         assert!(matches!(
-            pod_gone(&json!({"type": "DELETED", "object": {"metadata": {"uid": "u"}}})),
+            pod_event(&json!({"type": "DELETED", "object": {"metadata": {"uid": "u"}}})),
             Some(Seen::PodGone(uid)) if uid == "u"
         ));
-        assert!(
-            pod_gone(&json!({"type": "MODIFIED", "object": {"metadata": {"uid": "u"}}})).is_none()
-        );
+        for kind in ["ADDED", "MODIFIED"] {
+            let event = json!({"type": kind, "object": {"metadata": {"uid": "u", "name": "p"},
+                "spec": {"nodeName": "n-1", "containers": []}}});
+            assert!(matches!(
+                pod_event(&event),
+                Some(Seen::PodOnNode(pod)) if pod.metadata.uid.as_deref() == Some("u")
+            ));
+        }
+        assert!(pod_event(&json!({"type": "BOOKMARK", "object": {"metadata": {}}})).is_none());
         let pdb = |allowed: i32| {
             json!({"type": "MODIFIED", "object": {"metadata": {"name": "b", "namespace": "n"},
                 "status": {"disruptionsAllowed": allowed, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2}}})

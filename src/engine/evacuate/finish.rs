@@ -143,6 +143,7 @@ impl Evacuation<'_> {
             for listed in list_node_pods(kubectl, None, &nodes) {
                 still.extend(
                     listed?
+                        .0
                         .iter()
                         .filter(|p| p.metadata.deletion_timestamp.is_some())
                         .map(key)

@@ -18,7 +18,7 @@ use crate::report::{count, human_duration, Event};
 use crate::tools::apiproxy::ApiClient;
 use crate::tools::kubectl::{parse_drain_line, DrainEvent};
 
-use super::evict::{evict_node, Outcome, Progress};
+use super::evict::{evict_node, Listing, Outcome, Progress};
 use super::{DrainSettings, Session, StepFailure, StepResult};
 
 /// "waiting: pod NS/NAME blocked by PDB NS/PDB (disruptionsAllowed 0)".
@@ -228,6 +228,7 @@ impl NodeDrain<'_, '_> {
         index: usize,
         total: usize,
         evictable: &[Pod],
+        listing: Option<&Listing>,
     ) -> StepResult<()> {
         let reporter = self.session.reporter;
         let kubectl = &self.session.kubectl;
@@ -268,7 +269,8 @@ impl NodeDrain<'_, '_> {
             if let Some(api) = api.take() {
                 let mut options = self.settings.options.clone();
                 options.timeout = limit;
-                match evict_node(api, node, &options, attempt_started + limit, &mut |p| {
+                let until = attempt_started + limit;
+                match evict_node(api, node, &options, until, listing.cloned(), &mut |p| {
                     tally.progress(p)
                 }) {
                     // A list of the node showed nothing left: what kubectl drain would confirm.
