@@ -157,11 +157,17 @@ pub fn generated(nodes: u32, time_scale: f64, budgets: Budgets) -> anyhow::Resul
 }
 
 /// The old pool's nodes and the pods a drain must move off each (DaemonSet pods stay).
+/// A budget's allowance is what it allows with all its pods healthy (the cluster at rest, as
+/// the model assumes), not what it allows this instant: read at the simulator's start, a pod
+/// not Ready yet would otherwise turn a 10% budget into one pod at a time.
 pub fn node_loads(sim: &Sim, pool: &str) -> Vec<NodeLoad> {
     let allowances: Vec<(&PodDisruptionBudget, u32)> = sim
         .objs
         .list::<PodDisruptionBudget>()
-        .map(|p| (p, pdb_view(sim, p).allowed.max(0) as u32))
+        .map(|p| {
+            let view = pdb_view(sim, p);
+            (p, (view.expected - view.desired_healthy).max(0) as u32)
+        })
         .collect();
     pool_nodes(sim, pool)
         .into_iter()
