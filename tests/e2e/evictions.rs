@@ -1,6 +1,7 @@
 //! The drain's own evictions (issue 16): a node's pods are evicted by the plugin through
 //! `kubectl proxy`, not held to kubectl's client-side limit of 5 requests per second; a refused
-//! eviction is tried again when its budget allows; `kubectl drain` still confirms each node; and
+//! eviction is tried again when its budget allows; a node is done when the watch of its pods
+//! shows none left (a pod reaching it meanwhile evicted in turn), with no `kubectl drain`; and
 //! no proxy outlives the run.
 
 use crate::faults_api::wait_until;
