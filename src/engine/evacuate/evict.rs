@@ -228,9 +228,7 @@ fn forget(
     report: &mut dyn FnMut(Progress<'_>),
 ) {
     blocked.remove(uid);
-    pods.gone.insert(uid.to_string());
-    let waiting = &mut pods.waiting;
-    if let Some(pod) = waiting.remove(uid) {
+    if let Some(pod) = pods.remove(uid) {
         let (namespace, name) = names(&pod);
         report(Progress::Gone { namespace, name });
     }
@@ -310,6 +308,12 @@ struct RoundPods {
 }
 
 impl RoundPods {
+    /// The pod `uid` is gone: no longer waited for, and never taken in again.
+    fn remove(&mut self, uid: &str) -> Option<Pod> {
+        self.gone.insert(uid.to_string());
+        self.waiting.remove(uid)
+    }
+
     /// Takes `pod` (of the node, from a list or the watch) into the round if `kubectl drain`
     /// would evict it (unless it is terminating already) or remove it (finished); pods known
     /// already or gone, and those kubectl drain leaves alone (DaemonSet, mirror pods), are
@@ -436,8 +440,7 @@ fn evict_listed(
             }
             for uid in gone {
                 blocked.remove(&uid);
-                pods.waiting.remove(&uid);
-                pods.gone.insert(uid);
+                pods.remove(&uid);
                 seen_to_date = false;
             }
             pods.to_evict.clear();

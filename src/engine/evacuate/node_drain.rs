@@ -273,7 +273,8 @@ impl NodeDrain<'_, '_> {
                 match evict_node(api, node, &options, until, listing.cloned(), &mut |p| {
                     tally.progress(p)
                 }) {
-                    // A list of the node showed nothing left: what kubectl drain would confirm.
+                    // Nothing left on the node (its watch, or a list, showed it): what kubectl
+                    // drain would confirm.
                     Ok(Outcome::Emptied) => break Ok(()),
                     Ok(Outcome::HandOver(why)) => reporter.detail(&format!(
                         "node {node}: the plugin's evictions stopped ({why}); kubectl drain goes on"
